@@ -1,0 +1,17 @@
+"""precache's configuration options, one module per option group.
+
+Options that belong to a plugin are declared by the plugin itself (see
+:mod:`precache.plugin`) and registered when the plugin is loaded.
+"""
+
+from oslo_config import cfg
+
+from precache.conf import agent
+from precache.conf import glance
+from precache.conf import rpc
+from precache.conf import service
+
+CONF = cfg.CONF
+
+for _module in (agent, glance, rpc, service):
+    _module.register_opts(CONF)

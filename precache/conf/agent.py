@@ -1,0 +1,89 @@
+"""Options of precache-agent, the compute-host side."""
+
+from oslo_config import cfg
+
+agent_group = cfg.OptGroup(
+    'agent', title='precache-agent',
+    help='How the agent on a compute host downloads, verifies and stores '
+         'images.')
+
+agent_opts = [
+    cfg.StrOpt('store',
+               default='nova-libvirt',
+               help='ImageStore plugin (namespace precache.stores) deciding '
+                    'where a verified image lands. nova-libvirt writes into '
+                    'nova-compute\'s image cache (_base); directory keeps '
+                    'images in a plain directory.'),
+    cfg.IntOpt('max_concurrent_downloads',
+               default=1, min=1, mutable=True,
+               help='Images downloaded at the same time. Further requests '
+                    'wait their turn.'),
+    cfg.IntOpt('bandwidth_limit',
+               default=0, min=0, mutable=True,
+               help='Cap on the bytes per second received by all downloads '
+                    'of this agent together; 0 means no cap. Use it to '
+                    'keep pre-caching from competing with instance '
+                    'traffic.'),
+    cfg.FloatOpt('start_delay_window',
+                 default=0.0, min=0.0, mutable=True,
+                 help='Each download waits a random delay of up to this many '
+                      'seconds before it starts, so that hosts behind the '
+                      'same cache proxy do not all miss it at once and the '
+                      'first request warms the cache.'),
+    cfg.IntOpt('disk_reserve_mb',
+               default=10240, min=0, mutable=True,
+               help='Free space (MiB) that must remain on the store\'s file '
+                    'system after an image lands. A download that would '
+                    'leave less is refused before it starts.'),
+    cfg.IntOpt('cache_size_cap_mb',
+               default=0, min=0, mutable=True,
+               help='Upper bound (MiB) for the images precache keeps in the '
+                    'store; 0 means no cap. A download that would exceed it '
+                    'is refused.'),
+    cfg.ListOpt('proxies',
+                default=[],
+                help='HTTP cache proxies (URLs such as '
+                     'http://squid1.example.org:3128) for http sources. Each '
+                     'host picks its proxy by consistent hashing of its host '
+                     'name and fails over to the next ones, then to the '
+                     'origin.'),
+    cfg.BoolOpt('direct_after_proxies',
+                default=True,
+                help='After every proxy failed, try the origin directly.'),
+    cfg.IntOpt('download_retries',
+               default=3, min=0,
+               help='Times a broken HTTP transfer is resumed (with a Range '
+                    'request) before the source counts as failed.'),
+    cfg.FloatOpt('connect_timeout',
+                 default=10.0, min=0.1,
+                 help='Seconds to wait for a source to accept a '
+                      'connection.'),
+    cfg.FloatOpt('read_timeout',
+                 default=60.0, min=0.1,
+                 help='Seconds without receiving a byte after which a '
+                      'transfer counts as broken.'),
+    cfg.IntOpt('heartbeat_interval',
+               default=60, min=1,
+               help='Seconds between two heartbeats carrying this host\'s '
+                    'inventory and disk figures to the service.'),
+    cfg.IntOpt('keepalive_interval',
+               default=3600, min=60,
+               help='Seconds between two touches of the images the service '
+                    'still wants, which keeps Nova\'s cache manager from '
+                    'aging them out. Must be well below Nova\'s '
+                    'remove_unused_original_minimum_age_seconds.'),
+    cfg.ListOpt('labels',
+                default=[],
+                help='Labels of this host (aggregate or availability zone '
+                     'names, ...). Cache requests targeted at labels are '
+                     'acted on only by hosts carrying one of them.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(agent_group)
+    conf.register_opts(agent_opts, group=agent_group)
+
+
+def list_opts():
+    return {agent_group: agent_opts}

@@ -1,0 +1,81 @@
+"""Writing files so that no reader ever sees a partial one."""
+
+import contextlib
+import os
+import tempfile
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+#: Prefix of every temporary file precache creates; files starting with it
+#: are precache's own leftovers and may be removed at start.
+TEMP_PREFIX = '.precache-tmp-'
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode=0o644):
+    """Yield a binary file object whose content replaces ``path`` on success.
+
+    The temporary file lives in the same directory (so the final rename is
+    atomic) under a name starting with :data:`TEMP_PREFIX`. On success it
+    is fsynced, given ``mode``, renamed over ``path`` and the directory is
+    fsynced. On any exception it is removed and the exception propagates.
+    """
+    directory = os.path.dirname(path) or '.'
+    fd, tmp_path = tempfile.mkstemp(
+        prefix=TEMP_PREFIX, suffix='.' + os.path.basename(path),
+        dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as fileobj:
+            yield fileobj
+            fileobj.flush()
+            os.fsync(fileobj.fileno())
+        os.chmod(tmp_path, mode)
+        os.rename(tmp_path, path)
+        fsync_dir(directory)
+    except BaseException:
+        remove_quietly(tmp_path)
+        raise
+
+
+def fsync_dir(directory):
+    """fsync a directory so that a rename in it is durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path):
+    """Remove ``path`` if it exists; log other failures."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        LOG.warning('Could not remove %s: %s', path, exc)
+
+
+def remove_leftovers(directory):
+    """Remove precache's temporary files left in ``directory`` by a crash.
+
+    Only files whose name starts with :data:`TEMP_PREFIX` are touched.
+
+    :returns: the list of removed paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        if name.startswith(TEMP_PREFIX):
+            path = os.path.join(directory, name)
+            remove_quietly(path)
+            removed.append(path)
+    if removed:
+        LOG.info('Removed %d leftover temporary file(s) in %s',
+                 len(removed), directory)
+    return removed

@@ -1,0 +1,84 @@
+"""The image record that flows through the service's pipeline."""
+
+import dataclasses
+import hashlib
+
+# Fields of a Glance image that precache keeps; the rest is ignored.
+GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format', 'size',
+                 'virtual_size', 'os_hash_algo', 'os_hash_value', 'checksum',
+                 'updated_at', 'owner', 'visibility', 'status')
+
+
+@dataclasses.dataclass
+class ImageRecord(object):
+    """What precache knows of one image.
+
+    ``size``, ``os_hash_algo``/``os_hash_value`` and ``checksum`` describe
+    the image's bytes as Glance stores them (a qcow2 image's hash is the
+    hash of the qcow2 file). Listers return these records; fetchers,
+    servers and agents verify bytes against them.
+    """
+
+    id: str
+    name: str = None
+    disk_format: str = None
+    container_format: str = None
+    size: int = None
+    virtual_size: int = None
+    os_hash_algo: str = None
+    os_hash_value: str = None
+    checksum: str = None
+    updated_at: str = None
+    owner: str = None
+    visibility: str = None
+    status: str = 'active'
+    #: Names of the listers that returned this image.
+    listed_by: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_glance(cls, image, lister=None):
+        """Build a record from a glanceclient image (a dict-like object)."""
+        fields = {name: image.get(name) for name in GLANCE_FIELDS}
+        record = cls(**fields)
+        if lister:
+            record.listed_by.append(lister)
+        return record
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build a record from :meth:`to_dict` output (e.g. from meta)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self):
+        """Return a JSON-serialisable dict of the record."""
+        return dataclasses.asdict(self)
+
+    @property
+    def verification(self):
+        """Return ``(algorithm, expected hex digest)`` to verify bytes with.
+
+        Glance's multihash is preferred; the md5 ``checksum`` is used only
+        when there is no multihash. ``(None, None)`` when there is neither.
+        """
+        if self.os_hash_algo and self.os_hash_value:
+            return self.os_hash_algo, self.os_hash_value
+        if self.checksum:
+            return 'md5', self.checksum
+        return None, None
+
+    @property
+    def version_key(self):
+        """A value that changes whenever the image's bytes change."""
+        algo, value = self.verification
+        return '%s:%s:%s' % (algo, value, self.size)
+
+    @property
+    def cache_name(self):
+        """The file name Nova's libvirt driver uses for this image."""
+        return nova_cache_name(self.id)
+
+
+def nova_cache_name(image_id):
+    """Return ``sha1(image_id)``, the base file name Nova's libvirt uses."""
+    return hashlib.sha1(image_id.encode('utf-8')).hexdigest()
