@@ -72,6 +72,13 @@ agent_opts = [
                     'still wants, which keeps Nova\'s cache manager from '
                     'aging them out. Must be well below Nova\'s '
                     'remove_unused_original_minimum_age_seconds.'),
+    cfg.IntOpt('wanted_expiry',
+               default=6 * 3600, min=60,
+               help='Seconds after its last cache request (or after its '
+                    'pin_until) during which an image is still kept alive '
+                    'by touches. The service re-sends its requests every '
+                    'run, so this only matters when an image is no longer '
+                    'listed or the service is down.'),
     cfg.ListOpt('labels',
                 default=[],
                 help='Labels of this host (aggregate or availability zone '

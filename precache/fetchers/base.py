@@ -1,6 +1,7 @@
 """The ImageFetcher plugin interface (namespace ``precache.fetchers``)."""
 
 import abc
+import threading
 
 from oslo_log import log as logging
 
@@ -26,6 +27,14 @@ class ImageFetcher(plugin.Plugin, metaclass=abc.ABCMeta):
     def __init__(self, conf):
         super().__init__(conf)
         self.staging = staging.StagingArea(conf.service.staging_dir)
+        self._cancelled = threading.Event()
+
+    def cancel(self):
+        """Make fetches in progress fail at their next chunk.
+
+        Called when the service stops; the partial file is removed.
+        """
+        self._cancelled.set()
 
     def fetch(self, image):
         """Return the local path of ``image``'s verified bytes.
@@ -44,6 +53,10 @@ class ImageFetcher(plugin.Plugin, metaclass=abc.ABCMeta):
         with self.staging.writer(image) as out:
             try:
                 for chunk in self.iter_chunks(image):
+                    if self._cancelled.is_set():
+                        raise exception.FetchFailed(
+                            image_id=image.id, reason='the service is '
+                            'stopping; the partial download was removed')
                     out.write(chunk)
             except exception.PrecacheException:
                 raise

@@ -1,0 +1,180 @@
+"""The agent's RPC endpoint and periodic tasks."""
+
+import random
+import threading
+import time
+
+from oslo_log import log as logging
+import oslo_messaging as messaging
+
+from precache.agent import download
+from precache.agent import targeting
+from precache.agent import wanted
+from precache import exception
+from precache import image as image_mod
+from precache import meta as meta_mod
+from precache import plugin
+from precache import rpc
+from precache import version
+
+LOG = logging.getLogger(__name__)
+
+CACHED = 'cached'
+EXISTING = 'existing'
+FAILED = 'failed'
+
+
+class AgentManager(object):
+    """Turns ``cache(image_id, meta)`` casts into images in the store.
+
+    Endpoint methods run in oslo.messaging's thread pool: requests for
+    different images proceed in parallel (up to
+    ``[agent] max_concurrent_downloads`` downloads at a time); a request
+    for an image already being cached is dropped, so an image is never
+    downloaded twice at once.
+
+    :param conf: the process's ConfigOpts.
+    :param service_api: a :class:`precache.service.rpcapi.ServiceAPI` that
+        receives reports and heartbeats.
+    """
+
+    target = messaging.Target(version='1.0')
+
+    def __init__(self, conf, service_api, store=None, downloader=None):
+        self.conf = conf
+        self.host = conf.host
+        self.service_api = service_api
+        self.store = store or plugin.load_plugin(
+            'precache.stores', conf.agent.store, conf,
+            option='[agent] store')
+        self.downloader = downloader or download.Downloader(conf)
+        self.wanted = wanted.WantedImages(conf.agent.wanted_expiry)
+        self._slots = threading.BoundedSemaphore(
+            conf.agent.max_concurrent_downloads)
+        self._inflight_lock = threading.Lock()
+        self._inflight = set()
+
+    # RPC API ------------------------------------------------------------
+
+    def cache(self, context, image_id, meta):
+        """Cache one image (RPC cast, idempotent)."""
+        try:
+            meta_mod.validate(meta)
+            if meta['image']['id'] != image_id:
+                raise exception.InvalidMeta(
+                    reason='image_id %s differs from meta image id %s'
+                    % (image_id, meta['image']['id']))
+        except exception.InvalidMeta as exc:
+            LOG.error('Refusing cache request for image %s: %s',
+                      image_id, exc)
+            self._report(image_id, FAILED, code=exc.code, reason=str(exc))
+            return
+        if not targeting.is_targeted(meta.get('targets'), self.host,
+                                     self.conf.agent.labels):
+            LOG.debug('Image %s is not meant for this host', image_id)
+            return
+        image = image_mod.ImageRecord.from_dict(meta['image'])
+        if not self.wanted.add(image, meta):
+            LOG.info('Ignoring a stale request for image %s', image_id)
+            return
+        if not self._claim(image_id):
+            LOG.info('Image %s is already being cached here', image_id)
+            return
+        try:
+            self._cache(image, meta)
+        finally:
+            self._release(image_id)
+
+    # Work ---------------------------------------------------------------
+
+    def _claim(self, image_id):
+        with self._inflight_lock:
+            if image_id in self._inflight:
+                return False
+            self._inflight.add(image_id)
+            return True
+
+    def _release(self, image_id):
+        with self._inflight_lock:
+            self._inflight.discard(image_id)
+
+    def _cache(self, image, meta):
+        started = time.monotonic()
+        result = {}
+        try:
+            if self.store.exists(image):
+                self.store.touch(image)
+                status = EXISTING
+            else:
+                self._start_delay(image)
+                with self._slots:
+                    status = self._land(image, meta, result)
+        except exception.PrecacheException as exc:
+            LOG.error('Caching image %s failed: %s', image.id, exc)
+            self._report(image.id, FAILED, code=exc.code, reason=str(exc),
+                         seconds=time.monotonic() - started,
+                         generation=meta['generation'])
+            return FAILED
+        except Exception as exc:
+            LOG.exception('Caching image %s failed unexpectedly', image.id)
+            self._report(image.id, FAILED, code='unexpected',
+                         reason='%s: %s' % (type(exc).__name__, exc),
+                         seconds=time.monotonic() - started,
+                         generation=meta['generation'])
+            return FAILED
+        seconds = time.monotonic() - started
+        LOG.info('Image %s %s in %.1fs', image.id, status, seconds)
+        self._report(image.id, status, seconds=seconds,
+                     generation=meta['generation'],
+                     bytes=result.get('bytes_received', 0),
+                     source=result.get('method'))
+        return status
+
+    def _land(self, image, meta, result):
+        self.store.check_space(image)
+
+        def write(fileobj):
+            result.update(self.downloader.download(image, meta['sources'],
+                                                   fileobj))
+
+        return self.store.land(image, write)
+
+    def _start_delay(self, image):
+        window = self.conf.agent.start_delay_window
+        if window > 0:
+            delay = random.uniform(0, window)
+            LOG.debug('Image %s: waiting %.1fs before downloading',
+                      image.id, delay)
+            time.sleep(delay)
+
+    def _report(self, image_id, status, **detail):
+        try:
+            self.service_api.report(rpc.get_context(), self.host,
+                                    image_id, status, detail)
+        except Exception:
+            LOG.exception('Could not report image %s %s to the service',
+                          image_id, status)
+
+    # Periodic tasks -------------------------------------------------------
+
+    def keep_alive(self):
+        """Touch the images still wanted; let a store expire the others."""
+        images = self.wanted.current()
+        for image in images:
+            if self.store.exists(image):
+                self.store.touch(image)
+        expire = getattr(self.store, 'expire', None)
+        if expire is not None:
+            expire([image.id for image in images])
+        LOG.debug('Keep-alive: touched %d wanted image(s)', len(images))
+
+    def heartbeat(self):
+        """Send this host's inventory and disk figures to the service."""
+        status = {'version': version.version_string(),
+                  'labels': list(self.conf.agent.labels),
+                  'disk': self.store.disk_usage(),
+                  'inventory': self.store.inventory()}
+        try:
+            self.service_api.heartbeat(rpc.get_context(), self.host, status)
+        except Exception:
+            LOG.exception('Could not send a heartbeat to the service')

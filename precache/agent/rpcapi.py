@@ -1,0 +1,37 @@
+"""Client side of the agents' RPC API (used by the service and the CLI)."""
+
+import oslo_messaging as messaging
+
+from precache import rpc
+
+
+class AgentAPI(object):
+    """Calls sent to precache-agents.
+
+    API version history:
+
+    * 1.0 - Initial version: ``cache(image_id, meta)`` as a fanout to every
+      agent or a cast to one host.
+    """
+
+    RPC_API_VERSION = '1.0'
+
+    def __init__(self, conf, version_cap=None):
+        target = messaging.Target(topic=conf.rpc.agent_topic, version='1.0')
+        self.client = rpc.get_client(target,
+                                     version_cap=version_cap or
+                                     self.RPC_API_VERSION)
+
+    def cache(self, context, image_id, meta, host=None):
+        """Ask agents to cache an image.
+
+        :param image_id: the image's id (also in ``meta``).
+        :param meta: a dict built by :func:`precache.meta.build`.
+        :param host: cast to this host only; by default fan out to every
+            agent (at most once: an agent that is down misses it).
+        """
+        if host:
+            cctxt = self.client.prepare(server=host)
+        else:
+            cctxt = self.client.prepare(fanout=True)
+        cctxt.cast(context, 'cache', image_id=image_id, meta=meta)

@@ -1,0 +1,54 @@
+"""Console scripts.
+
+oslo.service's threading backend is selected here, before anything imports
+``oslo_service.service``: precache never uses eventlet.
+"""
+
+import sys
+
+from oslo_log import log as logging
+from oslo_service import backend
+
+try:
+    backend.init_backend(backend.BackendType.THREADING)
+except backend.exceptions.BackendAlreadySelected:
+    pass
+
+from precache import conf as precache_conf  # noqa: E402
+from precache import exception  # noqa: E402
+from precache import version  # noqa: E402
+
+LOG = logging.getLogger(__name__)
+
+
+def prepare(argv, description=None):
+    """Parse the command line and config files; set up logging.
+
+    :returns: the global ConfigOpts.
+    """
+    conf = precache_conf.CONF
+    logging.register_options(conf)
+    conf(argv, project='precache', version=version.version_string(),
+         description=description)
+    logging.setup(conf, 'precache')
+    return conf
+
+
+def run_service(make_service, argv, description):
+    """Build a service and run it under oslo.service until it stops.
+
+    A configuration error (a missing plugin, a refused store) is printed
+    and ends the process with status 2 before anything starts.
+    """
+    from oslo_service import service
+
+    conf = prepare(argv, description)
+    try:
+        svc = make_service(conf)
+    except exception.ConfigurationError as exc:
+        LOG.error('%s', exc)
+        print('error: %s' % exc, file=sys.stderr)
+        return 2
+    launcher = service.launch(conf, svc, restart_method='mutate')
+    launcher.wait()
+    return 0

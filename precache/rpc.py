@@ -1,0 +1,88 @@
+"""The control plane: one place owning the oslo.messaging transport, RPC
+clients and servers, and the notifier.
+
+Servers are created without ``executor=``: oslo.messaging then dispatches
+to a pool of native threads, so endpoints must be thread-safe.
+"""
+
+from oslo_context import context as oslo_context
+from oslo_log import log as logging
+import oslo_messaging as messaging
+
+LOG = logging.getLogger(__name__)
+
+TRANSPORT = None
+NOTIFICATION_TRANSPORT = None
+NOTIFIER = None
+
+
+class RequestContextSerializer(messaging.Serializer):
+    """Carries an :class:`oslo_context.context.RequestContext` over RPC."""
+
+    def serialize_entity(self, context, entity):
+        return entity
+
+    def deserialize_entity(self, context, entity):
+        return entity
+
+    def serialize_context(self, context):
+        return context.to_dict()
+
+    def deserialize_context(self, context):
+        return oslo_context.RequestContext.from_dict(context)
+
+
+def init(conf):
+    """Create the transports and the notifier from ``conf``."""
+    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    if TRANSPORT is None:
+        TRANSPORT = messaging.get_rpc_transport(conf)
+    if NOTIFICATION_TRANSPORT is None:
+        NOTIFICATION_TRANSPORT = messaging.get_notification_transport(conf)
+    if NOTIFIER is None:
+        NOTIFIER = messaging.Notifier(
+            NOTIFICATION_TRANSPORT, publisher_id='precache.%s' % conf.host,
+            serializer=RequestContextSerializer())
+
+
+def cleanup():
+    """Close the transports (at process exit and between tests)."""
+    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    for transport in (TRANSPORT, NOTIFICATION_TRANSPORT):
+        if transport is not None:
+            transport.cleanup()
+    TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
+
+
+def initialized():
+    return TRANSPORT is not None
+
+
+def get_client(target, version_cap=None):
+    """Return an RPC client for ``target``; :func:`init` must have run."""
+    assert TRANSPORT is not None, 'precache.rpc.init() was not called'
+    return messaging.get_rpc_client(
+        TRANSPORT, target, version_cap=version_cap,
+        serializer=RequestContextSerializer())
+
+
+def get_server(target, endpoints):
+    """Return an RPC server dispatching ``target`` to ``endpoints``."""
+    assert TRANSPORT is not None, 'precache.rpc.init() was not called'
+    return messaging.get_rpc_server(
+        TRANSPORT, target, endpoints,
+        serializer=RequestContextSerializer())
+
+
+def get_notifier(publisher_id=None):
+    """Return the notifier, optionally for another publisher id."""
+    assert NOTIFIER is not None, 'precache.rpc.init() was not called'
+    if publisher_id:
+        return NOTIFIER.prepare(publisher_id=publisher_id)
+    return NOTIFIER
+
+
+def get_context():
+    """Return the request context precache's own casts are sent with."""
+    return oslo_context.RequestContext(
+        user_id='precache', project_id=None, overwrite=False)
