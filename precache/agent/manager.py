@@ -36,13 +36,17 @@ class AgentManager(object):
     :param conf: the process's ConfigOpts.
     :param service_api: a :class:`precache.service.rpcapi.ServiceAPI` that
         receives reports and heartbeats.
+    :param store: the ImageStore; by default the ``[agent] store`` plugin.
+    :param downloader: the Downloader; by default one built from ``conf``.
+    :param host: this agent's host name; ``[DEFAULT] host`` by default.
     """
 
     target = messaging.Target(version='1.0')
 
-    def __init__(self, conf, service_api, store=None, downloader=None):
+    def __init__(self, conf, service_api, store=None, downloader=None,
+                 host=None):
         self.conf = conf
-        self.host = conf.host
+        self.host = host or conf.host
         self.service_api = service_api
         self.store = store or plugin.load_plugin(
             'precache.stores', conf.agent.store, conf,

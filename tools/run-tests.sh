@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run precache's whole test suite on a fresh Debian/Ubuntu machine:
+# installs the system packages and tox, then runs style checks, unit tests,
+# the sample-config drift check and the functional suite against real
+# RabbitMQ, Glance, Swift and qemu-img started by the test harness.
+#
+#   tools/run-tests.sh            # everything
+#   tools/run-tests.sh py3        # only the given tox environments
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="python3-venv python3-dev gcc git rabbitmq-server qemu-utils
+  memcached zstd curl"
+
+install_system_packages() {
+    local missing=()
+    for pkg in $APT_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+            grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "Installing system packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"
+}
+
+install_tox() {
+    if [ ! -x .tox-bootstrap/bin/tox ]; then
+        python3 -m venv .tox-bootstrap
+        .tox-bootstrap/bin/pip install -q --upgrade pip
+        .tox-bootstrap/bin/pip install -q 'tox>=4'
+    fi
+}
+
+install_system_packages
+install_tox
+envs="${*:-pep8,py3,functional}"
+exec .tox-bootstrap/bin/tox -e "$envs"
