@@ -17,9 +17,11 @@ class ImageServer(plugin.Plugin, metaclass=abc.ABCMeta):
     needs_local_copy = True
 
     def start(self):
-        """Start whatever runs for the life of the service (a web server,
-        a seeder). Called once before the first run; the default does
-        nothing."""
+        """Start what runs for the life of the service.
+
+        A web server or a seeder, for instance. Called once before the
+        first run; the default does nothing.
+        """
 
     def stop(self):
         """Stop what :meth:`start` started. The default does nothing."""
