@@ -1,0 +1,202 @@
+"""Real control-plane parts for functional tests.
+
+:class:`MessagingFixture` points this process at a real RabbitMQ with
+topics of its own (tests running in parallel on one broker never see each
+other's casts); :class:`ServiceEndpointFixture` plays the service's RPC
+endpoint and records what agents report; :class:`AgentProcessFixture`
+runs a real ``precache-agent`` in a separate process.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import fixtures
+from oslo_config import cfg
+import oslo_messaging as messaging
+from oslo_messaging import conffixture
+
+from precache import rpc
+from precache.service import manager as service_manager
+
+DEFAULT_TIMEOUT = 60
+
+
+class MessagingFixture(fixtures.Fixture):
+    """Configure ``cfg.CONF`` for a broker and initialise precache.rpc.
+
+    :param transport_url: the broker's URL.
+    """
+
+    def __init__(self, transport_url):
+        super().__init__()
+        self.transport_url = transport_url
+        suffix = uuid.uuid4().hex[:8]
+        self.agent_topic = 'precache-agent-test-' + suffix
+        self.service_topic = 'precache-service-test-' + suffix
+
+    def _setUp(self):
+        messaging_conf = self.useFixture(conffixture.ConfFixture(cfg.CONF))
+        messaging_conf.transport_url = self.transport_url
+        cfg.CONF.set_override('agent_topic', self.agent_topic, group='rpc')
+        cfg.CONF.set_override('service_topic', self.service_topic,
+                              group='rpc')
+        self.addCleanup(cfg.CONF.clear_override, 'agent_topic', group='rpc')
+        self.addCleanup(cfg.CONF.clear_override, 'service_topic',
+                        group='rpc')
+        rpc.cleanup()
+        rpc.init(cfg.CONF)
+        self.addCleanup(rpc.cleanup)
+
+
+class ServiceEndpointFixture(fixtures.Fixture):
+    """The service's RPC endpoint, recording reports and heartbeats."""
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+        self.reports = []
+        self.heartbeats = []
+        self._changed = threading.Condition()
+
+    def _setUp(self):
+        self.manager = service_manager.ServiceManager(self.conf)
+        self.manager.add_listener(self._record)
+        target = messaging.Target(topic=self.conf.rpc.service_topic,
+                                  server='test-service')
+        self.server = rpc.get_server(target, [self.manager])
+        self.server.start()
+        self.addCleanup(self._stop)
+
+    def _stop(self):
+        self.server.stop()
+        self.server.wait()
+
+    def _record(self, kind, host, payload):
+        with self._changed:
+            entry = dict(payload, host=host)
+            (self.reports if kind == 'report' else
+             self.heartbeats).append(entry)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout=DEFAULT_TIMEOUT, what='a message'):
+        """Wait until ``predicate(self)`` is true; return its value."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        'Timed out after %ss waiting for %s; reports: %s'
+                        % (timeout, what, self.reports))
+                self._changed.wait(left)
+
+    def report_for(self, host, image_id, after=0, timeout=DEFAULT_TIMEOUT):
+        """Wait for the ``after``-th+1 report of ``host`` on ``image_id``."""
+        def found(endpoint):
+            matching = [r for r in endpoint.reports
+                        if r['host'] == host and r['image_id'] == image_id]
+            return matching[after] if len(matching) > after else None
+        return self.wait_for(found, timeout,
+                             'a report of %s on %s' % (host, image_id))
+
+    def count_reports(self, host, image_id):
+        with self._changed:
+            return len([r for r in self.reports if r['host'] == host and
+                        r['image_id'] == image_id])
+
+    def wait_for_heartbeat(self, host, timeout=DEFAULT_TIMEOUT):
+        return self.wait_for(
+            lambda e: [h for h in e.heartbeats if h['host'] == host],
+            timeout, 'a heartbeat of %s' % host)
+
+
+class AgentProcessFixture(fixtures.Fixture):
+    """A real ``precache-agent`` process with a Nova-style store.
+
+    :param messaging_fixture: a set-up :class:`MessagingFixture`.
+    :param host: the agent's host name.
+    :param base_dir: directory for the agent's files (instances path,
+        state, config, log).
+    :param options: extra ``{group: {option: value}}`` for its config file.
+    """
+
+    def __init__(self, messaging_fixture, host, base_dir, options=None):
+        super().__init__()
+        self.messaging = messaging_fixture
+        self.host = host
+        self.base_dir = os.path.join(base_dir, host)
+        self.instances_path = os.path.join(self.base_dir, 'instances')
+        self.base_path = os.path.join(self.instances_path, '_base')
+        self.options = options or {}
+        self.process = None
+
+    def _setUp(self):
+        os.makedirs(self.base_dir, exist_ok=True)
+        self.config_file = os.path.join(self.base_dir, 'precache.conf')
+        self.log_file = os.path.join(self.base_dir, 'agent.log')
+        self._write_config()
+        self.start()
+        self.addCleanup(self.stop)
+
+    def _write_config(self):
+        groups = {
+            'DEFAULT': {'host': self.host,
+                        'transport_url': self.messaging.transport_url,
+                        'log_file': self.log_file, 'debug': 'true'},
+            'rpc': {'agent_topic': self.messaging.agent_topic,
+                    'service_topic': self.messaging.service_topic},
+            'agent': {'store': 'nova-libvirt', 'disk_reserve_mb': 0,
+                      'heartbeat_interval': 2},
+            'nova_libvirt': {'read_nova_config': 'false',
+                             'instances_path': self.instances_path,
+                             'state_dir': os.path.join(self.base_dir,
+                                                       'state')},
+        }
+        for group, values in self.options.items():
+            groups.setdefault(group, {}).update(values)
+        with open(self.config_file, 'w') as f:
+            for group, values in groups.items():
+                f.write('[%s]\n' % group)
+                for key, value in values.items():
+                    if isinstance(value, (list, tuple)):
+                        value = ','.join(str(v) for v in value)
+                    f.write('%s = %s\n' % (key, value))
+
+    def start(self):
+        """Start the agent process (again, after :meth:`kill`)."""
+        self.process = subprocess.Popen(
+            [sys.executable, '-m', 'precache.cmd.agent',
+             '--config-file', self.config_file],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kill the agent's process group abruptly."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(30)
+
+    def stop(self):
+        """Stop the agent with SIGTERM, SIGKILL after 20 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log_file, errors='replace') as f:
+                return ''.join(f.readlines()[-lines:])
+        except OSError as exc:
+            return '(no log: %s)' % exc
