@@ -1,0 +1,26 @@
+"""Base class of the functional tests (real servers, real clients)."""
+
+from precache import glance
+from precache.tests import base
+
+
+class FunctionalTestCase(base.TestCase):
+    """A :class:`precache.tests.base.TestCase` for tests on real servers.
+
+    The servers themselves are fixtures in
+    :mod:`precache.tests.functional.servers`.
+    """
+
+    def use_glance(self, glance_server):
+        """Point the ``[glance]`` options at a test Glance server.
+
+        The server has no Keystone: keystoneauth1's ``none`` plugin and the
+        server's endpoint are configured, as an operator would.
+
+        :param glance_server: a started
+            :class:`~precache.tests.functional.servers.glance.GlanceServerFixture`.
+        """
+        self.config_fixture.register_opts(glance.auth_plugin_opts('none'),
+                                          group='glance')
+        self.flags(group='glance', auth_type='none',
+                   endpoint=glance_server.endpoint)
