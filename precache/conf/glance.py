@@ -24,9 +24,18 @@ def register_opts(conf):
     conf.register_opts(glance_opts, group=glance_group)
     ks_loading.register_session_conf_options(conf, GROUP)
     ks_loading.register_auth_conf_options(conf, GROUP)
-    ks_loading.register_adapter_conf_options(conf, GROUP)
-    conf.set_default('service_type', 'image', group=GROUP)
-    conf.set_default('valid_interfaces', ['internal', 'public'], group=GROUP)
+    conf.register_opts(_adapter_opts(), group=GROUP)
+
+
+def _adapter_opts():
+    """keystoneauth1's adapter options with Glance's defaults."""
+    opts = ks_loading.get_adapter_conf_options(include_deprecated=False)
+    for opt in opts:
+        if opt.dest == 'service_type':
+            opt.default = 'image'
+        elif opt.dest == 'valid_interfaces':
+            opt.default = ['internal', 'public']
+    return opts
 
 
 def list_opts():
@@ -34,7 +43,7 @@ def list_opts():
             ks_loading.get_session_conf_options() +
             ks_loading.get_auth_common_conf_options() +
             ks_loading.get_auth_plugin_conf_options('password') +
-            ks_loading.get_adapter_conf_options(include_deprecated=False))
+            _adapter_opts())
     # Sort by name so the generated sample is stable.
     return {glance_group: sorted(_unique(opts), key=lambda o: o.name)}
 
