@@ -1,0 +1,171 @@
+"""Downloading an image from the sources ``meta`` lists.
+
+For each source in turn, until one delivers verified bytes::
+
+    source plugin ──► throttle ──► decompress ──► verify (hash, size)
+    (read thread)                  + sparse write  (hash thread)
+                                   (caller's thread)
+
+Each arrow is a bounded queue (see :mod:`precache.agent.pipeline`): memory
+stays at a few chunks whatever the image's size, and reading,
+decompressing (and writing) and hashing run on different CPUs. Hashing
+the image (sha512 by default) is the most expensive step; it has a thread
+of its own.
+"""
+
+import threading
+import time
+import zlib
+
+from oslo_log import log as logging
+import zstandard
+
+from precache.agent import pipeline
+from precache.agent import sparse
+from precache.agent import throttle
+from precache import compression
+from precache import exception
+from precache import plugin
+from precache import verify
+
+LOG = logging.getLogger(__name__)
+
+NAMESPACE = 'precache.sources'
+
+#: Largest chunk the decompressor hands to the verify-and-write stage.
+WRITE_SIZE = 1024 * 1024
+
+# Failures after which the next source is tried: the source's fault, or
+# bytes that are not the image's.
+_SOURCE_ERRORS = (exception.PrecacheException, zstandard.ZstdError,
+                  zlib.error)
+
+
+class Downloader(object):
+    """Downloads images for the agent; one instance serves all downloads.
+
+    Source plugins are loaded on first use and kept. Every download shares
+    the process's bandwidth cap (``[agent] bandwidth_limit``).
+
+    :param conf: the process's ConfigOpts.
+    """
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.throttle = throttle.shared(conf)
+        self._plugins = {}
+        self._lock = threading.Lock()
+
+    def download(self, image, sources, fileobj):
+        """Write ``image``'s verified bytes into ``fileobj``.
+
+        :param image: the :class:`~precache.image.ImageRecord` to download;
+            its hash and size are what the bytes are verified against.
+        :param sources: ``meta['sources']``, tried in order. A source whose
+            method has no plugin here is skipped with a warning.
+        :param fileobj: a seekable binary file open for writing (a temporary
+            file of the store). It is emptied before each source is tried;
+            zero blocks are left as holes. Not fsynced: that is the store's
+            job.
+        :returns: ``{'method', 'locator', 'bytes_received',
+            'bytes_written', 'seconds'}``: the source used, the bytes that
+            travelled, the image's bytes and the time taken.
+        :raises NoVerifiableHash: the image has no hash to verify against.
+        :raises AllSourcesFailed: no source delivered the image's bytes;
+            the message gives each source's reason.
+        :raises OSError: writing ``fileobj`` failed (e.g. the disk is
+            full).
+        """
+        verify.Verifier(image)  # Fail at once when there is no hash.
+        reasons = []
+        for number, source in enumerate(sources, 1):
+            method = source.get('method')
+            source_plugin = self._plugin(method)
+            if source_plugin is None:
+                reasons.append('source %d (%s): no such source plugin here'
+                               % (number, method))
+                continue
+            locator = source_plugin.locator(source)
+            LOG.info('Image %s: downloading from source %d/%d, %s %s',
+                     image.id, number, len(sources), method, locator)
+            try:
+                result = self._download(source_plugin, image, source,
+                                        fileobj)
+            except _SOURCE_ERRORS as exc:
+                reason = _reason(exc)
+                LOG.warning('Image %s: source %d/%d (%s %s) failed: %s',
+                            image.id, number, len(sources), method, locator,
+                            reason)
+                reasons.append('source %d (%s %s): %s'
+                               % (number, method, locator, reason))
+                continue
+            result['locator'] = locator
+            LOG.info('Image %s: %d bytes (%d received) from %s %s in '
+                     '%.1fs', image.id, result['bytes_written'],
+                     result['bytes_received'], method, locator,
+                     result['seconds'])
+            return result
+        raise exception.AllSourcesFailed(image_id=image.id,
+                                         reasons='; '.join(reasons) or
+                                         'the request lists no sources')
+
+    def _plugin(self, method):
+        """Return the plugin of ``method``; None when there is none."""
+        with self._lock:
+            if method not in self._plugins:
+                try:
+                    self._plugins[method] = plugin.load_plugin(
+                        NAMESPACE, method, self.conf,
+                        option='[service] server')
+                except exception.ConfigurationError as exc:
+                    LOG.warning('Skipping a source of method %s: %s',
+                                method, exc)
+                    return None
+            return self._plugins[method]
+
+    def _download(self, source_plugin, image, source, fileobj):
+        started = time.monotonic()
+        fileobj.seek(0)
+        fileobj.truncate(0)
+        verifier = verify.Verifier(image)
+        writer = sparse.SparseWriter(fileobj)
+        hasher = pipeline.ThreadedSink(verifier.update, name='precache-hash')
+        received = 0
+        try:
+            unpack = compression.decompressor(
+                source.get('compression') or compression.NONE,
+                pipeline.Tee(hasher, writer), WRITE_SIZE)
+            chunks = self._throttled(source_plugin.stream(image, source))
+            with pipeline.Prefetcher(chunks, name='precache-read') as reader:
+                for chunk in reader:
+                    received += len(chunk)
+                    unpack.write(chunk)
+            unpack.close()
+            hasher.close()
+        except BaseException:
+            hasher.abort()
+            raise
+        writer.close()
+        verifier.check()
+        return {'method': source_plugin.method,
+                'bytes_received': received,
+                'bytes_written': writer.size,
+                'seconds': time.monotonic() - started}
+
+    def _throttled(self, chunks):
+        try:
+            for chunk in chunks:
+                self.throttle.consume(len(chunk))
+                yield chunk
+        finally:
+            chunks.close()
+
+
+def _reason(exc):
+    """Return why a source failed, without repeating the image id."""
+    if isinstance(exc, exception.SourceFailed):
+        return exc.kwargs.get('reason', str(exc))
+    if isinstance(exc, exception.PrecacheException):
+        return str(exc)
+    return 'the %s stream is corrupt: %s' % (
+        'zstd' if isinstance(exc, zstandard.ZstdError) else 'gzip', exc)

@@ -1,0 +1,118 @@
+"""The ImageSource plugin interface (namespace ``precache.sources``)."""
+
+import abc
+import hashlib
+
+from oslo_log import log as logging
+
+from precache import exception
+from precache import plugin
+
+LOG = logging.getLogger(__name__)
+
+#: Algorithm of a source's ``hash_value`` when it names none.
+DEFAULT_HASH_ALGO = 'sha256'
+
+
+class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
+    """Streams an image's artifact from one kind of source to the agent.
+
+    The agent's :class:`~precache.agent.download.Downloader` picks the
+    plugin whose entry point name is a source's ``method`` and calls
+    :meth:`stream`. A plugin implements :meth:`iter_chunks`; the base
+    class checks what was transferred against the source's ``size`` and
+    ``hash_value`` and turns every failure into
+    :class:`~precache.exception.SourceFailed`. Decompression and the
+    verification of the image's own hash are the Downloader's job.
+
+    One instance serves every download of the agent, possibly several at
+    once from different threads: keep per-download state in local
+    variables, not in attributes.
+
+    :param conf: the process's ConfigOpts.
+    """
+
+    #: The ``method`` of the sources this plugin handles (its entry point
+    #: name).
+    method = None
+
+    @abc.abstractmethod
+    def iter_chunks(self, image, source):
+        """Yield the artifact's bytes in order, as they travel.
+
+        The bytes are those of the artifact described by ``source``: still
+        compressed with ``source['compression']``. Chunks should be large
+        (a MiB or more) for speed, and the artifact must never be held in
+        memory whole. Retries, resumes and fail-over between mirrors or
+        proxies belong here: when this generator ends, every byte must
+        have been yielded exactly once.
+
+        :param image: the :class:`~precache.image.ImageRecord` being
+            downloaded.
+        :param source: one entry of ``meta['sources']`` (see
+            :mod:`precache.meta`) whose ``method`` is :attr:`method`.
+        :raises SourceFailed: the source cannot deliver the artifact; the
+            reason must say precisely why (which URL or proxy, which HTTP
+            status, after how many attempts) so an operator can act.
+        """
+
+    def locator(self, source):
+        """Return what to call ``source`` in messages (e.g. its URL).
+
+        Must not reveal secrets. The default is ``source['url']`` or the
+        method's name.
+        """
+        return source.get('url') or self.method
+
+    def failed(self, image, source, reason):
+        """Return a :class:`~precache.exception.SourceFailed` to raise."""
+        return exception.SourceFailed(image_id=image.id, method=self.method,
+                                      locator=self.locator(source),
+                                      reason=reason)
+
+    def stream(self, image, source):
+        """Yield the artifact's bytes and check them against ``source``.
+
+        Wraps :meth:`iter_chunks`: counts and hashes what travels and, at
+        the end, compares it with ``source['size']`` and
+        ``source['hash_value']`` (``hash_algo``, sha256 by default) when
+        the source gives them.
+
+        :raises SourceFailed: :meth:`iter_chunks` failed, or the bytes are
+            not those the source announced.
+        """
+        size = source.get('size')
+        expected = source.get('hash_value')
+        algo = source.get('hash_algo') or DEFAULT_HASH_ALGO
+        digest = None
+        if expected:
+            try:
+                digest = hashlib.new(algo)
+            except ValueError:
+                raise self.failed(image, source,
+                                  'hash_algo %r is not supported' % algo)
+        received = 0
+        try:
+            for chunk in self.iter_chunks(image, source):
+                received += len(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                yield chunk
+        except exception.SourceFailed:
+            raise
+        except Exception as exc:
+            LOG.debug('Source %s of image %s failed', self.method, image.id,
+                      exc_info=True)
+            raise self.failed(image, source, '%s: %s'
+                              % (type(exc).__name__, exc)) from exc
+        if size is not None and received != size:
+            raise self.failed(image, source,
+                              'received %d bytes, the source announced %d'
+                              % (received, size))
+        if digest is not None:
+            actual = digest.hexdigest()
+            if actual.lower() != expected.lower():
+                raise self.failed(image, source,
+                                  '%s of the transferred bytes is %s, the '
+                                  'source announced %s'
+                                  % (algo, actual, expected))
