@@ -157,6 +157,7 @@ class AllInOne(object):
         cls.register_opts(store_conf)
         group = cls.get_config_group()
         host_dir = os.path.join(self.work_dir, 'hosts', host)
+        os.makedirs(os.path.join(host_dir, 'instances'), exist_ok=True)
         store_conf.set_override('read_nova_config', False, group=group)
         store_conf.set_override('instances_path',
                                 os.path.join(host_dir, 'instances'),

@@ -265,6 +265,13 @@ class NovaLibvirtStore(base.ImageStore):
 
     def lock(self, image):
         """Take Nova's own lock for the base file of ``image``."""
+        if not os.path.isdir(self.instances_path):
+            raise exception.StoreFailed(
+                image_id=image.id,
+                reason='cannot create Nova\'s lock directory %s: No such '
+                       'file or directory. Is nova-compute installed on '
+                       'this host? Otherwise set [nova_libvirt] '
+                       'instances_path' % self.lock_dir)
         return self.external_lock(image_mod.nova_cache_name(image.id),
                                   NOVA_LOCK_PREFIX, self.lock_dir)
 

@@ -139,7 +139,7 @@ class AgentProcessFixture(fixtures.Fixture):
         self.process = None
 
     def _setUp(self):
-        os.makedirs(self.base_dir, exist_ok=True)
+        os.makedirs(self.instances_path, exist_ok=True)
         self.config_file = os.path.join(self.base_dir, 'precache.conf')
         self.log_file = os.path.join(self.base_dir, 'agent.log')
         self._write_config()
