@@ -68,9 +68,11 @@ class DirectoryLister(base.ImageLister):
             known = self._known.get(image_id)
             if known and known[0] == version:
                 return known[1]
+        disk_format, virtual_size = inspect(path)
         record = image_mod.ImageRecord(
             id=image_id, name=image_id, size=stat.st_size,
-            disk_format=detect_disk_format(path), container_format='bare',
+            disk_format=disk_format, virtual_size=virtual_size,
+            container_format='bare',
             os_hash_algo='sha512', os_hash_value=_sha512(path),
             listed_by=[self.name or 'directory'])
         with self._lock:
@@ -78,11 +80,16 @@ class DirectoryLister(base.ImageLister):
         return record
 
 
-def detect_disk_format(path):
-    """Return the Glance disk_format of an image file (``raw`` if unsure)."""
+def inspect(path):
+    """Return the Glance disk_format and virtual size of an image file.
+
+    The format is ``raw`` when the inspector is unsure.
+    """
     inspector = format_inspector.detect_file_format(path)
-    name = inspector.NAME if inspector else 'raw'
-    return 'raw' if name in _RAW_LIKE else name
+    if inspector is None:
+        return 'raw', os.path.getsize(path)
+    name = inspector.NAME
+    return ('raw' if name in _RAW_LIKE else name), inspector.virtual_size
 
 
 def _sha512(path):
