@@ -82,7 +82,6 @@ class AllInOne(object):
             self.images_dir = os.path.join(self.work_dir, 'images')
             make_sample_image(self.images_dir)
         conf = self.conf
-        conf.set_override('transport_url', 'fake:/')
         conf.set_override('host', 'precache-service')
         conf.set_override('listers', ['directory'], group='service')
         conf.set_override('fetcher', 'file', group='service')
@@ -108,7 +107,7 @@ class AllInOne(object):
         :returns: 0 when every host cached every image, 1 otherwise.
         """
         self.configure()
-        rpc.init(self.conf)
+        rpc.init(self.conf, url='fake:/')
         try:
             self._start_service_endpoint()
             for host in self.hosts:

@@ -32,13 +32,24 @@ class RequestContextSerializer(messaging.Serializer):
         return oslo_context.RequestContext.from_dict(context)
 
 
-def init(conf):
-    """Create the transports and the notifier from ``conf``."""
+def set_defaults(control_exchange='precache'):
+    """Apply precache's messaging defaults (before parsing the config)."""
+    messaging.set_transport_defaults(control_exchange)
+
+
+def init(conf, url=None):
+    """Create the transports and the notifier.
+
+    :param conf: the ConfigOpts (``transport_url`` and driver options).
+    :param url: a transport URL overriding ``transport_url``, e.g.
+        ``fake:/`` for an all-in-one process.
+    """
     global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
     if TRANSPORT is None:
-        TRANSPORT = messaging.get_rpc_transport(conf)
+        TRANSPORT = messaging.get_rpc_transport(conf, url=url)
     if NOTIFICATION_TRANSPORT is None:
-        NOTIFICATION_TRANSPORT = messaging.get_notification_transport(conf)
+        NOTIFICATION_TRANSPORT = messaging.get_notification_transport(
+            conf, url=url)
     if NOTIFIER is None:
         NOTIFIER = messaging.Notifier(
             NOTIFICATION_TRANSPORT, publisher_id='precache.%s' % conf.host,

@@ -16,6 +16,7 @@ except backend.exceptions.BackendAlreadySelected:
 
 from precache import conf as precache_conf  # noqa: E402
 from precache import exception  # noqa: E402
+from precache import rpc  # noqa: E402
 from precache import version  # noqa: E402
 
 LOG = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def prepare(argv, description=None):
     """
     conf = precache_conf.CONF
     logging.register_options(conf)
+    rpc.set_defaults()
     conf(argv, project='precache', version=version.version_string(),
          description=description)
     logging.setup(conf, 'precache')
