@@ -1,0 +1,98 @@
+"""Glance to agent bytes: list and fetch from a real Glance, compress and
+serve over HTTP; the served bytes decompress to exactly Glance's bytes."""
+
+import hashlib
+import os
+
+import requests
+
+from precache import compression
+from precache import meta as meta_mod
+from precache import plugin
+from precache.service import pipeline as pipeline_mod
+from precache.tests.functional import base
+from precache.tests.functional.servers import glance as glance_server
+from precache.tests.unit import test_pipeline
+
+
+class GlancePipelineTest(base.FunctionalTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = glance_server.GlanceServerFixture()
+        cls.server.setUp()
+        # Like a disk image: random, text and a zero run.
+        cls.data = (os.urandom(2 * 1024 * 1024) +
+                    b'precache golden image\n' * 100000 +
+                    bytes(3 * 1024 * 1024))
+        try:
+            cls.image = cls.server.create_image(
+                cls.data, name='golden', tags=['precache-pipeline'])
+            cls.other = cls.server.create_image(b'x' * 1000, name='other')
+        except Exception:
+            cls.server.cleanUp()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanUp()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.use_glance(self.server)
+        self.flags(group='service', listers=['glance'], fetcher='glance',
+                   server='http')
+        for namespace, name in (('precache.listers', 'glance'),
+                                ('precache.servers', 'http')):
+            self.register_plugin_opts(
+                plugin.load_plugin_class(namespace, name))
+        self.flags(group='glance_lister', tags=['precache-pipeline'])
+        self.flags(group='http_server', bind_host='127.0.0.1', bind_port=0,
+                   document_root=os.path.join(self.tempdir, 'www'))
+
+    def run_pipeline(self):
+        agent_api = test_pipeline.FakeAgentAPI()
+        pipe = pipeline_mod.Pipeline(self.conf, agent_api)
+        pipe.start()
+        self.addCleanup(pipe.stop)
+        outcomes = pipe.run(context=None)
+        return outcomes, agent_api.casts
+
+    def download(self, source):
+        response = requests.get(source['url'], timeout=30)
+        response.raise_for_status()
+        self.assertEqual(source['size'], len(response.content))
+        self.assertEqual(source['hash_value'],
+                         hashlib.sha256(response.content).hexdigest())
+        parts = []
+
+        class Sink(object):
+            def write(self, data):
+                parts.append(bytes(data))
+
+        decompressor = compression.decompressor(source['compression'],
+                                                Sink())
+        decompressor.write(response.content)
+        decompressor.close()
+        return b''.join(parts)
+
+    def test_served_bytes_are_glance_bytes(self):
+        for algorithm in ('zstd', 'gzip', 'none'):
+            self.flags(group='http_server', compression=algorithm)
+            outcomes, casts = self.run_pipeline()
+            self.assertEqual([self.image['id']],
+                             [o.image_id for o in outcomes])
+            (image_id, meta, host), = casts
+            meta_mod.validate(meta)
+            self.assertEqual(self.image['os_hash_value'],
+                             meta['image']['os_hash_value'])
+            source = meta['sources'][0]
+            self.assertEqual(algorithm, source['compression'])
+            served = self.download(source)
+            self.assertEqual(self.data, served)
+            self.assertEqual(self.image['os_hash_value'],
+                             hashlib.sha512(served).hexdigest())
+            if algorithm != 'none':
+                self.assertLess(source['size'], len(self.data))
