@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import dataclasses
+import threading
 import time
 
 from oslo_log import log as logging
@@ -49,6 +50,7 @@ class Pipeline(object):
         self.server = server or plugin.load_plugin(
             'precache.servers', conf.service.server, conf,
             option='[service] server')
+        self._cancelled = threading.Event()
 
     def start(self):
         self.server.start()
@@ -62,6 +64,7 @@ class Pipeline(object):
         The fetcher removes its temporary files, so nothing half-written
         remains in the staging directory.
         """
+        self._cancelled.set()
         self.fetcher.cancel()
 
     def run(self, context):
@@ -105,6 +108,9 @@ class Pipeline(object):
         """Fetch, serve and distribute one image."""
         started = time.monotonic()
         outcome = ImageOutcome(image_id=image.id)
+        if self._cancelled.is_set():
+            outcome.error = 'the service is stopping'
+            return outcome
         try:
             path = None
             if self.server.needs_local_copy:

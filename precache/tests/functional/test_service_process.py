@@ -1,0 +1,150 @@
+"""precache-service as operators run it: a process, signals, plugins."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from precache import fileutils
+from precache.tests.functional import base
+
+MiB = 1024 * 1024
+IMAGE_ID = '2c4b7a9e-51f3-4d3c-8e2a-9a6b5c4d3e2f'
+
+
+class ServiceProcessTest(base.FunctionalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.images_dir = os.path.join(self.tempdir, 'images')
+        self.staging_dir = os.path.join(self.tempdir, 'staging')
+        os.makedirs(self.images_dir)
+        self.log_file = os.path.join(self.tempdir, 'service.log')
+        self.config_file = os.path.join(self.tempdir, 'precache.conf')
+
+    def write_config(self, interval=3600, fetcher_paths=None,
+                     lister='directory'):
+        paths = ','.join('%s:%s' % item
+                         for item in (fetcher_paths or {}).items())
+        with open(self.config_file, 'w') as f:
+            f.write('[DEFAULT]\ntransport_url = fake:/\nlog_file = %s\n'
+                    'debug = true\n' % self.log_file)
+            f.write('[service]\ninterval = %d\nlisters = %s\nfetcher = file\n'
+                    'server = http\nstaging_dir = %s\n'
+                    % (interval, lister, self.staging_dir))
+            f.write('[directory_lister]\npath = %s\n' % self.images_dir)
+            f.write('[file_fetcher]\nimage_dir = %s\nimage_paths = %s\n'
+                    % (self.images_dir, paths))
+            f.write('[http_server]\nbind_host = 127.0.0.1\nbind_port = 0\n'
+                    'document_root = %s\n' % os.path.join(self.tempdir,
+                                                          'www'))
+
+    def start(self):
+        process = subprocess.Popen(
+            [sys.executable, '-m', 'precache.cmd.service', '--config-file',
+             self.config_file], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        self.addCleanup(self._kill, process)
+        return process
+
+    def _kill(self, process):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def wait_for_log(self, text, timeout=60, count=1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.log_file):
+                with open(self.log_file, errors='replace') as f:
+                    if f.read().count(text) >= count:
+                        return
+            time.sleep(0.2)
+        self.fail('%r not logged %d time(s); log:\n%s' % (
+            text, count, self._log()))
+
+    def _log(self):
+        try:
+            with open(self.log_file, errors='replace') as f:
+                return f.read()[-4000:]
+        except OSError:
+            return '(no log)'
+
+    def test_missing_plugin_stops_the_service_at_start(self):
+        self.write_config(lister='no-such-lister')
+        process = self.start()
+        output, _ = process.communicate(timeout=60)
+        self.assertEqual(2, process.returncode)
+        self.assertIn(b"'no-such-lister' is not installed in entry point "
+                      b"namespace precache.listers", output)
+
+    def test_sigterm_during_a_fetch_leaves_no_partial_file(self):
+        # The lister sees a regular file; the fetcher reads the same bytes
+        # from a FIFO fed slowly, so the fetch is in progress when the
+        # service is told to stop.
+        data = os.urandom(MiB) * 64
+        with open(os.path.join(self.images_dir, IMAGE_ID), 'wb') as f:
+            f.write(data)
+        fifo = os.path.join(self.tempdir, 'slow-image')
+        os.mkfifo(fifo)
+        self.write_config(fetcher_paths={IMAGE_ID: fifo})
+        stop_feeding = threading.Event()
+        feeder = threading.Thread(target=self._feed,
+                                  args=(fifo, data, stop_feeding))
+        feeder.start()
+        self.addCleanup(feeder.join, 30)
+        self.addCleanup(stop_feeding.set)
+
+        process = self.start()
+        self.wait_for_log('Fetching image %s' % IMAGE_ID)
+        self.assertTrue(self._staging_temp_files(), self._log())
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+        stop_feeding.set()
+
+        self.assertEqual([], self._staging_temp_files())
+        self.assertFalse(os.path.exists(
+            os.path.join(self.staging_dir, IMAGE_ID)))
+        self.assertIn('the service is stopping', self._log())
+
+    def _feed(self, fifo, data, stop):
+        try:
+            with open(fifo, 'wb') as f:
+                for offset in range(0, len(data), MiB):
+                    if stop.is_set():
+                        return
+                    f.write(data[offset:offset + MiB])
+                    f.flush()
+                    time.sleep(0.1)
+        except BrokenPipeError:
+            pass
+
+    def _staging_temp_files(self):
+        if not os.path.isdir(self.staging_dir):
+            return []
+        return [n for n in os.listdir(self.staging_dir)
+                if n.startswith(fileutils.TEMP_PREFIX)]
+
+    def test_sighup_applies_a_new_interval(self):
+        data = b'precache' * 1000
+        with open(os.path.join(self.images_dir, IMAGE_ID), 'wb') as f:
+            f.write(data)
+        self.write_config(interval=3600)
+        process = self.start()
+        self.wait_for_log('every 3600s')
+        self.wait_for_log('Pipeline run done: 1 distributed')
+        staged = os.path.join(self.staging_dir, IMAGE_ID)
+        with open(staged, 'rb') as f:
+            self.assertEqual(hashlib.sha512(data).digest(),
+                             hashlib.sha512(f.read()).digest())
+
+        self.write_config(interval=1)
+        os.killpg(process.pid, signal.SIGHUP)
+        self.wait_for_log('every 1s')
+        # With the new interval, runs follow each other every second.
+        self.wait_for_log('Pipeline run done: 1 distributed', count=4)
+        os.killpg(process.pid, signal.SIGTERM)
+        self.assertEqual(0, process.wait(60))
