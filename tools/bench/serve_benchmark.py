@@ -32,6 +32,7 @@ Not a test: it takes a minute and needs the zstd command.
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -69,6 +70,12 @@ def read_through(path):
             pass
 
 
+def cpu_seconds(who):
+    """User plus system CPU seconds used so far by ``who`` (getrusage)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def fsync_path(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -86,6 +93,7 @@ class Bench(object):
         os.makedirs(self.workdir, exist_ok=True)
         self.zstd_out = os.path.join(self.workdir, 'zstd-cli.img.zst')
         self.times = {'zstd': [], 'zstd+fsync': [], 'ours': []}
+        self.cpu = {'zstd': [], 'ours': []}
 
     def prepare(self):
         if self.args.image:
@@ -117,10 +125,12 @@ class Bench(object):
         return server
 
     def run_zstd(self):
+        cpu = cpu_seconds(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         subprocess.run(ZSTD_COMMAND + [self.path, '-o', self.zstd_out],
                        check=True)
         finished = time.monotonic()
+        self.cpu['zstd'].append(cpu_seconds(resource.RUSAGE_CHILDREN) - cpu)
         fsync_path(self.zstd_out)
         synced = time.monotonic()
         self.times['zstd'].append(finished - started)
@@ -131,9 +141,11 @@ class Bench(object):
     def run_ours(self, index):
         root = os.path.join(self.workdir, 'www-%d' % index)
         server = self.make_server(root)
+        cpu = cpu_seconds(resource.RUSAGE_SELF)
         started = time.monotonic()
         self.source = server.serve(self.image, self.path)[0]
         self.times['ours'].append(time.monotonic() - started)
+        self.cpu['ours'].append(cpu_seconds(resource.RUSAGE_SELF) - cpu)
         started = time.monotonic()
         server.serve(self.image, self.path)
         self.unchanged_seconds = time.monotonic() - started
@@ -151,6 +163,9 @@ class Bench(object):
         for name, seconds in self.times.items():
             print('  %-12s %s' % (name, ' '.join('%.2fs' % s
                                                  for s in seconds)))
+        for name, seconds in self.cpu.items():
+            print('  %-12s %s' % (name + ' cpu', ' '.join(
+                '%.2fs' % s for s in seconds)))
 
     def verify(self):
         out = subprocess.run(
@@ -180,26 +195,31 @@ class Bench(object):
         zstd = statistics.median(self.times['zstd'])
         zstd_fsync = statistics.median(self.times['zstd+fsync'])
         rows = [
-            ('(a) zstd -3 -T0 -o FILE', 'zstd', self.zstd_size),
-            ('(a) zstd -3 -T0 -o FILE + fsync', 'zstd+fsync',
+            ('(a) zstd -3 -T0 -o FILE', 'zstd', 'zstd', self.zstd_size),
+            ('(a) zstd -3 -T0 -o FILE + fsync', 'zstd+fsync', 'zstd',
              self.zstd_size),
-            ('(b) HTTPServer.serve() (fsyncs)', 'ours',
+            ('(b) HTTPServer.serve() (fsyncs)', 'ours', 'ours',
              self.source['size']),
         ]
-        header = ('%-34s %8s %8s %9s %9s %10s %7s'
-                  % ('method', 'median s', 'best s', 'MB/s', 'ours/(a)',
-                     'ours/(a)+f', 'ratio'))
+        header = ('%-34s %8s %8s %9s %9s %10s %7s %6s'
+                  % ('method', 'median s', 'best s', 'MB/s', 'vs (a)',
+                     'vs (a)+f', 'cpu s', 'ratio'))
         print()
         print(header)
         print('-' * len(header))
-        for name, key, out_size in rows:
+        for name, key, cpu_key, out_size in rows:
             median = statistics.median(self.times[key])
-            print('%-34s %8.2f %8.2f %9.0f %9.2f %10.2f %7.2f'
+            print('%-34s %8.2f %8.2f %9.0f %9.2f %10.2f %7.2f %6.2f'
                   % (name, median, min(self.times[key]),
                      self.size / MB / median, zstd / median,
-                     zstd_fsync / median, self.size / out_size))
-        print('(MB/s of image bytes from the median; ours/(a) = speed of '
-              'the row relative to zstd without and with fsync)')
+                     zstd_fsync / median,
+                     statistics.median(self.cpu[cpu_key]),
+                     self.size / out_size))
+        print('MB/s: image bytes per second of the median run. vs (a), '
+              'vs (a)+f: the row\'s speed relative to zstd without and '
+              'with the fsync (>1: faster). cpu s: median user+system CPU '
+              'seconds, which load on the machine does not inflate. ratio: '
+              'image size / compressed size.')
 
     def cleanup(self):
         if not self.args.keep and not self.args.workdir:
