@@ -22,6 +22,7 @@ from oslo_messaging import conffixture
 
 from precache import rpc
 from precache.service import manager as service_manager
+from precache.tests.functional import servers
 
 DEFAULT_TIMEOUT = 60
 
@@ -195,8 +196,4 @@ class AgentProcessFixture(fixtures.Fixture):
             self.kill()
 
     def log_tail(self, lines=40):
-        try:
-            with open(self.log_file, errors='replace') as f:
-                return ''.join(f.readlines()[-lines:])
-        except OSError as exc:
-            return '(no log: %s)' % exc
+        return servers.log_tail(self.log_file, lines)

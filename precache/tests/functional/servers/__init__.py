@@ -5,6 +5,7 @@ The services run from their own virtualenvs, created by
 configure and start them, plus a few helpers shared by those fixtures.
 """
 
+import configparser
 import os
 import socket
 import time
@@ -105,3 +106,21 @@ def wait_for_http(url, timeout=60.0, process=None):
             raise ServerError('%s did not answer after %ss (last status %s)'
                               % (url, timeout, status))
         time.sleep(0.2)
+
+
+def log_tail(path, lines=40):
+    """Return the last *lines* lines of the file at *path*."""
+    try:
+        with open(path, errors='replace') as f:
+            return ''.join(f.readlines()[-lines:])
+    except OSError as exc:
+        return '(no log: %s)' % exc
+
+
+def write_ini(path, sections):
+    """Write ``{section: {key: value}}`` as an ini file at *path*."""
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str
+    parser.read_dict(sections)
+    with open(path, 'w') as f:
+        parser.write(f)

@@ -33,25 +33,6 @@ PIPELINE = ('cors http_proxy_to_wsgi versionnegotiation osprofiler '
             'harness-auth context rootapp')
 START_TIMEOUT = 60
 STOP_TIMEOUT = 15
-LOG_TAIL_LINES = 40
-
-
-def _write_ini(path, sections):
-    """Write ``{section: {key: value}}`` as an ini file at *path*."""
-    parser = configparser.RawConfigParser()
-    parser.optionxform = str
-    parser.read_dict(sections)
-    with open(path, 'w') as f:
-        parser.write(f)
-
-
-def _log_tail(path, lines=LOG_TAIL_LINES):
-    """Return the last *lines* lines of the file at *path*."""
-    try:
-        with open(path, errors='replace') as f:
-            return ''.join(f.readlines()[-lines:])
-    except OSError as exc:
-        return '(no log: %s)' % exc
 
 
 class GlanceServerFixture(fixtures.Fixture):
@@ -103,7 +84,7 @@ class GlanceServerFixture(fixtures.Fixture):
 
     def _write_api_conf(self):
         os.makedirs(self.etc_dir, exist_ok=True)
-        _write_ini(os.path.join(self.etc_dir, 'glance-api.conf'), {
+        servers.write_ini(os.path.join(self.etc_dir, 'glance-api.conf'), {
             'DEFAULT': {
                 'debug': 'false',
                 'use_stderr': 'true',
@@ -195,7 +176,7 @@ class GlanceServerFixture(fixtures.Fixture):
         if rc:
             raise servers.ServerError(
                 'glance-manage db_sync failed (status %s):\n%s'
-                % (rc, _log_tail(self.log_file)))
+                % (rc, servers.log_tail(self.log_file)))
 
     def _start(self):
         """Start gunicorn and wait until the API answers."""
@@ -221,7 +202,7 @@ class GlanceServerFixture(fixtures.Fixture):
         except servers.ServerError as exc:
             raise servers.ServerError(
                 'Glance API did not start: %s\n--- %s (tail) ---\n%s'
-                % (exc, self.log_file, _log_tail(self.log_file)))
+                % (exc, self.log_file, servers.log_tail(self.log_file)))
 
     def _signal_group(self, sig):
         try:

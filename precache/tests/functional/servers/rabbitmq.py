@@ -28,7 +28,6 @@ TRANSPORT_URL_ENV = 'PRECACHE_TEST_TRANSPORT_URL'
 RABBITMQ_BIN_DIR = '/usr/lib/rabbitmq/bin'
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
-LOG_TAIL_LINES = 40
 LOG_ERROR_LINES = 15
 # Variables of the caller's environment that would leak into our node.
 _INHERITED_PREFIXES = ('RABBITMQ_', 'ERL_')
@@ -37,15 +36,6 @@ _INHERITED_PREFIXES = ('RABBITMQ_', 'ERL_')
 # it would race our own "rabbitmqctl wait" and fail with eaddrinuse.
 _CTL_DIST_PORTS = range(35672, 35683)
 _LOOPBACK_DIST = '-kernel inet_dist_use_interface {127,0,0,1}'
-
-
-def _log_tail(path, lines=LOG_TAIL_LINES):
-    """Return the last *lines* lines of the file at *path*."""
-    try:
-        with open(path, errors='replace') as f:
-            return ''.join(f.readlines()[-lines:])
-    except OSError as exc:
-        return '(no log: %s)' % exc
 
 
 def _log_errors(path, lines=LOG_ERROR_LINES):
@@ -196,9 +186,9 @@ class RabbitMQFixture(fixtures.Fixture):
                 '--- %s (tail) ---\n%s--- %s (first errors) ---\n%s'
                 '--- %s (tail) ---\n%s'
                 % (self.node, rc, self.startup_log,
-                   _log_tail(self.startup_log), self.log_file,
+                   servers.log_tail(self.startup_log), self.log_file,
                    _log_errors(self.log_file), self.log_file,
-                   _log_tail(self.log_file)))
+                   servers.log_tail(self.log_file)))
 
     def _node_pid(self):
         """Return the node's OS pid from its pid file, or None."""

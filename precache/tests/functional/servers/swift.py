@@ -16,7 +16,6 @@ also sends Swift's logs to stderr (the server's log file) instead of
 syslog.  Nothing is written outside the temporary directory.
 """
 
-import configparser
 import os
 import shutil
 import signal
@@ -31,7 +30,6 @@ from precache.tests.functional import servers
 START_TIMEOUT = 60
 STOP_TIMEOUT = 15
 BIND_TIMEOUT = 5
-LOG_TAIL_LINES = 40
 PART_POWER = 10
 DEVICE = 'd1'
 ACCOUNT = 'test'
@@ -118,24 +116,6 @@ def main():
 if __name__ == '__main__':
     main()
 '''
-
-
-def _write_ini(path, sections):
-    """Write ``{section: {key: value}}`` as an ini file at *path*."""
-    parser = configparser.RawConfigParser()
-    parser.optionxform = str
-    parser.read_dict(sections)
-    with open(path, 'w') as f:
-        parser.write(f)
-
-
-def _log_tail(path, lines=LOG_TAIL_LINES):
-    """Return the last *lines* lines of the file at *path*."""
-    try:
-        with open(path, errors='replace') as f:
-            return ''.join(f.readlines()[-lines:])
-    except OSError as exc:
-        return '(no log: %s)' % exc
 
 
 def _check_xattrs(path):
@@ -233,7 +213,7 @@ class SwiftServerFixture(fixtures.Fixture):
 
     def _write_config(self):
         """Write swift.conf, the launcher and every server's config."""
-        _write_ini(self._etc('swift.conf'), {
+        servers.write_ini(self._etc('swift.conf'), {
             'swift-hash': {'swift_hash_path_suffix': uuid.uuid4().hex,
                            'swift_hash_path_prefix': uuid.uuid4().hex},
             'storage-policy:0': {'name': 'Policy-0', 'default': 'yes'},
@@ -244,7 +224,7 @@ class SwiftServerFixture(fixtures.Fixture):
                 f.write(text)
         for name, (_module, egg) in STORAGE_SERVERS.items():
             app = '%s-server' % name
-            _write_ini(self._etc('%s-server.conf' % name), {
+            servers.write_ini(self._etc('%s-server.conf' % name), {
                 'DEFAULT': self._defaults(name),
                 'pipeline:main': {'pipeline': app},
                 'app:%s' % app: {'use': egg},
@@ -253,7 +233,7 @@ class SwiftServerFixture(fixtures.Fixture):
 
     def _write_proxy_config(self):
         """Write proxy-server.conf: tempauth, tempurl and memcache."""
-        _write_ini(self._etc('proxy-server.conf'), {
+        servers.write_ini(self._etc('proxy-server.conf'), {
             'DEFAULT': self._defaults('proxy'),
             'pipeline:main': {'pipeline': PROXY_PIPELINE},
             'app:proxy-server': {'use': 'egg:swift#proxy',
@@ -296,7 +276,7 @@ class SwiftServerFixture(fixtures.Fixture):
         if rc:
             raise servers.ServerError(
                 'building the rings failed (status %s):\n%s'
-                % (rc, _log_tail(log_file)))
+                % (rc, servers.log_tail(log_file)))
 
     # -- processes ----------------------------------------------------------
 
@@ -317,7 +297,7 @@ class SwiftServerFixture(fixtures.Fixture):
         return servers.ServerError(
             '%s did not start: %s\n--- %s (tail) ---\n%s'
             % (name, exc, self._log_file(name),
-               _log_tail(self._log_file(name))))
+               servers.log_tail(self._log_file(name))))
 
     def _wait_port(self, name):
         """Wait until the server *name* listens on its port."""
