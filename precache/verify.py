@@ -44,3 +44,12 @@ class Verifier(object):
             raise exception.HashMismatch(image_id=self.image.id,
                                          algo=self.algo, actual=actual,
                                          expected=self.expected)
+
+
+def file_digest(path, algorithm='sha512', chunk_size=8 * 1024 * 1024):
+    """Return the hex digest of a file's content, read in chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(chunk_size), b''):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ sha512 is computed once per file version (size and mtime), so unchanged
 files are not re-hashed every run.
 """
 
-import hashlib
 import os
 import threading
 
@@ -17,12 +16,12 @@ from oslo_utils.imageutils import format_inspector
 
 from precache import image as image_mod
 from precache.listers import base
+from precache import verify
 
 LOG = logging.getLogger(__name__)
 
 # Formats the inspector reports for what Glance would call a raw image.
 _RAW_LIKE = ('raw', 'gpt', 'mbr')
-_HASH_CHUNK = 8 * 1024 * 1024
 
 
 class DirectoryLister(base.ImageLister):
@@ -73,7 +72,8 @@ class DirectoryLister(base.ImageLister):
             id=image_id, name=image_id, size=stat.st_size,
             disk_format=disk_format, virtual_size=virtual_size,
             container_format='bare',
-            os_hash_algo='sha512', os_hash_value=_sha512(path),
+            os_hash_algo='sha512',
+            os_hash_value=verify.file_digest(path, 'sha512'),
             listed_by=[self.name or 'directory'])
         with self._lock:
             self._known[image_id] = (version, record)
@@ -90,11 +90,3 @@ def inspect(path):
         return 'raw', os.path.getsize(path)
     name = inspector.NAME
     return ('raw' if name in _RAW_LIKE else name), inspector.virtual_size
-
-
-def _sha512(path):
-    digest = hashlib.sha512()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -13,6 +13,7 @@ temporary files (:data:`precache.fileutils.TEMP_PREFIX`) and the sidecar
 records of the ``http`` image server.
 """
 
+import datetime
 import email.utils
 import http.server
 import os
@@ -114,7 +115,9 @@ class _Validators(object):
             since = email.utils.parsedate_to_datetime(if_modified_since)
         except (TypeError, ValueError):
             return False
-        return since is not None and self.mtime <= since.timestamp()
+        if since.tzinfo is None:  # "-0000": UTC as well
+            since = since.replace(tzinfo=datetime.timezone.utc)
+        return self.mtime <= since.timestamp()
 
     def same_version(self, if_range):
         """Strong comparison against an ``If-Range`` entity tag or date."""
@@ -126,7 +129,6 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = 'HTTP/1.1'
     server_version = 'precache-httpd'
-    sys_version = ''
     timeout = IDLE_TIMEOUT
     error_content_type = 'text/plain'
     error_message_format = '%(code)d %(message)s\n'
@@ -136,6 +138,9 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self._respond(send_body=False)
+
+    def version_string(self):
+        return self.server_version
 
     def log_message(self, format, *args):
         LOG.debug('%s %s', self.address_string(), format % args)
@@ -147,25 +152,28 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
             return
         with fileobj:
             st = os.fstat(fileobj.fileno())
-            validators = _Validators(st)
-            if self._not_modified(validators):
-                self._send_headers(304, validators)
-                return
-            span = self._requested_range(validators, st.st_size)
-            if span == UNSATISFIABLE:
-                self._send_headers(416, validators, length=0,
-                                   content_range='bytes */%d' % st.st_size)
-                return
-            if span is None:
-                self._send_headers(200, validators, length=st.st_size)
-                first, count = 0, st.st_size
-            else:
-                first, count = span[0], span[1] - span[0] + 1
-                self._send_headers(206, validators, length=count,
-                                   content_range='bytes %d-%d/%d' % (
-                                       span + (st.st_size,)))
+            first, count = self._send_head(_Validators(st), st.st_size)
             if send_body and count:
                 self.connection.sendfile(fileobj, first, count)
+
+    def _send_head(self, validators, size):
+        """Send the status and headers; return the body's offset, length."""
+        if self._not_modified(validators):
+            self._send_headers(304, validators)
+            return 0, 0
+        span = self._requested_range(validators, size)
+        if span == UNSATISFIABLE:
+            self._send_headers(416, validators, length=0,
+                               content_range='bytes */%d' % size)
+            return 0, 0
+        if span is None:
+            self._send_headers(200, validators, length=size)
+            return 0, size
+        first, last = span
+        self._send_headers(206, validators, length=last - first + 1,
+                           content_range='bytes %d-%d/%d'
+                           % (first, last, size))
+        return first, last - first + 1
 
     def _open(self):
         """Open the requested regular file, or return ``None``."""

@@ -7,7 +7,6 @@ over a real RabbitMQ, download, verify, convert and land the images, and
 report back.
 """
 
-import hashlib
 import os
 import subprocess
 import time
@@ -23,6 +22,7 @@ from precache.service import pipeline as pipeline_mod
 from precache.tests.functional import base
 from precache.tests.functional import control_plane
 from precache.tests.functional.servers import rabbitmq
+from precache import verify
 
 MiB = 1024 * 1024
 
@@ -41,14 +41,6 @@ def make_qcow2(directory, name, data_mib=6, virtual_mib=32, backing=None):
         subprocess.run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-F',
                         'qcow2', '-b', backing, path], check=True)
     return path, raw
-
-
-def sha512_of(path):
-    digest = hashlib.sha512()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(MiB), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DistributionTestCase(base.FunctionalTestCase):
@@ -111,7 +103,8 @@ class DistributionTestCase(base.FunctionalTestCase):
         path = os.path.join(agent.base_path,
                             image_mod.nova_cache_name(image_id))
         self.assertTrue(os.path.exists(path), agent.log_tail())
-        self.assertEqual(sha512_of(expected_raw), sha512_of(path))
+        self.assertEqual(verify.file_digest(expected_raw),
+                         verify.file_digest(path))
         self.assertEqual(0o644, os.stat(path).st_mode & 0o777)
         self.assertNoLeftovers(agent)
         return path
@@ -143,7 +136,7 @@ class FanoutTest(DistributionTestCase):
         sources = outcomes[0].meta['sources']
         self.assertEqual('http', sources[0]['method'])
         self.assertEqual('zstd', sources[0]['compression'])
-        self.assertEqual(sha512_of(qcow2),
+        self.assertEqual(verify.file_digest(qcow2),
                          outcomes[0].meta['image']['os_hash_value'])
         self.assertEqual('qcow2', outcomes[0].meta['image']['disk_format'])
         paths = []

@@ -62,9 +62,11 @@ class HTTPServerTestCase(base.TestCase):
         self.flags(group=http_server.GROUP, document_root=self.root,
                    bind_host='127.0.0.1', bind_port=0,
                    compression=self.compression)
-        # Small chunks, so that a test image spans several of them.
+        # Small chunks and writes, so that a test image spans several.
         self.useFixture(fixtures.MockPatchObject(http_server, 'CHUNK_SIZE',
                                                  64 * 1024))
+        self.useFixture(fixtures.MockPatchObject(http_server, 'WRITE_SIZE',
+                                                 4096))
         self.data = make_image_bytes(1)
         self.image = make_record(self.data)
         self.path = self.stage(self.data)
@@ -358,9 +360,13 @@ class TestBuiltinWebServer(HTTPServerTestCase):
 
     def test_if_modified_since(self):
         last_modified = self.request(self.target, 'HEAD')[1]['Last-Modified']
-        status = self.request(
-            self.target, headers={'If-Modified-Since': last_modified})[0]
-        self.assertEqual(304, status)
+        for since, expected in ((last_modified, 304),
+                                ('Thu, 01 Jan 2004 00:00:00 GMT', 200),
+                                ('Thu, 01 Jan 2004 00:00:00 -0000', 200),
+                                ('yesterday', 200)):
+            status = self.request(
+                self.target, headers={'If-Modified-Since': since})[0]
+            self.assertEqual(expected, status, since)
 
     def test_cache_control(self):
         headers = self.request(self.target)[1]
@@ -400,6 +406,9 @@ class TestBuiltinWebServer(HTTPServerTestCase):
             status, _headers, body = self.request(target)
             self.assertEqual(404, status, target)
             self.assertNotIn(b'secret', body)
+
+    def test_temporary_files_are_hidden(self):
+        self.assertTrue(httpd.is_hidden(fileutils.TEMP_PREFIX))
 
     def test_symlink_inside_root_is_followed(self):
         os.symlink(self.artifact_path(self.source),
