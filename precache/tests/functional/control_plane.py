@@ -41,6 +41,8 @@ class MessagingFixture(fixtures.Fixture):
         self.service_topic = 'precache-service-test-' + suffix
 
     def _setUp(self):
+        # The control exchange precache's console scripts use.
+        rpc.set_defaults()
         messaging_conf = self.useFixture(conffixture.ConfFixture(cfg.CONF))
         messaging_conf.transport_url = self.transport_url
         cfg.CONF.set_override('agent_topic', self.agent_topic, group='rpc')
