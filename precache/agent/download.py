@@ -6,7 +6,7 @@ For each source in turn, until one delivers verified bytes::
     (read thread)                  + sparse write  (hash thread)
                                    (caller's thread)
 
-Each arrow is a bounded queue (see :mod:`precache.agent.pipeline`): memory
+Each arrow is a bounded queue (see :mod:`precache.streams`): memory
 stays at a few chunks whatever the image's size, and reading,
 decompressing (and writing) and hashing run on different CPUs. Hashing
 the image (sha512 by default) is the most expensive step; it has a thread
@@ -20,12 +20,12 @@ import zlib
 from oslo_log import log as logging
 import zstandard
 
-from precache.agent import pipeline
 from precache.agent import sparse
 from precache.agent import throttle
 from precache import compression
 from precache import exception
 from precache import plugin
+from precache import streams
 from precache import verify
 
 LOG = logging.getLogger(__name__)
@@ -129,14 +129,14 @@ class Downloader(object):
         fileobj.truncate(0)
         verifier = verify.Verifier(image)
         writer = sparse.SparseWriter(fileobj)
-        hasher = pipeline.ThreadedSink(verifier.update, name='precache-hash')
+        hasher = streams.ThreadedSink(verifier.update, name='precache-hash')
         received = 0
         try:
             unpack = compression.decompressor(
                 source.get('compression') or compression.NONE,
-                pipeline.Tee(hasher, writer), WRITE_SIZE)
+                streams.Tee(hasher, writer), WRITE_SIZE)
             chunks = self._throttled(source_plugin.stream(image, source))
-            with pipeline.Prefetcher(chunks, name='precache-read') as reader:
+            with streams.Prefetcher(chunks, name='precache-read') as reader:
                 for chunk in reader:
                     received += len(chunk)
                     unpack.write(chunk)

@@ -23,12 +23,12 @@ import urllib.parse
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from precache.agent import pipeline
 from precache import compression
 from precache import exception
 from precache import fileutils
 from precache.servers import base
 from precache.servers import httpd
+from precache import streams
 
 LOG = logging.getLogger(__name__)
 
@@ -346,8 +346,8 @@ def compress_file(path, out, algorithm, level=None, threads=0):
         for offset in range(0, len(view), WRITE_SIZE):
             out.write(view[offset:offset + WRITE_SIZE])
 
-    sink = pipeline.ThreadedSink(write, depth=QUEUE_DEPTH,
-                                 name='precache-artifact-writer')
+    sink = streams.ThreadedSink(write, depth=QUEUE_DEPTH,
+                                name='precache-artifact-writer')
     try:
         with open(path, 'rb', buffering=0) as src:
             # Compressors copy their input; the identity does not.

@@ -15,7 +15,6 @@ import urllib.parse
 import fixtures
 
 from precache.agent import download
-from precache.agent import pipeline
 from precache.agent import proxies
 from precache.agent.sources import glance as glance_source
 from precache.agent.sources import http as http_source
@@ -24,6 +23,7 @@ from precache import compression
 from precache import exception
 from precache import image as image_mod
 from precache.servers import httpd
+from precache import streams
 from precache.tests import base
 
 SETUP_CFG = os.path.join(os.path.dirname(__file__), '..', '..', '..',
@@ -534,7 +534,7 @@ class TestPipeline(base.TestCase):
             raise ValueError('boom')
 
         seen = []
-        with pipeline.Prefetcher(produce()) as items:
+        with streams.Prefetcher(produce()) as items:
             error = self.assertRaises(ValueError, lambda: [
                 seen.append(item) for item in items])
         self.assertEqual([b'a', b'b'], seen)
@@ -551,7 +551,7 @@ class TestPipeline(base.TestCase):
                 closed.set()
 
         def consume():
-            with pipeline.Prefetcher(produce(), depth=2) as items:
+            with streams.Prefetcher(produce(), depth=2) as items:
                 for _item in items:
                     raise RuntimeError('consumer failed')
 
@@ -560,7 +560,7 @@ class TestPipeline(base.TestCase):
 
     def test_threaded_sink_writes_in_order_and_reports_errors(self):
         written = []
-        sink = pipeline.ThreadedSink(written.append)
+        sink = streams.ThreadedSink(written.append)
         for n in range(100):
             sink.write(n)
         sink.close()
@@ -569,6 +569,6 @@ class TestPipeline(base.TestCase):
         def fail(data):
             raise OSError('disk full')
 
-        sink = pipeline.ThreadedSink(fail, depth=1)
+        sink = streams.ThreadedSink(fail, depth=1)
         sink.write(b'x')
         self.assertRaises(OSError, sink.close)
