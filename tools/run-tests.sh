@@ -22,9 +22,22 @@ install_system_packages() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "Installing system packages: ${missing[*]}"
+    # The tests start private servers on their own ports: keep the packages'
+    # system services (rabbitmq-server, memcached) from being started.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod +x "$policy"
+        made_policy=1
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-        --no-install-recommends "${missing[@]}"
+        --no-install-recommends "${missing[@]}" || {
+        [ -n "$made_policy" ] && $sudo rm -f "$policy"
+        return 1
+    }
+    [ -n "$made_policy" ] && $sudo rm -f "$policy"
+    return 0
 }
 
 install_tox() {
