@@ -6,7 +6,9 @@ import os
 
 import requests
 
+from precache.agent import download
 from precache import compression
+from precache import image as image_mod
 from precache import meta as meta_mod
 from precache import plugin
 from precache.service import pipeline as pipeline_mod
@@ -96,3 +98,21 @@ class GlancePipelineTest(base.FunctionalTestCase):
                              hashlib.sha512(served).hexdigest())
             if algorithm != 'none':
                 self.assertLess(source['size'], len(self.data))
+
+    def test_agent_downloads_from_glance_directly(self):
+        # The glance server plugin: no local copy, agents use Glance as
+        # Nova would (the baseline data plane).
+        self.flags(group='service', server='glance')
+        outcomes, casts = self.run_pipeline()
+        (image_id, meta, host), = casts
+        self.assertEqual([{'method': 'glance'}], meta['sources'])
+        self.assertFalse(os.path.exists(os.path.join(
+            self.conf.service.staging_dir, image_id)))
+        record = image_mod.ImageRecord.from_dict(meta['image'])
+        landed = os.path.join(self.tempdir, 'landed')
+        with open(landed, 'wb') as f:
+            result = download.Downloader(self.conf).download(
+                record, meta['sources'], f)
+        self.assertEqual('glance', result['method'])
+        with open(landed, 'rb') as f:
+            self.assertEqual(self.data, f.read())
