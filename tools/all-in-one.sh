@@ -17,9 +17,9 @@ then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
         --no-install-recommends qemu-utils python3-venv
 fi
-if [ ! -x .venv/bin/precache-all-in-one ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q .
+if [ ! -x .venv-all-in-one/bin/precache-all-in-one ]; then
+    python3 -m venv .venv-all-in-one
+    .venv-all-in-one/bin/pip install -q --upgrade pip
+    .venv-all-in-one/bin/pip install -q .
 fi
-exec .venv/bin/precache-all-in-one "$@"
+exec .venv-all-in-one/bin/precache-all-in-one "$@"
