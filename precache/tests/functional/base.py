@@ -11,6 +11,19 @@ class FunctionalTestCase(base.TestCase):
     :mod:`precache.tests.functional.servers`.
     """
 
+    @classmethod
+    def use_class_fixture(cls, fixture):
+        """Set ``fixture`` up once for every test of the class.
+
+        It is cleaned up after the class's last test, and also when a
+        later step of ``setUpClass`` fails.
+
+        :returns: the fixture.
+        """
+        fixture.setUp()
+        cls.addClassCleanup(fixture.cleanUp)
+        return fixture
+
     def use_glance(self, glance_server):
         """Point the ``[glance]`` options at a test Glance server.
 

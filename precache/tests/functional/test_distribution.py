@@ -49,13 +49,7 @@ class DistributionTestCase(base.FunctionalTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.broker = rabbitmq.RabbitMQFixture()
-        cls.broker.setUp()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanUp()
-        super().tearDownClass()
+        cls.broker = cls.use_class_fixture(rabbitmq.RabbitMQFixture())
 
     def setUp(self):
         super().setUp()

@@ -22,24 +22,15 @@ class GlancePipelineTest(base.FunctionalTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = glance_server.GlanceServerFixture()
-        cls.server.setUp()
+        cls.server = cls.use_class_fixture(
+            glance_server.GlanceServerFixture())
         # Like a disk image: random, text and a zero run.
         cls.data = (os.urandom(2 * 1024 * 1024) +
                     b'precache golden image\n' * 100000 +
                     bytes(3 * 1024 * 1024))
-        try:
-            cls.image = cls.server.create_image(
-                cls.data, name='golden', tags=['precache-pipeline'])
-            cls.other = cls.server.create_image(b'x' * 1000, name='other')
-        except Exception:
-            cls.server.cleanUp()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanUp()
-        super().tearDownClass()
+        cls.image = cls.server.create_image(
+            cls.data, name='golden', tags=['precache-pipeline'])
+        cls.other = cls.server.create_image(b'x' * 1000, name='other')
 
     def setUp(self):
         super().setUp()

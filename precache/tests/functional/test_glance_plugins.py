@@ -29,18 +29,9 @@ class TestGlancePlugins(base.FunctionalTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = glance_server.GlanceServerFixture()
-        cls.server.setUp()
-        try:
-            cls._create_images()
-        except Exception:
-            cls.server.cleanUp()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanUp()
-        super().tearDownClass()
+        cls.server = cls.use_class_fixture(
+            glance_server.GlanceServerFixture())
+        cls._create_images()
 
     @classmethod
     def _create_images(cls):

@@ -23,13 +23,7 @@ class TestSwiftFetcher(base.FunctionalTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = swift_server.SwiftServerFixture()
-        cls.server.setUp()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanUp()
-        super().tearDownClass()
+        cls.server = cls.use_class_fixture(swift_server.SwiftServerFixture())
 
     def setUp(self):
         super().setUp()
