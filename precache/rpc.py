@@ -65,10 +65,6 @@ def cleanup():
     TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
 
 
-def initialized():
-    return TRANSPORT is not None
-
-
 def get_client(target, version_cap=None):
     """Return an RPC client for ``target``; :func:`init` must have run."""
     assert TRANSPORT is not None, 'precache.rpc.init() was not called'

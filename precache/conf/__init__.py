@@ -13,5 +13,8 @@ from precache.conf import service
 
 CONF = cfg.CONF
 
-for _module in (agent, glance, rpc, service):
+#: The option modules, in the order of the sample configuration.
+MODULES = (rpc, service, agent, glance)
+
+for _module in MODULES:
     _module.register_opts(CONF)

@@ -6,19 +6,14 @@ Options of installed plugins are included under their own groups.
 
 import collections
 
-from precache.conf import agent
-from precache.conf import glance
-from precache.conf import rpc
-from precache.conf import service
+from precache import conf
 from precache import plugin
-
-_MODULES = (rpc, service, agent, glance)
 
 
 def list_opts():
     """Return ``[(group, [opts])]`` for the sample config file."""
     by_group = collections.OrderedDict()
-    for module in _MODULES:
+    for module in conf.MODULES:
         for group, opts in module.list_opts().items():
             by_group.setdefault(group, []).extend(opts)
     for group, opts in plugin.list_plugin_opts():
