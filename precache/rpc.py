@@ -5,6 +5,7 @@ Servers are created without ``executor=``: oslo.messaging then dispatches
 to a pool of native threads, so endpoints must be thread-safe.
 """
 
+from oslo_config import cfg
 from oslo_context import context as oslo_context
 from oslo_log import log as logging
 import oslo_messaging as messaging
@@ -32,11 +33,6 @@ class RequestContextSerializer(messaging.Serializer):
         return oslo_context.RequestContext.from_dict(context)
 
 
-def set_defaults(control_exchange='precache'):
-    """Apply precache's messaging defaults (before parsing the config)."""
-    messaging.set_transport_defaults(control_exchange)
-
-
 def init(conf, url=None):
     """Create the transports and the notifier.
 
@@ -45,6 +41,7 @@ def init(conf, url=None):
         ``fake:/`` for an all-in-one process.
     """
     global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    _name_stable_queues(conf)
     if TRANSPORT is None:
         TRANSPORT = messaging.get_rpc_transport(conf, url=url)
     if NOTIFICATION_TRANSPORT is None:
@@ -54,6 +51,22 @@ def init(conf, url=None):
         NOTIFIER = messaging.Notifier(
             NOTIFICATION_TRANSPORT, publisher_id='precache.%s' % conf.host,
             serializer=RequestContextSerializer())
+
+
+def _name_stable_queues(conf):
+    """Name the stable queues after ``[DEFAULT] host``.
+
+    With ``[oslo_messaging_rabbit] use_queue_manager`` the fanout and reply
+    queues are named ``<hostname>:<processname>:<n>`` and outlive a
+    restart. oslo.messaging's ``hostname`` defaults to the machine's name;
+    precache uses its own host name unless ``hostname`` is set, so that
+    each agent keeps its queue however hosts are named.
+    """
+    location = conf.get_location('hostname', 'oslo_messaging_rabbit')
+    if location is None or location.location in (
+            cfg.Locations.opt_default, cfg.Locations.set_default):
+        conf.set_override('hostname', conf.host,
+                          group='oslo_messaging_rabbit')
 
 
 def cleanup():

@@ -15,6 +15,7 @@ except backend.exceptions.BackendAlreadySelected:
     pass
 
 from precache import conf as precache_conf  # noqa: E402
+from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache import exception  # noqa: E402
 from precache import rpc  # noqa: E402
 from precache import version  # noqa: E402
@@ -29,7 +30,7 @@ def prepare(argv, description=None):
     """
     conf = precache_conf.CONF
     logging.register_options(conf)
-    rpc.set_defaults()
+    conf_defaults.set_defaults()
     conf(argv, project='precache', version=version.version_string(),
          description=description)
     logging.setup(conf, 'precache')

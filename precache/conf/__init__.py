@@ -7,6 +7,7 @@ Options that belong to a plugin are declared by the plugin itself (see
 from oslo_config import cfg
 
 from precache.conf import agent
+from precache.conf import database
 from precache.conf import glance
 from precache.conf import rpc
 from precache.conf import service
@@ -14,7 +15,7 @@ from precache.conf import service
 CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
-MODULES = (rpc, service, agent, glance)
+MODULES = (rpc, database, service, agent, glance)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -1,4 +1,4 @@
-"""Client side of the service's RPC API (used by agents)."""
+"""Client side of the service's RPC API (used by agents and the CLI)."""
 
 import oslo_messaging as messaging
 
@@ -6,27 +6,43 @@ from precache import rpc
 
 
 class ServiceAPI(object):
-    """Calls sent by agents to precache-service.
+    """Calls sent to precache-service.
 
     API version history:
 
     * 1.0 - Initial version: ``report`` and ``heartbeat`` casts.
+    * 1.1 - ``desired`` (agents at start-up) and the operator calls of the
+      ``precache`` CLI: ``get_status``, ``list_hosts``, ``list_images``,
+      ``show_image``, ``request_cache`` and ``release``.
+
+    Timestamps in results are ISO 8601 strings in UTC (or None).
+
+    :param timeout: seconds a call waits for the service's answer; by
+        default oslo.messaging's ``rpc_response_timeout``.
     """
 
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = '1.1'
 
-    def __init__(self, conf, version_cap=None):
+    def __init__(self, conf, version_cap=None, timeout=None):
         target = messaging.Target(topic=conf.rpc.service_topic, version='1.0')
+        self.timeout = timeout
         self.client = rpc.get_client(target,
                                      version_cap=version_cap or
                                      self.RPC_API_VERSION)
 
+    def _call(self, context, method, **kwargs):
+        cctxt = self.client.prepare(version='1.1', timeout=self.timeout)
+        return cctxt.call(context, method, **kwargs)
+
+    # Agents -------------------------------------------------------------
+
     def report(self, context, host, image_id, status, detail):
-        """Report the outcome of one cache request.
+        """Report the progress or outcome of one cache request.
 
         :param host: the reporting agent's host name.
         :param image_id: the image concerned.
-        :param status: ``cached``, ``existing`` or ``failed``.
+        :param status: ``downloading``, ``cached``, ``existing`` or
+            ``failed``.
         :param detail: dict with ``reason`` (failures), ``code``,
             ``bytes``, ``seconds``, ``source`` and ``generation``.
         """
@@ -43,3 +59,81 @@ class ServiceAPI(object):
         """
         self.client.prepare().cast(context, 'heartbeat', host=host,
                                    status=status)
+
+    def desired(self, context, host, labels):
+        """Return the meta of every image ``host`` should have (1.1).
+
+        :returns: a list of meta dicts (see :mod:`precache.meta`).
+        """
+        return self._call(context, 'desired', host=host, labels=labels)
+
+    # Operators (the precache CLI) ----------------------------------------
+
+    def get_status(self, context):
+        """Return ``{'hosts': {'total', 'up', 'down'}, 'images': [...]}``.
+
+        Each image is an image summary (see :meth:`list_images`) plus
+        ``counts``: ``{status: number of live target hosts}`` and
+        ``live_targets``.
+        """
+        return self._call(context, 'get_status')
+
+    def list_hosts(self, context):
+        """Return one dict per known host.
+
+        Keys: ``name``, ``up``, ``labels``, ``agent_version``,
+        ``last_heartbeat``, ``disk_total``, ``disk_free``, ``cache_bytes``,
+        ``images_cached``, ``images_failed``.
+        """
+        return self._call(context, 'list_hosts')
+
+    def list_images(self, context):
+        """Return one image summary per known image.
+
+        Keys: ``image_id``, ``name``, ``disk_format``, ``size``,
+        ``listed_by``, ``listed``, ``requested``, ``pinned_until``,
+        ``targets``, ``generation``, ``desired``, ``first_seen``,
+        ``last_seen``, ``error``.
+        """
+        return self._call(context, 'list_images')
+
+    def show_image(self, context, image_id):
+        """Return ``{'image': summary, 'hosts': [...], 'summary': {...}}``.
+
+        ``hosts`` has one dict per known host: ``host``, ``up``,
+        ``targeted``, ``status`` (None when never asked), ``reason``,
+        ``code``, ``attempts``, ``bytes``, ``seconds``, ``updated_at``,
+        ``next_attempt_at``. ``summary`` counts the live target hosts:
+        ``live_targets``, ``done`` (cached or existing), ``failed``,
+        ``missing``, ``in_progress`` (pending or downloading), ``waiting``
+        (never asked yet) and ``bytes`` (received so far).
+
+        :raises: ``oslo_messaging.RemoteError`` with ``exc_type``
+            ``ImageNotFound`` for an unknown image.
+        """
+        return self._call(context, 'show_image', image_id=image_id)
+
+    def request_cache(self, context, image_id, hosts=None, labels=None,
+                      pin_until=None):
+        """Ask for ``image_id`` now, outside the periodic listing.
+
+        The service records the request and answers at once; it then
+        fetches, serves and distributes the image in the background.
+
+        :param hosts: host names or globs; with ``labels``, the targets
+            (every host when both are empty).
+        :param pin_until: UNIX time until which hosts keep the image;
+            the request lapses then.
+        :returns: the image summary.
+        """
+        return self._call(context, 'request_cache', image_id=image_id,
+                          hosts=hosts or [], labels=labels or [],
+                          pin_until=pin_until)
+
+    def release(self, context, image_id):
+        """Withdraw an on-demand request; returns the image summary.
+
+        Nothing is deleted on the hosts: they stop keeping the image
+        alive, and Nova's own cache manager ages it out once unused.
+        """
+        return self._call(context, 'release', image_id=image_id)

@@ -20,6 +20,7 @@ from oslo_config import cfg
 import oslo_messaging as messaging
 from oslo_messaging import conffixture
 
+from precache.conf import defaults as conf_defaults
 from precache import rpc
 from precache.service import manager as service_manager
 from precache.tests.functional import servers
@@ -42,7 +43,7 @@ class MessagingFixture(fixtures.Fixture):
 
     def _setUp(self):
         # The control exchange precache's console scripts use.
-        rpc.set_defaults()
+        conf_defaults.set_defaults()
         messaging_conf = self.useFixture(conffixture.ConfFixture(cfg.CONF))
         messaging_conf.transport_url = self.transport_url
         cfg.CONF.set_override('agent_topic', self.agent_topic, group='rpc')

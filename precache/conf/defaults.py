@@ -1,0 +1,48 @@
+"""precache's defaults for options owned by libraries.
+
+:func:`set_defaults` is applied by every console script before the
+configuration is parsed; :func:`update_generator_defaults` is
+oslo-config-generator's hook (entry point ``oslo.config.opts.defaults``) so
+that ``etc/precache.conf.sample`` shows the same defaults.
+"""
+
+from oslo_config import cfg
+from oslo_db import options as db_options
+import oslo_messaging as messaging
+from oslo_messaging import opts as messaging_opts
+
+from precache.conf import database
+
+RABBIT_GROUP = 'oslo_messaging_rabbit'
+
+#: Overrides of ``[oslo_messaging_rabbit]`` defaults.
+RABBIT_DEFAULTS = {
+    # Stable fanout queue names: an agent restarted within
+    # rabbit_transient_queues_ttl receives the casts it missed.
+    'use_queue_manager': True,
+}
+
+
+def set_defaults(conf=None):
+    """Set precache's defaults on ``conf`` (the global CONF by default)."""
+    conf = cfg.CONF if conf is None else conf
+    messaging.set_transport_defaults('precache')
+    db_options.set_defaults(conf, connection=database.DEFAULT_CONNECTION)
+    for group, opts in messaging_opts.list_opts():
+        if group == RABBIT_GROUP:
+            # Registering equal copies is allowed; the driver registers
+            # its own objects again when the transport is created.
+            conf.register_opts(opts, group=RABBIT_GROUP)
+    for name, value in RABBIT_DEFAULTS.items():
+        conf.set_default(name, value, group=RABBIT_GROUP)
+
+
+def update_generator_defaults():
+    """Show precache's defaults in the generated sample config."""
+    cfg.set_defaults(db_options.database_opts,
+                     connection=database.DEFAULT_CONNECTION)
+    try:
+        from oslo_messaging._drivers import impl_rabbit
+    except ImportError:  # the driver moved: the sample keeps its default
+        return
+    cfg.set_defaults(impl_rabbit.rabbit_opts, **RABBIT_DEFAULTS)
