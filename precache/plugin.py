@@ -58,9 +58,23 @@ class Plugin(object):
         return []
 
     @classmethod
+    def get_interface_opts(cls):
+        """Return the options every plugin of an interface shares.
+
+        Interface base classes (not plugins) override this; the options
+        are registered in each plugin's own group, after its own.
+        """
+        return []
+
+    @classmethod
+    def all_config_opts(cls):
+        """Return the plugin's options followed by its interface's."""
+        return cls.get_config_opts() + cls.get_interface_opts()
+
+    @classmethod
     def register_opts(cls, conf):
         """Register this plugin's options in ``conf``."""
-        opts = cls.get_config_opts()
+        opts = cls.all_config_opts()
         if opts:
             conf.register_opts(opts, group=cls.get_config_group())
 
@@ -139,7 +153,7 @@ def list_plugin_opts():
             namespace, invoke_on_load=False,
             on_load_failure_callback=_warn_load_failure)
         for extension in sorted(manager, key=lambda e: e.name):
-            opts = extension.plugin.get_config_opts()
+            opts = extension.plugin.all_config_opts()
             if opts:
                 yield extension.plugin.get_config_group(), opts
 

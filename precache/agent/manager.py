@@ -19,6 +19,7 @@ from precache import version
 
 LOG = logging.getLogger(__name__)
 
+DOWNLOADING = 'downloading'
 CACHED = 'cached'
 EXISTING = 'existing'
 FAILED = 'failed'
@@ -62,6 +63,42 @@ class AgentManager(object):
 
     def cache(self, context, image_id, meta):
         """Cache one image (RPC cast, idempotent)."""
+        self._handle(image_id, meta, report_existing=True)
+
+    # Desired set ----------------------------------------------------------
+
+    def sync_desired(self):
+        """Ask the service for the desired set and cache what is lacking.
+
+        Images already here are touched without a report (the heartbeat's
+        inventory tells the service); the others are downloaded and
+        reported like any cast.
+
+        :returns: the number of images in the desired set.
+        :raises: oslo.messaging errors when the service does not answer.
+        """
+        metas = self.service_api.desired(rpc.get_context(), self.host,
+                                         list(self.conf.agent.labels))
+        LOG.info('The service wants %d image(s) on this host', len(metas))
+        for meta in metas:
+            image_id = (meta.get('image') or {}).get('id')
+            self._handle(image_id, meta, report_existing=False)
+        return len(metas)
+
+    def sync_desired_until_done(self, stopped, retry_interval):
+        """Call :meth:`sync_desired` until it works or ``stopped`` is set."""
+        while not stopped.is_set():
+            try:
+                self.sync_desired()
+                return True
+            except Exception as exc:
+                LOG.warning('Could not get the desired images from the '
+                            'service (%s); retrying in %ss', exc,
+                            retry_interval)
+                stopped.wait(retry_interval)
+        return False
+
+    def _handle(self, image_id, meta, report_existing):
         try:
             meta_mod.validate(meta)
             if meta['image']['id'] != image_id:
@@ -85,7 +122,7 @@ class AgentManager(object):
             LOG.info('Image %s is already being cached here', image_id)
             return
         try:
-            self._cache(image, meta)
+            self._cache(image, meta, report_existing)
         finally:
             self._release(image_id)
 
@@ -102,16 +139,20 @@ class AgentManager(object):
         with self._inflight_lock:
             self._inflight.discard(image_id)
 
-    def _cache(self, image, meta):
+    def _cache(self, image, meta, report_existing=True):
         started = time.monotonic()
         result = {}
         try:
             if self.store.exists(image):
                 self.store.touch(image)
+                if not report_existing:
+                    return EXISTING
                 status = EXISTING
             else:
                 self._start_delay(image)
                 with self._slots:
+                    self._report(image.id, DOWNLOADING,
+                                 generation=meta['generation'])
                     status = self._land(image, meta, result)
         except exception.PrecacheException as exc:
             LOG.error('Caching image %s failed: %s', image.id, exc)
@@ -162,7 +203,16 @@ class AgentManager(object):
     # Periodic tasks -------------------------------------------------------
 
     def keep_alive(self):
-        """Touch the images still wanted; let a store expire the others."""
+        """Touch the images still wanted; let a store expire the others.
+
+        The desired set is asked for first, so images the service still
+        wants stay wanted (and any that went missing come back).
+        """
+        try:
+            self.sync_desired()
+        except Exception as exc:
+            LOG.warning('Could not refresh the desired images from the '
+                        'service: %s', exc)
         images = self.wanted.current()
         for image in images:
             if self.store.exists(image):

@@ -17,7 +17,6 @@ except backend.exceptions.BackendAlreadySelected:
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache import exception  # noqa: E402
-from precache import rpc  # noqa: E402
 from precache import version  # noqa: E402
 
 LOG = logging.getLogger(__name__)

@@ -79,6 +79,12 @@ agent_opts = [
                     'by touches. The service re-sends its requests every '
                     'run, so this only matters when an image is no longer '
                     'listed or the service is down.'),
+    cfg.IntOpt('desired_timeout',
+               default=30, min=1,
+               help='Seconds the agent waits for the service\'s answer when '
+                    'it asks for the images this host should have (at '
+                    'start-up, retried every as many seconds until the '
+                    'service answers, and before each keep-alive pass).'),
     cfg.ListOpt('labels',
                 default=[],
                 help='Labels of this host (aggregate or availability zone '

@@ -33,13 +33,69 @@ service_opts = [
     cfg.IntOpt('fetch_workers',
                default=2, min=1,
                help='Images fetched and served in parallel in one run.'),
+    cfg.BoolOpt('auto_db_sync',
+                default=True,
+                help='Upgrade the database schema when the service starts. '
+                     'Turn it off when several services share a database '
+                     'and run "precache-manage db sync" once per upgrade '
+                     'instead.'),
+]
+
+convergence_opts = [
+    cfg.IntOpt('service_down_time',
+               default=180, min=1, mutable=True,
+               help='A host whose last heartbeat is older than this many '
+                    'seconds is down: it is not counted as a target and '
+                    'gets no casts until it is back. Keep it a few times '
+                    '[agent] heartbeat_interval.'),
+    cfg.IntOpt('reconcile_interval',
+               default=60, min=1, mutable=True,
+               help='Seconds between two convergence passes, which send '
+                    'targeted casts of what live hosts lack. A pass also '
+                    'follows every pipeline run and every host that comes '
+                    'back up.'),
+    cfg.IntOpt('retry_backoff',
+               default=60, min=1, mutable=True,
+               help='Seconds before an image is cast again to a host '
+                    'where it failed or went missing; doubled after each '
+                    'further attempt, up to retry_backoff_max.'),
+    cfg.IntOpt('retry_backoff_max',
+               default=3600, min=1, mutable=True,
+               help='Upper bound (seconds) of the backoff between two casts '
+                    'of one image to one host.'),
+    cfg.IntOpt('report_timeout',
+               default=3600, min=1, mutable=True,
+               help='Seconds after a cast without any answer from the host '
+                    'after which the image is cast again (the cast was '
+                    'lost, or the agent died while downloading).'),
+    cfg.IntOpt('max_casts_per_cycle',
+               default=2000, min=1, mutable=True,
+               help='Targeted casts sent by one convergence pass at most; '
+                    'the rest wait for the next pass. Bounds the load a '
+                    'mass repair puts on the broker and the origin.'),
+    cfg.IntOpt('max_casts_per_host',
+               default=5, min=1, mutable=True,
+               help='Targeted casts one host receives in one convergence '
+                    'pass at most, so that a broken host cannot cause a '
+                    'storm.'),
+    cfg.IntOpt('round_timeout',
+               default=6 * 3600, min=1, mutable=True,
+               help='A distribution round (a batch of casts of one image) '
+                    'ends, with its precache.cache.end notification, when '
+                    'every host answered or after this many seconds.'),
+    cfg.IntOpt('inventory_grace',
+               default=120, min=0, mutable=True,
+               help='A heartbeat whose inventory lacks an image reported '
+                    'cached less than this many seconds ago does not mark '
+                    'it missing (the heartbeat may have been built before '
+                    'the image landed).'),
 ]
 
 
 def register_opts(conf):
     conf.register_group(service_group)
-    conf.register_opts(service_opts, group=service_group)
+    conf.register_opts(service_opts + convergence_opts, group=service_group)
 
 
 def list_opts():
-    return {service_group: service_opts}
+    return {service_group: service_opts + convergence_opts}

@@ -62,8 +62,11 @@ class Image(BASE, PrecacheBase):
     #: Asked for with ``precache cache`` and not released.
     requested = sa.Column(sa.Boolean, nullable=False, default=False)
     pinned_until = sa.Column(sa.DateTime, nullable=True)
-    #: ``{'hosts': [...], 'labels': [...]}`` or None for every host.
+    #: The hosts that get it: ``{'hosts': [...], 'labels': [...]}``, or
+    #: None for every host (its listers' and its request's targets).
     targets = sa.Column(db_types.JsonEncodedDict(), nullable=True)
+    #: The targets of the on-demand request.
+    request_targets = sa.Column(db_types.JsonEncodedDict(), nullable=True)
     #: The meta last sent to agents (None until served once).
     meta = sa.Column(db_types.JsonEncodedDict(mysql_as_long=True),
                      nullable=True)

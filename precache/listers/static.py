@@ -11,7 +11,7 @@ from precache.listers import base
 LOG = logging.getLogger(__name__)
 
 
-class StaticLister(glance.ClientMixin, base.ImageLister):
+class StaticLister(glance.ListerMixin, base.ImageLister):
     """Lists the images whose ids are in ``[static_lister] image_ids``.
 
     Each image is looked up in Glance, so its record carries the size and

@@ -1,51 +1,39 @@
-"""The service's RPC endpoint: what agents tell the service."""
+"""The service's RPC endpoint: agents' reports, heartbeats and ``desired``
+calls, and the ``precache`` CLI's calls."""
 
-import threading
 import time
 
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from precache.db import api as db_api
+from precache import exception
+
 LOG = logging.getLogger(__name__)
 
 
 class ServiceManager(object):
-    """Receives agents' reports and heartbeats.
+    """Receives what agents and operators send to precache-service.
 
-    Endpoint methods are called from oslo.messaging's thread pool, so all
-    state is guarded by a lock. This keeps the latest report per host and
-    image and the latest heartbeat per host in memory.
+    Endpoint methods are called from oslo.messaging's thread pool. The work
+    is the :class:`~precache.service.state.StateKeeper`'s; without one
+    (tools and tests that only watch agents) reports and heartbeats only
+    reach the listeners and the other calls are refused.
+
+    :param conf: the service's ConfigOpts.
+    :param state: the StateKeeper, or None.
     """
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
-    def __init__(self, conf):
+    def __init__(self, conf, state=None):
         self.conf = conf
-        self._lock = threading.Lock()
-        self.reports = {}
-        self.heartbeats = {}
+        self.state = state
         self._listeners = []
 
     def add_listener(self, callback):
-        """Call ``callback(kind, host, payload)`` for every message."""
+        """Call ``callback(kind, host, payload)`` on reports, heartbeats."""
         self._listeners.append(callback)
-
-    def report(self, context, host, image_id, status, detail):
-        LOG.info('Host %s: image %s %s %s', host, image_id, status,
-                 detail.get('reason') or '')
-        payload = dict(detail, image_id=image_id, status=status,
-                       received_at=time.time())
-        with self._lock:
-            self.reports[(host, image_id)] = payload
-        self._notify('report', host, payload)
-
-    def heartbeat(self, context, host, status):
-        LOG.debug('Heartbeat from %s: %d cached image file(s)', host,
-                  len(status.get('inventory') or ()))
-        payload = dict(status, received_at=time.time())
-        with self._lock:
-            self.heartbeats[host] = payload
-        self._notify('heartbeat', host, payload)
 
     def _notify(self, kind, host, payload):
         for callback in self._listeners:
@@ -53,3 +41,64 @@ class ServiceManager(object):
                 callback(kind, host, payload)
             except Exception:
                 LOG.exception('Listener %s failed', callback)
+
+    def _state(self):
+        if self.state is None:
+            raise exception.PrecacheException(
+                'this endpoint keeps no state')
+        return self.state
+
+    # Agents (1.0) ---------------------------------------------------------
+
+    def report(self, context, host, image_id, status, detail):
+        LOG.info('Host %s: image %s %s %s', host, image_id, status,
+                 detail.get('reason') or '')
+        if self.state is not None:
+            try:
+                self.state.report(context, host, image_id, status, detail)
+            except Exception:
+                LOG.exception('Could not store the report of host %s on '
+                              'image %s', host, image_id)
+        self._notify('report', host, dict(detail, image_id=image_id,
+                                          status=status,
+                                          received_at=time.time()))
+
+    def heartbeat(self, context, host, status):
+        LOG.debug('Heartbeat from %s: %d cached image file(s)', host,
+                  len(status.get('inventory') or ()))
+        if self.state is not None:
+            try:
+                self.state.heartbeat(context, host, status)
+            except Exception:
+                LOG.exception('Could not store the heartbeat of host %s',
+                              host)
+        self._notify('heartbeat', host, dict(status,
+                                             received_at=time.time()))
+
+    # Agents (1.1) ---------------------------------------------------------
+
+    def desired(self, context, host, labels):
+        return self._state().desired(context, host, labels)
+
+    # Operators (1.1) ------------------------------------------------------
+
+    def get_status(self, context):
+        return self._state().get_status(context)
+
+    def list_hosts(self, context):
+        return self._state().list_hosts(context)
+
+    def list_images(self, context):
+        return self._state().list_images(context)
+
+    @messaging.expected_exceptions(db_api.ImageNotFound)
+    def show_image(self, context, image_id):
+        return self._state().show_image(context, image_id)
+
+    def request_cache(self, context, image_id, hosts, labels, pin_until):
+        return self._state().request_cache(context, image_id, hosts, labels,
+                                           pin_until)
+
+    @messaging.expected_exceptions(db_api.ImageNotFound)
+    def release(self, context, image_id):
+        return self._state().release(context, image_id)

@@ -61,12 +61,26 @@ class FakeDownloader(object):
 
 
 class FakeServiceAPI(object):
-    def __init__(self):
+    """Keeps answers in ``reports``, ``downloading`` notices apart."""
+
+    def __init__(self, desired=()):
         self.reports = []
+        self.downloading = []
         self.heartbeats = []
+        self.desired_metas = desired
+        self.desired_calls = []
 
     def report(self, context, host, image_id, status, detail):
+        if status == 'downloading':
+            self.downloading.append(image_id)
+            return
         self.reports.append((host, image_id, status, detail))
+
+    def desired(self, context, host, labels):
+        self.desired_calls.append((host, labels))
+        if isinstance(self.desired_metas, Exception):
+            raise self.desired_metas
+        return self.desired_metas
 
     def heartbeat(self, context, host, status):
         self.heartbeats.append((host, status))
@@ -94,6 +108,7 @@ class AgentManagerTest(base.TestCase):
         agent = self.make()
         agent.cache(None, self.image.id, self.meta())
         self.assertEqual(1, self.downloader.calls)
+        self.assertEqual([self.image.id], self.api.downloading)
         (host, image_id, status, detail), = self.api.reports
         self.assertEqual(('cmp-1', self.image.id, 'cached'),
                          (host, image_id, status))
@@ -187,3 +202,57 @@ class AgentManagerTest(base.TestCase):
         self.assertEqual(50, status['disk']['free'])
         self.assertEqual('img', status['inventory'][0]['image_id'])
         self.assertTrue(status['version'])
+
+
+class DesiredSetTest(base.TestCase):
+    """An agent asks for the desired set (start-up, keep-alive)."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(host='cmp-1')
+        self.flags(group='agent', labels=['az1'])
+        self.store = FakeStore()
+        self.image = test_meta.make_image()
+
+    def make(self, desired):
+        self.api = FakeServiceAPI(desired)
+        self.downloader = FakeDownloader()
+        return manager.AgentManager(self.conf, self.api, store=self.store,
+                                    downloader=self.downloader)
+
+    def test_lacking_images_are_downloaded_and_reported(self):
+        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        self.assertEqual(1, agent.sync_desired())
+        self.assertEqual([('cmp-1', ['az1'])], self.api.desired_calls)
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual(['cached'], [r[2] for r in self.api.reports])
+
+    def test_present_images_are_touched_without_a_report(self):
+        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        agent.sync_desired()
+        agent.sync_desired()
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual(['cached'], [r[2] for r in self.api.reports])
+        self.assertEqual([self.image.id],
+                         [i.id for i in agent.wanted.current()])
+
+    def test_retried_until_the_service_answers(self):
+        agent = self.make(RuntimeError('service down'))
+        stopped = threading.Event()
+        calls = []
+
+        def answer_on_third_call(context, host, labels):
+            calls.append(host)
+            if len(calls) < 3:
+                raise RuntimeError('service down')
+            return []
+
+        self.api.desired = answer_on_third_call
+        self.assertTrue(agent.sync_desired_until_done(stopped, 0.01))
+        self.assertEqual(3, len(calls))
+
+    def test_stopping_ends_the_retries(self):
+        agent = self.make(RuntimeError('service down'))
+        stopped = threading.Event()
+        stopped.set()
+        self.assertFalse(agent.sync_desired_until_done(stopped, 0.01))

@@ -28,6 +28,9 @@ class FakeLister(lister_base.ImageLister):
             raise self.error
         return [record(r.id, lister=self.name) for r in self.records]
 
+    def targets(self):
+        return None
+
 
 class FakeFetcher(object):
     def __init__(self, broken=()):
@@ -84,7 +87,7 @@ class PipelineTest(base.TestCase):
         a, b, c = record('a'), record('b'), record('c')
         pipe = self.make([FakeLister([a, b], 'one'),
                           FakeLister([b, c], 'two')])
-        images = {r.id: r for r in pipe.list_images()}
+        images = {r.id: r for r in pipe.list_images().images}
         self.assertEqual({'a', 'b', 'c'}, set(images))
         self.assertEqual(['one', 'two'], images['b'].listed_by)
 
@@ -114,7 +117,9 @@ class PipelineTest(base.TestCase):
     def test_a_failing_lister_does_not_hide_the_others(self):
         pipe = self.make([FakeLister([], 'down', error=RuntimeError('503')),
                           FakeLister([record('a')], 'up')])
-        self.assertEqual(['a'], [r.id for r in pipe.list_images()])
+        listing = pipe.list_images()
+        self.assertEqual(['a'], [r.id for r in listing.images])
+        self.assertFalse(listing.complete)
 
     def test_server_without_local_copy_skips_the_fetch(self):
         server = FakeServer()

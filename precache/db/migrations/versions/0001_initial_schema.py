@@ -49,6 +49,8 @@ def upgrade():
         sa.Column('requested', sa.Boolean(), nullable=False),
         sa.Column('pinned_until', sa.DateTime(), nullable=True),
         sa.Column('targets', db_types.JsonEncodedDict(), nullable=True),
+        sa.Column('request_targets', db_types.JsonEncodedDict(),
+                  nullable=True),
         sa.Column('meta', db_types.JsonEncodedDict(mysql_as_long=True),
                   nullable=True),
         sa.Column('generation', sa.BigInteger(), nullable=True),

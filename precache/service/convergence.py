@@ -1,0 +1,208 @@
+"""Convergence: every live target host ends up with every desired image.
+
+Fanout casts are at-most-once: an agent that is down, or restarted with a
+new queue, misses them. The service therefore keeps the desired set in its
+database and, each pass, sends targeted casts (``prepare(server=host)``) of
+what each live target host lacks according to its reports and heartbeat
+inventories. Per host x image, casts back off exponentially
+(``retry_backoff`` doubled per attempt up to ``retry_backoff_max``), and a
+pass sends at most ``max_casts_per_host`` casts to one host and
+``max_casts_per_cycle`` in all, so a broken host or a mass repair cannot
+storm the broker or the origin.
+"""
+
+import collections
+import datetime
+import fnmatch
+import re
+import threading
+import time
+
+from oslo_log import log as logging
+
+from precache.db import api as db_api
+
+LOG = logging.getLogger(__name__)
+
+FANOUT = 'fanout'
+TARGETED = 'targeted'
+
+
+def _seconds(value):
+    return datetime.timedelta(seconds=value)
+
+
+class TargetMatcher(object):
+    """Tells which hosts an image's ``targets`` select.
+
+    :param targets: None (every host) or ``{'hosts': [names or globs],
+        'labels': [...]}``; a host is selected when it matches a host
+        pattern or carries a label.
+    """
+
+    def __init__(self, targets):
+        targets = targets or {}
+        patterns = targets.get('hosts') or []
+        self.labels = set(targets.get('labels') or [])
+        self.everyone = not patterns and not self.labels
+        self._regex = (re.compile('|'.join(fnmatch.translate(p)
+                                           for p in patterns))
+                       if patterns else None)
+
+    def matches(self, name, labels):
+        if self.everyone:
+            return True
+        if self._regex is not None and self._regex.match(name):
+            return True
+        return bool(self.labels.intersection(labels or ()))
+
+
+class Reconciler(object):
+    """Computes what live hosts lack and sends the casts that repair it.
+
+    :param conf: the service's ConfigOpts (``[service]`` options).
+    :param db: the :class:`~precache.db.api.StateDB`.
+    :param agent_api: an :class:`~precache.agent.rpcapi.AgentAPI`.
+    :param notifier: a :class:`~precache.service.notifications.RoundNotifier`.
+    """
+
+    def __init__(self, conf, db, agent_api, notifier):
+        self.conf = conf
+        self.db = db
+        self.agent_api = agent_api
+        self.notifier = notifier
+        self._lock = threading.Lock()
+
+    @property
+    def _opts(self):
+        return self.conf.service
+
+    def up_since(self, now):
+        """Heartbeats at or after the returned time mean "up"."""
+        return now - _seconds(self._opts.service_down_time)
+
+    def backoff(self, attempts):
+        """Seconds to wait after the ``attempts``-th cast."""
+        base = self._opts.retry_backoff
+        return min(base * 2 ** max(attempts - 1, 0),
+                   self._opts.retry_backoff_max)
+
+    def live_targets(self, image, live_hosts):
+        """Return ``[(host_id, name)]`` of the live hosts it targets."""
+        matcher = TargetMatcher(image['targets'])
+        return [(host_id, name) for host_id, name, labels in live_hosts
+                if matcher.matches(name, labels)]
+
+    # Fanout ---------------------------------------------------------------
+
+    def distribute(self, context, image, now=None):
+        """Fan ``image``'s meta out to every agent and open its round.
+
+        Live target hosts are recorded as pending; hosts that are down
+        will get a targeted cast when they are back.
+
+        :param image: the image's row dict (with ``meta``).
+        """
+        now = now or db_api._utcnow()
+        meta = image['meta']
+        with self._lock:
+            targets = self.live_targets(
+                image, self.db.live_hosts(self.up_since(now)))
+            self._open_round(context, image, FANOUT, targets, now)
+            self.agent_api.cache(context, image['id'], meta)
+        LOG.info('Image %s fanned out (%d live target host(s))',
+                 image['id'], len(targets))
+
+    # Repair ---------------------------------------------------------------
+
+    def reconcile(self, context, hosts=None, now=None):
+        """Send targeted casts of what live target hosts lack.
+
+        :param hosts: only consider these host names (a host that came
+            back up); every live host by default.
+        :returns: ``{'casts': n, 'deferred': n, 'seconds': s}``.
+        """
+        started = time.monotonic()
+        now = now or db_api._utcnow()
+        with self._lock:
+            self._end_timed_out_rounds(context, now)
+            images = {image['id']: image
+                      for image in self.db.desired_images(now)}
+            live = self.db.live_hosts(self.up_since(now))
+            if hosts is not None:
+                wanted = set(hosts)
+                live = [h for h in live if h[1] in wanted]
+            names = {host_id: name for host_id, name, _ in live}
+            lacking = self.db.lacking(
+                images, self.up_since(now), now,
+                now - _seconds(self._opts.report_timeout))
+            plan, deferred = self._plan(images, live, names, lacking)
+            casts = 0
+            for image_id, targets in plan.items():
+                self._open_round(context, images[image_id], TARGETED,
+                                 targets, now)
+                for _, name in targets:
+                    self.agent_api.cache(context, image_id,
+                                         images[image_id]['meta'],
+                                         host=name)
+                casts += len(targets)
+        seconds = time.monotonic() - started
+        if casts or deferred:
+            LOG.info('Convergence: %d targeted cast(s), %d deferred to the '
+                     'next pass, in %.3fs', casts, deferred, seconds)
+        return {'casts': casts, 'deferred': deferred, 'seconds': seconds}
+
+    def _plan(self, images, live, names, lacking):
+        """Apply targets and caps; return ``({image: targets}, deferred)``.
+
+        ``targets`` items are ``(host_id, name, has_row)``.
+        """
+        matchers = {image_id: TargetMatcher(image['targets'])
+                    for image_id, image in images.items()}
+        labels = {host_id: host_labels for host_id, _, host_labels in live}
+        per_host = collections.Counter()
+        plan = collections.defaultdict(list)
+        deferred = total = 0
+        for host_id, image_id, has_row in lacking:
+            name = names.get(host_id)
+            if name is None or not matchers[image_id].matches(
+                    name, labels[host_id]):
+                continue
+            if (per_host[host_id] >= self._opts.max_casts_per_host or
+                    total >= self._opts.max_casts_per_cycle):
+                deferred += 1
+                continue
+            per_host[host_id] += 1
+            total += 1
+            plan[image_id].append((host_id, name, has_row))
+        return plan, deferred
+
+    # Rounds ---------------------------------------------------------------
+
+    def _open_round(self, context, image, kind, targets, now):
+        """Record the casts of one round and emit its start notification.
+
+        :param targets: ``[(host_id, name)]`` or ``[(host_id, name,
+            has_row)]``.
+        """
+        if not targets:
+            return None
+        host_ids = [t[0] for t in targets]
+        attempts = self.db.attempts(image['id'], host_ids)
+        casts = [(host_id, host_id in attempts,
+                  now + _seconds(self.backoff(attempts.get(host_id, 0) + 1)))
+                 for host_id in host_ids]
+        round_id = self.db.open_round(image['id'], image['generation'],
+                                      kind, casts, now)
+        self.notifier.start(context, round_id, image['id'],
+                            image['generation'], kind,
+                            [t[1] for t in targets])
+        return round_id
+
+    def _end_timed_out_rounds(self, context, now):
+        cutoff = now - _seconds(self._opts.round_timeout)
+        for row in self.db.end_rounds(cutoff, now):
+            LOG.warning('Round %d of image %s timed out: no answer from %s',
+                        row['id'], row['image_id'],
+                        ', '.join(row['unanswered']) or 'nobody')
+            self.notifier.end(context, row, row['unanswered'])

@@ -1,0 +1,164 @@
+"""What the service knows of hosts and images, and what it does with it.
+
+:class:`StateKeeper` stores agents' reports and heartbeats, emits the
+progress of distribution rounds, answers agents' ``desired`` calls and the
+``precache`` CLI, and records on-demand requests.
+"""
+
+import datetime
+
+from oslo_log import log as logging
+
+from precache.db import api as db_api
+from precache.db import models
+from precache.service import convergence
+from precache.service import views
+
+LOG = logging.getLogger(__name__)
+
+
+def _from_unix(value):
+    if value is None:
+        return None
+    return datetime.datetime.fromtimestamp(
+        value, datetime.timezone.utc).replace(tzinfo=None)
+
+
+class StateKeeper(object):
+    """The service's state and the operations on it.
+
+    :param conf: the service's ConfigOpts.
+    :param db: the :class:`~precache.db.api.StateDB`.
+    :param reconciler: the :class:`~precache.service.convergence.Reconciler`.
+    :param notifier: the
+        :class:`~precache.service.notifications.RoundNotifier`.
+    :param on_request: called with an image id after an on-demand request
+        was recorded; the service then fetches, serves and distributes it.
+    """
+
+    def __init__(self, conf, db, reconciler, notifier, on_request=None):
+        self.conf = conf
+        self.db = db
+        self.reconciler = reconciler
+        self.notifier = notifier
+        self.on_request = on_request
+
+    def _now(self):
+        return db_api._utcnow()
+
+    # Agents ---------------------------------------------------------------
+
+    def report(self, context, host, image_id, status, detail):
+        if status not in models.STATUSES:
+            LOG.warning('Host %s reported an unknown status %r for image %s',
+                        host, status, image_id)
+            return
+        answer = self.db.record_report(host, image_id, status, detail,
+                                       self._now())
+        if answer is None:
+            return
+        self.notifier.progress(context, answer, host, image_id, status,
+                               detail.get('reason'))
+        if answer.get('ended_at') is not None:
+            self.notifier.end(context, answer)
+
+    def heartbeat(self, context, host, status):
+        now = self._now()
+        grace = datetime.timedelta(
+            seconds=self.conf.service.inventory_grace)
+        came_up = self.db.record_heartbeat(
+            host, status, self.reconciler.up_since(now), now - grace, now)
+        if came_up:
+            LOG.info('Host %s is up: sending what it lacks', host)
+            self.reconciler.reconcile(context, hosts=[host], now=now)
+
+    def desired(self, context, host, labels):
+        """The meta of every desired image that targets ``host``."""
+        now = self._now()
+        return [image['meta'] for image in self.db.desired_images(now)
+                if convergence.TargetMatcher(image['targets']).matches(
+                    host, labels)]
+
+    # Operators ------------------------------------------------------------
+
+    def list_images(self, context):
+        now = self._now()
+        return [views.image_summary(image, self.db.is_desired(image, now))
+                for image in self.db.list_images()]
+
+    def list_hosts(self, context):
+        up_since = self.reconciler.up_since(self._now())
+        return [views.host_summary(host, self._is_up(host, up_since))
+                for host in self.db.list_hosts()]
+
+    @staticmethod
+    def _is_up(host, up_since):
+        return (host['last_heartbeat'] is not None and
+                host['last_heartbeat'] >= up_since)
+
+    def show_image(self, context, image_id):
+        now = self._now()
+        image = self.db.get_image(image_id)
+        matcher = convergence.TargetMatcher(image['targets'])
+        desired = self.db.is_desired(image, now)
+        rows = self.db.image_hosts(image_id)
+        up_since = self.reconciler.up_since(now)
+        lines = [views.host_image(
+            host['name'], self._is_up(host, up_since),
+            desired and matcher.matches(host['name'], host['labels']),
+            rows.get(host['name'])) for host in self.db.list_hosts()]
+        return {'image': views.image_summary(image, desired),
+                'hosts': lines, 'summary': views.summarize(lines)}
+
+    def get_status(self, context):
+        """Images x counts per status over their live target hosts."""
+        now = self._now()
+        up_since = self.reconciler.up_since(now)
+        total = len(self.db.list_hosts())
+        live = self.db.live_hosts(up_since)
+        counts = self.db.status_counts(up_since)
+        images = []
+        for image in self.db.list_images():
+            desired = self.db.is_desired(image, now)
+            targets = self.reconciler.live_targets(image, live)
+            per_status = counts.get(image['id'], {})
+            if image['targets']:
+                # Rows of hosts outside the targets are not counted.
+                rows = self.db.image_hosts(image['id'])
+                names = {name for _, name in targets}
+                per_status = {}
+                for name, row in rows.items():
+                    if name in names:
+                        per_status[row['status']] = (
+                            per_status.get(row['status'], 0) + 1)
+            live_targets = len(targets) if desired else 0
+            per_status = dict(per_status)
+            per_status['waiting'] = max(
+                live_targets - sum(per_status.values()), 0)
+            images.append(dict(views.image_summary(image, desired),
+                               counts=per_status,
+                               live_targets=live_targets))
+        return {'hosts': {'total': total, 'up': len(live),
+                          'down': total - len(live)},
+                'images': images}
+
+    def request_cache(self, context, image_id, hosts, labels, pin_until):
+        targets = ({'hosts': list(hosts), 'labels': list(labels)}
+                   if hosts or labels else None)
+        self.db.request(image_id, targets, _from_unix(pin_until),
+                        self._now())
+        LOG.info('Image %s requested (targets %s, pinned until %s)',
+                 image_id, targets or 'every host', pin_until)
+        if self.on_request is not None:
+            self.on_request(image_id)
+        return self.list_image(image_id)
+
+    def release(self, context, image_id):
+        self.db.release(image_id, self._now())
+        LOG.info('Image %s released', image_id)
+        return self.list_image(image_id)
+
+    def list_image(self, image_id):
+        image = self.db.get_image(image_id)
+        return views.image_summary(image,
+                                   self.db.is_desired(image, self._now()))

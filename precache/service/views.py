@@ -1,0 +1,90 @@
+"""Database rows as the dicts the service's RPC API returns (1.1).
+
+Timestamps become ISO 8601 strings in UTC; everything is JSON-friendly.
+"""
+
+from oslo_utils import timeutils
+
+from precache.db import models
+
+
+def isotime(value):
+    return timeutils.isotime(value) if value is not None else None
+
+
+def image_summary(image, desired):
+    """An ``images`` row as ``list_images`` returns it."""
+    return {
+        'image_id': image['id'],
+        'name': image['name'],
+        'disk_format': image['disk_format'],
+        'size': image['size'],
+        'listed_by': list(image['listed_by'] or []),
+        'listed': bool(image['listed']),
+        'requested': bool(image['requested']),
+        'pinned_until': isotime(image['pinned_until']),
+        'targets': image['targets'],
+        'generation': image['generation'],
+        'desired': desired,
+        'first_seen': isotime(image['first_seen']),
+        'last_seen': isotime(image['last_seen']),
+        'error': image['error'],
+    }
+
+
+def host_summary(host, up):
+    """A ``hosts`` row (with its counts) as ``list_hosts`` returns it."""
+    return {
+        'name': host['name'],
+        'up': up,
+        'labels': list(host['labels'] or []),
+        'agent_version': host['agent_version'],
+        'last_heartbeat': isotime(host['last_heartbeat']),
+        'disk_total': host['disk_total'],
+        'disk_free': host['disk_free'],
+        'cache_bytes': host['cache_bytes'],
+        'images_cached': int(host.get('images_cached') or 0),
+        'images_failed': int(host.get('images_failed') or 0),
+    }
+
+
+def host_image(name, up, targeted, row):
+    """One host's line of ``show_image``; ``row`` may be None."""
+    row = row or {}
+    return {
+        'host': name,
+        'up': up,
+        'targeted': targeted,
+        'status': row.get('status'),
+        'reason': row.get('reason'),
+        'code': row.get('code'),
+        'attempts': row.get('attempts') or 0,
+        'bytes': row.get('bytes'),
+        'seconds': row.get('seconds'),
+        'source': row.get('source'),
+        'updated_at': isotime(row.get('updated_at')),
+        'next_attempt_at': isotime(row.get('next_attempt_at')),
+    }
+
+
+def summarize(lines):
+    """Count the live target hosts of ``show_image`` lines by outcome."""
+    summary = {'live_targets': 0, 'done': 0, 'failed': 0, 'missing': 0,
+               'in_progress': 0, 'waiting': 0, 'bytes': 0}
+    for line in lines:
+        if not (line['up'] and line['targeted']):
+            continue
+        summary['live_targets'] += 1
+        summary['bytes'] += line['bytes'] or 0
+        status = line['status']
+        if status in models.PRESENT:
+            summary['done'] += 1
+        elif status == models.FAILED:
+            summary['failed'] += 1
+        elif status == models.MISSING:
+            summary['missing'] += 1
+        elif status in models.IN_PROGRESS:
+            summary['in_progress'] += 1
+        else:
+            summary['waiting'] += 1
+    return summary
