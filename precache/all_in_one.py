@@ -1,6 +1,7 @@
 """The all-in-one run: the whole precache path in one process.
 
-No broker (oslo.messaging's ``fake:/`` transport), no Glance: images are
+No broker (oslo.messaging's ``fake:/`` transport), no Glance, state in an
+sqlite file: images are
 listed from a directory (a sample qcow2 image made with qemu-img by
 default), fetched, compressed and served by the built-in HTTP server, fanned
 out to several agents with their own Nova-style instance directories, then
@@ -20,12 +21,16 @@ import oslo_messaging as messaging
 from precache.agent import manager as agent_manager
 from precache.agent import rpcapi as agent_rpcapi
 from precache.conf import agent as agent_conf
+from precache.db import api as db_api
 from precache import image as image_mod
 from precache import plugin
 from precache import rpc
+from precache.service import convergence
 from precache.service import manager as service_manager
+from precache.service import notifications
 from precache.service import pipeline as pipeline_mod
 from precache.service import rpcapi as service_rpcapi
+from precache.service import state as state_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -109,11 +114,14 @@ class AllInOne(object):
         self.configure()
         rpc.init(self.conf, url='fake:/')
         try:
-            self._start_service_endpoint()
-            for host in self.hosts:
-                self._start_agent(host)
+            state = self._make_state()
+            self._start_service_endpoint(state)
+            agents = [self._start_agent(host) for host in self.hosts]
+            for agent in agents:
+                agent.heartbeat()
+            self._wait_for_hosts(state)
             pipeline = pipeline_mod.Pipeline(
-                self.conf, agent_rpcapi.AgentAPI(self.conf))
+                self.conf, state.reconciler.agent_api, state=state)
             pipeline.start()
             try:
                 started = time.monotonic()
@@ -122,15 +130,37 @@ class AllInOne(object):
                             if o.distributed for host in self.hosts}
                 self._wait_for(expected)
                 elapsed = time.monotonic() - started
+                status = state.get_status(rpc.get_context())
             finally:
                 pipeline.stop()
         finally:
             self._stop_servers()
             rpc.cleanup()
+        self._print_state(status)
         return self._print_summary(outcomes, expected, elapsed)
 
-    def _start_service_endpoint(self):
-        endpoint = service_manager.ServiceManager(self.conf)
+    def _make_state(self):
+        """The service's state, in ``<work_dir>/precache.sqlite``."""
+        db = db_api.StateDB('sqlite:///%s' % os.path.join(
+            self.work_dir, 'precache.sqlite'))
+        db.sync()
+        reconciler = convergence.Reconciler(
+            self.conf, db, agent_rpcapi.AgentAPI(self.conf),
+            notifications.RoundNotifier(self.conf.host))
+        return state_mod.StateKeeper(self.conf, db, reconciler,
+                                     reconciler.notifier)
+
+    def _wait_for_hosts(self, state):
+        """Wait until the service has every agent's first heartbeat."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            up_since = state.reconciler.up_since(db_api._utcnow())
+            if len(state.db.live_hosts(up_since)) >= len(self.hosts):
+                return
+            time.sleep(0.02)
+
+    def _start_service_endpoint(self, state):
+        endpoint = service_manager.ServiceManager(self.conf, state)
         endpoint.add_listener(self._on_message)
         self._serve(self.conf.rpc.service_topic, self.conf.host, endpoint)
 
@@ -141,6 +171,7 @@ class AllInOne(object):
             self.conf, service_rpcapi.ServiceAPI(self.conf), store=store,
             host=host)
         self._serve(self.conf.rpc.agent_topic, host, agent)
+        return agent
 
     def _make_store(self, host):
         """A nova-libvirt store in ``<work_dir>/hosts/<host>/instances``.
@@ -179,7 +210,7 @@ class AllInOne(object):
             rpc_server.wait()
 
     def _on_message(self, kind, host, payload):
-        if kind != 'report':
+        if kind != 'report' or payload['status'] == 'downloading':
             return
         with self._reported:
             self.reports[(host, payload['image_id'])] = payload
@@ -225,6 +256,18 @@ class AllInOne(object):
         print('%s in %.1fs' % ('all hosts cached every image' if ok else
                                'FAILED', elapsed))
         return 0 if ok else 1
+
+    @staticmethod
+    def _print_state(status):
+        """Print what the service's database says about each image."""
+        print('service state: %d host(s) up of %d' % (
+            status['hosts']['up'], status['hosts']['total']))
+        for image in status['images']:
+            counts = ', '.join('%s %d' % item for item in
+                               sorted(image['counts'].items()) if item[1])
+            print('  image %s: %s (of %d live target hosts)' % (
+                image['image_id'], counts or 'nothing yet',
+                image['live_targets']))
 
     def _describe(self, host, image_id):
         base = os.path.join(self.work_dir, 'hosts', host, 'instances',

@@ -20,9 +20,9 @@ They are sent through oslo.messaging's Notifier: set
 """
 
 from oslo_log import log as logging
-from oslo_utils import timeutils
 
 from precache import rpc
+from precache.service import views
 
 LOG = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ PAYLOAD_VERSIONS = {
     PROGRESS: ('CacheProgressPayload', '1.0'),
     END: ('CacheEndPayload', '1.0'),
 }
-
-
-def _isotime(value):
-    return timeutils.isotime(value) if value is not None else None
 
 
 def _versioned(event_type, data):
@@ -95,5 +91,5 @@ class RoundNotifier(object):
             'cached': round_row['cached'],
             'failed': round_row['failed'],
             'unanswered': sorted(unanswered),
-            'started_at': _isotime(round_row['started_at']),
-            'ended_at': _isotime(round_row['ended_at'])})
+            'started_at': views.isotime(round_row['started_at']),
+            'ended_at': views.isotime(round_row['ended_at'])})

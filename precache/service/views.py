@@ -3,13 +3,14 @@
 Timestamps become ISO 8601 strings in UTC; everything is JSON-friendly.
 """
 
-from oslo_utils import timeutils
-
 from precache.db import models
 
 
 def isotime(value):
-    return timeutils.isotime(value) if value is not None else None
+    """A naive UTC datetime as ``2026-11-20T10:00:00Z`` (None stays)."""
+    if value is None:
+        return None
+    return value.strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 def image_summary(image, desired):
