@@ -141,7 +141,7 @@ class Reconciler(object):
             for image_id, targets in plan.items():
                 self._open_round(context, images[image_id], TARGETED,
                                  targets, now)
-                for _, name in targets:
+                for _, name, _ in targets:
                     self.agent_api.cache(context, image_id,
                                          images[image_id]['meta'],
                                          host=name)
