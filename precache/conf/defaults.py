@@ -6,6 +6,7 @@ oslo-config-generator's hook (entry point ``oslo.config.opts.defaults``) so
 that ``etc/precache.conf.sample`` shows the same defaults.
 """
 
+from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_db import options as db_options
 import oslo_messaging as messaging
@@ -14,6 +15,10 @@ from oslo_messaging import opts as messaging_opts
 from precache.conf import database
 
 RABBIT_GROUP = 'oslo_messaging_rabbit'
+
+#: ``[oslo_concurrency] lock_path``: oslo.messaging's queue manager keeps
+#: its counters under a lock there.
+LOCK_PATH = '$state_path/lock'
 
 #: Overrides of ``[oslo_messaging_rabbit]`` defaults.
 RABBIT_DEFAULTS = {
@@ -27,6 +32,7 @@ def set_defaults(conf=None):
     """Set precache's defaults on ``conf`` (the global CONF by default)."""
     conf = cfg.CONF if conf is None else conf
     messaging.set_transport_defaults('precache')
+    lockutils.set_defaults(LOCK_PATH)
     db_options.set_defaults(conf, connection=database.DEFAULT_CONNECTION)
     for group, opts in messaging_opts.list_opts():
         if group == RABBIT_GROUP:
@@ -39,6 +45,7 @@ def set_defaults(conf=None):
 
 def update_generator_defaults():
     """Show precache's defaults in the generated sample config."""
+    lockutils.set_defaults(LOCK_PATH)
     cfg.set_defaults(db_options.database_opts,
                      connection=database.DEFAULT_CONNECTION)
     try:

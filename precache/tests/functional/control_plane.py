@@ -37,15 +37,25 @@ class MessagingFixture(fixtures.Fixture):
     def __init__(self, transport_url):
         super().__init__()
         self.transport_url = transport_url
-        suffix = uuid.uuid4().hex[:8]
+        self.suffix = suffix = uuid.uuid4().hex[:8]
         self.agent_topic = 'precache-agent-test-' + suffix
         self.service_topic = 'precache-service-test-' + suffix
+        self.notification_topic = 'precache-notifications-test-' + suffix
 
     def _setUp(self):
         # The control exchange precache's console scripts use.
         conf_defaults.set_defaults()
         messaging_conf = self.useFixture(conffixture.ConfFixture(cfg.CONF))
         messaging_conf.transport_url = self.transport_url
+        lock_dir = self.useFixture(fixtures.TempDir()).path
+        cfg.CONF.set_override('lock_path', lock_dir, group='oslo_concurrency')
+        self.addCleanup(cfg.CONF.clear_override, 'lock_path',
+                        group='oslo_concurrency')
+        # Stable queue names must not be shared by concurrent tests.
+        cfg.CONF.set_override('hostname', 'precache-test-' + self.suffix,
+                              group='oslo_messaging_rabbit')
+        self.addCleanup(cfg.CONF.clear_override, 'hostname',
+                        group='oslo_messaging_rabbit')
         cfg.CONF.set_override('agent_topic', self.agent_topic, group='rpc')
         cfg.CONF.set_override('service_topic', self.service_topic,
                               group='rpc')
@@ -81,6 +91,8 @@ class ServiceEndpointFixture(fixtures.Fixture):
         self.server.wait()
 
     def _record(self, kind, host, payload):
+        if payload.get('status') == 'downloading':
+            return  # a progress notice, not an answer
         with self._changed:
             entry = dict(payload, host=host)
             (self.reports if kind == 'report' else
@@ -130,10 +142,13 @@ class AgentProcessFixture(fixtures.Fixture):
     :param base_dir: directory for the agent's files (instances path,
         state, config, log).
     :param options: extra ``{group: {option: value}}`` for its config file.
+    :param start: start the process in ``setUp`` (else call :meth:`start`).
     """
 
-    def __init__(self, messaging_fixture, host, base_dir, options=None):
+    def __init__(self, messaging_fixture, host, base_dir, options=None,
+                 start=True):
         super().__init__()
+        self.start_at_setup = start
         self.messaging = messaging_fixture
         self.host = host
         self.base_dir = os.path.join(base_dir, host)
@@ -147,14 +162,25 @@ class AgentProcessFixture(fixtures.Fixture):
         self.config_file = os.path.join(self.base_dir, 'precache.conf')
         self.log_file = os.path.join(self.base_dir, 'agent.log')
         self._write_config()
-        self.start()
+        if self.start_at_setup:
+            self.start()
         self.addCleanup(self.stop)
+
+    def reconfigure(self, options):
+        """Rewrite the config with more ``options`` and send SIGHUP."""
+        for group, values in options.items():
+            self.options.setdefault(group, {}).update(values)
+        self._write_config()
+        os.kill(self.process.pid, signal.SIGHUP)
 
     def _write_config(self):
         groups = {
             'DEFAULT': {'host': self.host,
                         'transport_url': self.messaging.transport_url,
+                        'state_path': os.path.join(self.base_dir, 'state'),
                         'log_file': self.log_file, 'debug': 'true'},
+            'oslo_messaging_rabbit': {
+                'hostname': '%s-%s' % (self.host, self.messaging.suffix)},
             'rpc': {'agent_topic': self.messaging.agent_topic,
                     'service_topic': self.messaging.service_topic},
             'agent': {'store': 'nova-libvirt', 'disk_reserve_mb': 0,
@@ -166,13 +192,7 @@ class AgentProcessFixture(fixtures.Fixture):
         }
         for group, values in self.options.items():
             groups.setdefault(group, {}).update(values)
-        with open(self.config_file, 'w') as f:
-            for group, values in groups.items():
-                f.write('[%s]\n' % group)
-                for key, value in values.items():
-                    if isinstance(value, (list, tuple)):
-                        value = ','.join(str(v) for v in value)
-                    f.write('%s = %s\n' % (key, value))
+        write_config(self.config_file, groups)
 
     def start(self):
         """Start the agent process (again, after :meth:`kill`)."""
@@ -200,3 +220,119 @@ class AgentProcessFixture(fixtures.Fixture):
 
     def log_tail(self, lines=40):
         return servers.log_tail(self.log_file, lines)
+
+
+def write_config(path, groups):
+    """Write ``{group: {option: value}}`` as an ini file (lists joined)."""
+    with open(path, 'w') as f:
+        for group, values in groups.items():
+            f.write('[%s]\n' % group)
+            for key, value in values.items():
+                if isinstance(value, (list, tuple)):
+                    value = ','.join(str(v) for v in value)
+                f.write('%s = %s\n' % (key, value))
+
+
+class ServiceProcessFixture(fixtures.Fixture):
+    """A real ``precache-service`` process over the test's broker.
+
+    It lists the files of ``images_dir`` (``directory`` lister), fetches
+    them with the ``file`` fetcher and serves them with the built-in
+    ``http`` server; its state is an sqlite file in ``base_dir``, and its
+    notifications go to ``messaging_fixture.notification_topic``.
+
+    :param options: extra ``{group: {option: value}}`` for its config.
+    """
+
+    def __init__(self, messaging_fixture, base_dir, images_dir,
+                 options=None):
+        super().__init__()
+        self.messaging = messaging_fixture
+        self.base_dir = os.path.join(base_dir, 'service')
+        self.images_dir = images_dir
+        self.options = options or {}
+        self.process = None
+
+    def _setUp(self):
+        os.makedirs(self.base_dir, exist_ok=True)
+        self.config_file = os.path.join(self.base_dir, 'precache.conf')
+        self.log_file = os.path.join(self.base_dir, 'service.log')
+        groups = {
+            'DEFAULT': {'host': 'precache-service-' + self.messaging.suffix,
+                        'transport_url': self.messaging.transport_url,
+                        'state_path': self.base_dir,
+                        'log_file': self.log_file, 'debug': 'true'},
+            'oslo_messaging_rabbit': {
+                'hostname': 'service-' + self.messaging.suffix},
+            'oslo_messaging_notifications': {
+                'driver': 'messagingv2',
+                'topics': self.messaging.notification_topic},
+            'rpc': {'agent_topic': self.messaging.agent_topic,
+                    'service_topic': self.messaging.service_topic},
+            'service': {'listers': 'directory', 'fetcher': 'file',
+                        'server': 'http',
+                        'staging_dir': os.path.join(self.base_dir,
+                                                    'staging')},
+            'directory_lister': {'path': self.images_dir},
+            'file_fetcher': {'image_dir': self.images_dir},
+            'http_server': {'bind_host': '127.0.0.1', 'bind_port': 0,
+                            'document_root': os.path.join(self.base_dir,
+                                                          'www')},
+        }
+        for group, values in self.options.items():
+            groups.setdefault(group, {}).update(values)
+        write_config(self.config_file, groups)
+        self.process = subprocess.Popen(
+            [sys.executable, '-m', 'precache.cmd.service',
+             '--config-file', self.config_file],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.addCleanup(self.stop)
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def log_tail(self, lines=60):
+        return servers.log_tail(self.log_file, lines)
+
+
+class NotificationCollector(fixtures.Fixture):
+    """A real oslo.messaging notification listener on the test's topic.
+
+    ``events`` holds ``(event_type, payload data)`` in arrival order.
+    """
+
+    def __init__(self, messaging_fixture):
+        super().__init__()
+        self.messaging = messaging_fixture
+        self.events = []
+        self._lock = threading.Lock()
+
+    def _setUp(self):
+        transport = messaging.get_notification_transport(cfg.CONF)
+        self.addCleanup(transport.cleanup)
+        self.listener = messaging.get_notification_listener(
+            transport,
+            [messaging.Target(topic=self.messaging.notification_topic)],
+            [self])
+        self.listener.start()
+        self.addCleanup(self.listener.wait)
+        self.addCleanup(self.listener.stop)
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        with self._lock:
+            self.events.append(
+                (event_type, payload.get('precache_object.data', payload)))
+
+    def of_type(self, event_type, **match):
+        """Events of ``event_type`` whose data has the ``match`` items."""
+        with self._lock:
+            return [data for kind, data in self.events
+                    if kind == event_type and
+                    all(data.get(k) == v for k, v in match.items())]

@@ -31,7 +31,8 @@ class ServiceProcessTest(base.FunctionalTestCase):
                          for item in (fetcher_paths or {}).items())
         with open(self.config_file, 'w') as f:
             f.write('[DEFAULT]\ntransport_url = fake:/\nlog_file = %s\n'
-                    'debug = true\n' % self.log_file)
+                    'debug = true\nstate_path = %s\n'
+                    % (self.log_file, self.tempdir))
             f.write('[service]\ninterval = %d\nlisters = %s\nfetcher = file\n'
                     'server = http\nstaging_dir = %s\n'
                     % (interval, lister, self.staging_dir))
