@@ -401,12 +401,14 @@ class StateDB(object):
         live = HOSTS.c.last_heartbeat >= up_since
         backoff_over = sa.or_(hi.c.next_attempt_at.is_(None),
                               hi.c.next_attempt_at <= now)
+        # An in-progress row without a cast was reported by an agent
+        # catching up on its own: its deadline runs from the report.
+        asked = sa.func.coalesce(hi.c.cast_at, hi.c.reported_at)
         retry = sa.or_(
             sa.and_(hi.c.status.in_((models.FAILED, models.MISSING)),
                     backoff_over),
             sa.and_(hi.c.status.in_(models.IN_PROGRESS),
-                    sa.or_(hi.c.cast_at.is_(None),
-                           hi.c.cast_at <= report_deadline),
+                    sa.or_(asked.is_(None), asked <= report_deadline),
                     backoff_over))
         lacking = []
         with self._read() as conn:
@@ -512,8 +514,8 @@ class StateDB(object):
                 values['round_id'] = None
             if row is None:
                 conn.execute(HOST_IMAGES.insert().values(
-                    host_id=host_id, image_id=image_id, attempts=0,
-                    created_at=now, **values))
+                    host_id=host_id, image_id=image_id, created_at=now,
+                    **dict(values, attempts=0)))
             else:
                 conn.execute(HOST_IMAGES.update().where(
                     HOST_IMAGES.c.host_id == host_id,
