@@ -97,15 +97,21 @@ class FakeTime(object):
         self.now += seconds
 
 
+class RootLogger(fixtures.Fixture):
+    """Restores the root logger that cliff's App configures at each run."""
+
+    def _setUp(self):
+        root = logging.getLogger()
+        self.addCleanup(setattr, root, 'handlers', list(root.handlers))
+        self.addCleanup(root.setLevel, root.level)
+
+
 class CLITestCase(base.TestCase):
     """Runs the App in-process with a :class:`FakeClient`."""
 
     def setUp(self):
         super().setUp()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        self.addCleanup(setattr, root, 'handlers', handlers)
-        self.addCleanup(root.setLevel, level)
+        self.useFixture(RootLogger())
         self.client = FakeClient()
 
     def run_cli(self, *argv):

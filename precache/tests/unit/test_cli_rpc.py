@@ -3,7 +3,6 @@ real configuration loading, RPC client and error translation."""
 
 import io
 import json
-import logging
 import os
 
 import oslo_messaging as messaging
@@ -13,6 +12,7 @@ from precache.cli import client
 from precache import exception
 from precache import rpc
 from precache.tests import base
+from precache.tests.unit import test_cli
 
 
 class ServiceEndpoint(object):
@@ -32,10 +32,7 @@ class CLIOverRPCTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        self.addCleanup(setattr, root, 'handlers', handlers)
-        self.addCleanup(root.setLevel, level)
+        self.useFixture(test_cli.RootLogger())
         self.addCleanup(rpc.cleanup)
         self.config_file = os.path.join(self.tempdir, 'precache.conf')
         with open(self.config_file, 'w') as f:
