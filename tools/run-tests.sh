@@ -51,4 +51,10 @@ install_tox() {
 install_system_packages
 install_tox
 envs="${*:-pep8,py3,functional}"
+if [[ ",${envs// /,}," == *,functional,* ]]; then
+    # The database tests need MariaDB and PostgreSQL; here they must run,
+    # not skip.
+    tools/test-servers/databases.sh
+    export PRECACHE_REQUIRE_DATABASES=1
+fi
 exec .tox-bootstrap/bin/tox -e "$envs"
