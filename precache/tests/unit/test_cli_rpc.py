@@ -5,7 +5,9 @@ import io
 import json
 import os
 
+import fixtures
 import oslo_messaging as messaging
+from oslo_messaging import opts as messaging_opts
 
 from precache.cli import app
 from precache.cli import client
@@ -28,11 +30,25 @@ class ServiceEndpoint(object):
         raise exception.ImageNotFound(image_id=image_id, reason='never seen')
 
 
+class TransportDefaults(fixtures.Fixture):
+    """Restores oslo.messaging's ``control_exchange`` default.
+
+    precache's defaults set it on the option object itself, which would
+    otherwise leak into later tests of the same process.
+    """
+
+    def _setUp(self):
+        [opt] = [opt for _group, opts in messaging_opts.list_opts()
+                 for opt in opts if opt.name == 'control_exchange']
+        self.addCleanup(messaging.set_transport_defaults, opt.default)
+
+
 class CLIOverRPCTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
         self.useFixture(test_cli.RootLogger())
+        self.useFixture(TransportDefaults())
         self.addCleanup(rpc.cleanup)
         self.config_file = os.path.join(self.tempdir, 'precache.conf')
         with open(self.config_file, 'w') as f:
