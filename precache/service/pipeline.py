@@ -205,9 +205,11 @@ class Pipeline(object):
                     outcome):
         """Build the meta; fan it out when it differs from the last one."""
         row = self.state.db.get_image(image.id)
+        # The database gives back a request for every host (None) as {}.
         targets = _union_targets(
             lister_targets if row['listed'] else _NO_ONE,
-            row['request_targets'] if row['requested'] else _NO_ONE)
+            (row['request_targets'] or None) if row['requested']
+            else _NO_ONE)
         pin_until = (calendar.timegm(row['pinned_until'].timetuple())
                      if row['pinned_until'] else None)
         meta = meta_mod.build(image, sources, targets, pin_until)
