@@ -45,6 +45,7 @@ def set_defaults(conf=None):
 
 def update_generator_defaults():
     """Show precache's defaults in the generated sample config."""
+    messaging.set_transport_defaults('precache')
     lockutils.set_defaults(LOCK_PATH)
     cfg.set_defaults(db_options.database_opts,
                      connection=database.DEFAULT_CONNECTION)

@@ -224,13 +224,11 @@ class AgentProcessFixture(fixtures.Fixture):
 
 def write_config(path, groups):
     """Write ``{group: {option: value}}`` as an ini file (lists joined)."""
-    with open(path, 'w') as f:
-        for group, values in groups.items():
-            f.write('[%s]\n' % group)
-            for key, value in values.items():
-                if isinstance(value, (list, tuple)):
-                    value = ','.join(str(v) for v in value)
-                f.write('%s = %s\n' % (key, value))
+    servers.write_ini(path, {
+        group: {key: (','.join(str(v) for v in value)
+                      if isinstance(value, (list, tuple)) else str(value))
+                for key, value in values.items()}
+        for group, values in groups.items()})
 
 
 class ServiceProcessFixture(fixtures.Fixture):
@@ -288,6 +286,20 @@ class ServiceProcessFixture(fixtures.Fixture):
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             start_new_session=True)
         self.addCleanup(self.stop)
+        self.wait_until_started()
+
+    def wait_until_started(self, timeout=DEFAULT_TIMEOUT):
+        """Wait for the service to listen (a call sent before is lost)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if 'precache-service started' in servers.log_tail(self.log_file,
+                                                              100000):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise servers.ServerError('precache-service did not start:\n%s'
+                                  % self.log_tail())
 
     def stop(self):
         if self.process.poll() is None:

@@ -80,7 +80,7 @@ class ConvergenceTest(base.FunctionalTestCase):
         """Run the ``precache`` CLI; return (exit status, stdout+stderr)."""
         result = subprocess.run(
             [sys.executable, '-m', 'precache.cli.app', '--config-file',
-             self.cli_config, '--timeout', '20'] + list(args),
+             self.cli_config, '--rpc-timeout', '20'] + list(args),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             timeout=timeout, text=True)
         return result.returncode, result.stdout
@@ -101,12 +101,12 @@ class ConvergenceTest(base.FunctionalTestCase):
                   % (what, self.service.log_tail()))
 
     def host_statuses(self):
-        shown = self.precache_json('show', IMAGE_ID)
-        hosts = shown['hosts'] if isinstance(shown, dict) else shown
-        return {line['host']: line['status'] for line in hosts}
+        return {line['Host']: line['Status']
+                for line in self.precache_json('show', IMAGE_ID)}
 
     def live_hosts(self):
-        return {h['name'] for h in self.precache_json('hosts') if h['up']}
+        return {h['Host'] for h in self.precache_json('hosts')
+                if h['State'] is True}
 
     def start_agents(self):
         agents = {}
@@ -186,6 +186,8 @@ class ConvergenceTest(base.FunctionalTestCase):
 
         # The fault is removed: the next cast after the backoff lands it.
         agents[BROKEN_HOST].reconfigure({'agent': {'disk_reserve_mb': 0}})
+        self.wait_until(lambda: self.host_statuses().get(BROKEN_HOST) ==
+                        'cached', 'cmp-4 cached after its repair')
         status, output = self.precache('watch', IMAGE_ID, '--interval',
                                        '0.5', '--timeout', '120')
         self.assertEqual(0, status, output)
@@ -194,10 +196,8 @@ class ConvergenceTest(base.FunctionalTestCase):
         self.assertEqual({h: 'cached' for h in HOSTS},
                          {h: ('cached' if s in ('cached', 'existing')
                               else s) for h, s in statuses.items()})
-        listed = {i['image_id']: i for i in self.precache_json('status')}
-        self.assertEqual(6, listed[IMAGE_ID]['live_targets']
-                         if 'live_targets' in listed[IMAGE_ID]
-                         else listed[IMAGE_ID]['live targets'])
+        listed = {i['Image ID']: i for i in self.precache_json('status')}
+        self.assertEqual(6, listed[IMAGE_ID]['Live targets'])
 
 
 class StableQueueTest(test_distribution.DistributionTestCase):
