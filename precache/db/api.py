@@ -506,9 +506,12 @@ class StateDB(object):
                     first_seen=now, created_at=now))
                 self._remember_names([image_id])
             host_id = self._host_id(conn, host, now)
+            # Locked: a duplicate answer arriving at the same time waits
+            # and then finds its round already answered.
             row = conn.execute(sa.select(HOST_IMAGES.c.round_id).where(
                 HOST_IMAGES.c.host_id == host_id,
-                HOST_IMAGES.c.image_id == image_id)).first()
+                HOST_IMAGES.c.image_id == image_id).with_for_update()
+            ).first()
             round_id = row.round_id if row is not None else None
             if status in ANSWERS:
                 values['round_id'] = None
@@ -527,15 +530,18 @@ class StateDB(object):
     def _count_answer(self, conn, round_id, status, now):
         present = 1 if status in models.PRESENT else 0
         failed = 1 if status == models.FAILED else 0
-        conn.execute(ROUNDS.update().where(
+        counted = conn.execute(ROUNDS.update().where(
             ROUNDS.c.id == round_id, ROUNDS.c.ended_at.is_(None)).values(
                 answered=ROUNDS.c.answered + 1,
                 cached=ROUNDS.c.cached + present,
                 failed=ROUNDS.c.failed + failed, updated_at=now))
+        if not counted.rowcount:
+            # Ended (or timed out) meanwhile. A plain SELECT would not
+            # tell: under MySQL's REPEATABLE READ it could return this
+            # transaction's older snapshot of the round.
+            return None
         row = conn.execute(sa.select(ROUNDS).where(
             ROUNDS.c.id == round_id)).first()
-        if row is None or row.ended_at is not None:
-            return None
         result = dict(row._mapping, index=row.answered)
         if row.answered >= row.total:
             conn.execute(ROUNDS.update().where(ROUNDS.c.id == round_id)

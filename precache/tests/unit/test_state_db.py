@@ -5,6 +5,9 @@ ones on MariaDB and PostgreSQL (``precache/tests/functional/
 test_state_backends.py``); here they run on an sqlite file.
 """
 
+import collections
+import concurrent.futures
+
 import sqlalchemy as sa
 
 from precache.db import api as db_api
@@ -447,6 +450,39 @@ class LackingTests(object):
                          self.lacking(at(310)))
 
 
+class ConcurrencyTests(object):
+    """What the service's RPC thread pool does at once."""
+
+    def test_concurrent_duplicate_answers_are_counted_once(self):
+        self.add_image('a')
+        hosts = ['h%02d' % i for i in range(40)]
+        for host in hosts:
+            self.beat(host, T0)
+        ids = self.host_ids()
+        round_id = self.db.open_round(
+            'a', 1, 'fanout', [(ids[h], False, at(60)) for h in hosts],
+            now=T0)
+        # Every host answers twice at the same time (a redelivered cast,
+        # an agent's own catch-up).
+        order = [host for host in hosts for _ in range(2)]
+
+        def answer(host):
+            return self.db.record_report(host, 'a', models.CACHED, {},
+                                         now=at(10))
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(answer, order))
+        counted = collections.Counter(
+            host for host, answer in zip(order, answers) if answer)
+        self.assertEqual(dict.fromkeys(hosts, 1), dict(counted))
+        self.assertEqual(list(range(1, 41)),
+                         sorted(a['index'] for a in answers if a))
+        ends = [a for a in answers if a and a['ended_at'] is not None]
+        self.assertEqual([(round_id, 40, 40)],
+                         [(a['id'], a['index'], a['cached'])
+                          for a in ends])
+
+
 class ListingTest(ListingTests, state_base.StateTestCase):
     pass
 
@@ -460,4 +496,8 @@ class ReportTest(ReportTests, state_base.StateTestCase):
 
 
 class LackingTest(LackingTests, state_base.StateTestCase):
+    pass
+
+
+class ConcurrencyTest(ConcurrencyTests, state_base.StateTestCase):
     pass

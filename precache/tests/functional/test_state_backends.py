@@ -1,0 +1,74 @@
+"""The state database's queries on MariaDB and PostgreSQL.
+
+The unit tests of :mod:`precache.tests.unit.test_state_db` (listing,
+heartbeat and inventory, reports and rounds, ``lacking``, duplicate
+answers from concurrent threads) run here on a fresh database of each
+server, made by :class:`DatabaseFixture` and migrated by
+``StateDB.sync()``. A server that cannot be reached skips with the reason
+(fails with ``PRECACHE_REQUIRE_DATABASES=1``).
+"""
+
+from precache.tests.functional import db as db_fixture
+from precache.tests.unit import state_base
+from precache.tests.unit import test_state_db
+
+
+class BackendMixin(object):
+    """Runs the state tests on ``self.backend``'s server."""
+
+    backend = None
+
+    def make_db(self):
+        self.database = self.useFixture(
+            db_fixture.DatabaseFixture(self.backend))
+        return self.database.url
+
+
+class MySQLListingTest(BackendMixin, test_state_db.ListingTests,
+                       state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class MySQLHeartbeatTest(BackendMixin, test_state_db.HeartbeatTests,
+                         state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class MySQLReportTest(BackendMixin, test_state_db.ReportTests,
+                      state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class MySQLLackingTest(BackendMixin, test_state_db.LackingTests,
+                       state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class MySQLConcurrencyTest(BackendMixin, test_state_db.ConcurrencyTests,
+                           state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class PostgreSQLListingTest(BackendMixin, test_state_db.ListingTests,
+                            state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class PostgreSQLHeartbeatTest(BackendMixin, test_state_db.HeartbeatTests,
+                              state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class PostgreSQLReportTest(BackendMixin, test_state_db.ReportTests,
+                           state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class PostgreSQLLackingTest(BackendMixin, test_state_db.LackingTests,
+                            state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class PostgreSQLConcurrencyTest(BackendMixin, test_state_db.ConcurrencyTests,
+                                state_base.StateTestCase):
+    backend = 'postgresql'
