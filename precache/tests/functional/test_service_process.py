@@ -136,7 +136,7 @@ class ServiceProcessTest(base.FunctionalTestCase):
         self.write_config(interval=3600)
         process = self.start()
         self.wait_for_log('every 3600s')
-        self.wait_for_log('Pipeline run done: 1 distributed')
+        self.wait_for_log('Pipeline run done: 1 image(s) served')
         staged = os.path.join(self.staging_dir, IMAGE_ID)
         with open(staged, 'rb') as f:
             self.assertEqual(hashlib.sha512(data).digest(),
@@ -146,6 +146,6 @@ class ServiceProcessTest(base.FunctionalTestCase):
         os.killpg(process.pid, signal.SIGHUP)
         self.wait_for_log('every 1s')
         # With the new interval, runs follow each other every second.
-        self.wait_for_log('Pipeline run done: 1 distributed', count=4)
+        self.wait_for_log('Pipeline run done: 1 image(s) served', count=4)
         os.killpg(process.pid, signal.SIGTERM)
         self.assertEqual(0, process.wait(60))
