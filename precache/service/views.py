@@ -24,7 +24,7 @@ def image_summary(image, desired):
         'listed': bool(image['listed']),
         'requested': bool(image['requested']),
         'pinned_until': isotime(image['pinned_until']),
-        'targets': image['targets'],
+        'targets': image['targets'] or None,
         'generation': image['generation'],
         'desired': desired,
         'first_seen': isotime(image['first_seen']),
