@@ -20,9 +20,7 @@ import time
 
 from precache import image as image_mod
 from precache import rpc
-from precache.tests.functional import base
 from precache.tests.functional import control_plane
-from precache.tests.functional.servers import rabbitmq
 from precache.tests.functional import test_distribution
 from precache import verify
 
@@ -48,17 +46,10 @@ SERVICE_OPTIONS = {
 }
 
 
-class ConvergenceTest(base.FunctionalTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.broker = cls.use_class_fixture(rabbitmq.RabbitMQFixture())
+class ConvergenceTest(test_distribution.BrokerTestCase):
 
     def setUp(self):
         super().setUp()
-        self.messaging = self.useFixture(
-            control_plane.MessagingFixture(self.broker.transport_url))
         self.notifications = self.useFixture(
             control_plane.NotificationCollector(self.messaging))
         self.images_dir = os.path.join(self.tempdir, 'images')

@@ -43,8 +43,8 @@ def make_qcow2(directory, name, data_mib=6, virtual_mib=32, backing=None):
     return path, raw
 
 
-class DistributionTestCase(base.FunctionalTestCase):
-    """A broker for the class; a service endpoint and images per test."""
+class BrokerTestCase(base.FunctionalTestCase):
+    """A private RabbitMQ for the class; unique topics per test."""
 
     @classmethod
     def setUpClass(cls):
@@ -55,6 +55,13 @@ class DistributionTestCase(base.FunctionalTestCase):
         super().setUp()
         self.messaging = self.useFixture(
             control_plane.MessagingFixture(self.broker.transport_url))
+
+
+class DistributionTestCase(BrokerTestCase):
+    """A service endpoint and images per test."""
+
+    def setUp(self):
+        super().setUp()
         self.endpoint = self.useFixture(
             control_plane.ServiceEndpointFixture(self.conf))
         self.images_dir = os.path.join(self.tempdir, 'images')
