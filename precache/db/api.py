@@ -453,20 +453,21 @@ class StateDB(object):
             new = [dict(host_id=host_id, image_id=image_id, attempts=1,
                         next_attempt_at=deadline, created_at=now, **common)
                    for host_id, has_row, deadline in casts if not has_row]
-            old = [dict(b_host_id=host_id, b_next=deadline)
-                   for host_id, has_row, deadline in casts if has_row]
             for chunk in _chunks(new):
                 conn.execute(HOST_IMAGES.insert(), chunk)
-            if old:
-                update = (HOST_IMAGES.update()
-                          .where(HOST_IMAGES.c.host_id ==
-                                 sa.bindparam('b_host_id'),
-                                 HOST_IMAGES.c.image_id == image_id)
-                          .values(attempts=HOST_IMAGES.c.attempts + 1,
-                                  next_attempt_at=sa.bindparam('b_next'),
-                                  **common))
-                for chunk in _chunks(old):
-                    conn.execute(update, chunk)
+            # Rows sharing a backoff deadline (most of a round) are
+            # updated together: a few statements, not one per host.
+            by_deadline = {}
+            for host_id, has_row, deadline in casts:
+                if has_row:
+                    by_deadline.setdefault(deadline, []).append(host_id)
+            for deadline, host_ids in by_deadline.items():
+                for chunk in _chunks(host_ids):
+                    conn.execute(HOST_IMAGES.update().where(
+                        HOST_IMAGES.c.image_id == image_id,
+                        HOST_IMAGES.c.host_id.in_(chunk)).values(
+                            attempts=HOST_IMAGES.c.attempts + 1,
+                            next_attempt_at=deadline, **common))
         return round_id
 
     def attempts(self, image_id, host_ids):
