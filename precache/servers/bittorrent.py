@@ -40,7 +40,6 @@ from oslo_log import log as logging
 from precache import exception
 from precache import plugin
 from precache.servers import base
-from precache.servers import http
 from precache.torrent import metainfo
 from precache.torrent import session as session_mod
 
@@ -218,7 +217,9 @@ class Seeder(object):
                                             trackers)
             params = metainfo.load(metainfo.encode(torrent))
             params.save_path = path.rsplit('/', 1)[0]
-            params.flags |= lt.torrent_flags.seed_mode
+            params.flags |= (lt.torrent_flags.seed_mode |
+                             lt.torrent_flags.override_web_seeds)
+            params.url_seeds = []  # the seed has the file: no web seed
             handle = self.session.add_torrent(params)
             key = session_mod.info_hash(params.ti)
             if current is not None and current[2] != key:

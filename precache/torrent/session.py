@@ -151,8 +151,7 @@ class Session(object):
                 raise
 
     def find(self, key):
-        """Return the handle of the torrent with info-hash ``key``, or None.
-        """
+        """Return the handle of torrent ``key`` (hex info-hash), or None."""
         handle = self._session.find_torrent(lt.sha1_hash(bytes.fromhex(key)))
         return handle if handle.is_valid() else None
 
