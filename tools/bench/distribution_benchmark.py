@@ -265,7 +265,8 @@ def _run_strategies(args, cluster, image_path, work_dir):
             cluster.stop_squids()
     if BITTORRENT in wanted:
         if plugins_available():
-            bt_metas = cluster.start_origin(BITTORRENT, args.extra_config)
+            bt_metas = cluster.start_origin(BITTORRENT, args.extra_config,
+                                            args.piece_size_mb)
             options = {'agent': dict(no_proxy['agent'])}
             bench.run(BITTORRENT, bt_metas, options)
         else:
@@ -283,7 +284,7 @@ def _run_strategies(args, cluster, image_path, work_dir):
         'raw_bytes': args.image_mib * MiB,
         'artifact_bytes': artifact['size'],
         'compression': artifact['compression'],
-        'jitter': args.jitter,
+        'jitter': args.jitter, 'piece_size_mb': args.piece_size_mb,
         'transfer_seconds': transfer, 'decompress_seconds': decompress,
         'bound_seconds': transfer + decompress,
         'cpus': os.cpu_count(), 'results': bench.results}
@@ -315,6 +316,8 @@ def main(argv=None):
                         help='[agent] start_delay_window of strategy squid')
     parser.add_argument('--strategies', default=','.join(STRATEGIES),
                         type=lambda s: [x for x in s.split(',') if x])
+    parser.add_argument('--piece-size-mb', type=int, default=1,
+                        help='[bittorrent_server] piece_size_mb')
     parser.add_argument('--extra-config',
                         help='a precache config file added to the origin\'s '
                              'in the bittorrent strategy (plugin options)')

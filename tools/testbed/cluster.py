@@ -213,8 +213,12 @@ class Cluster(object):
     def origin_url(self):
         return 'http://%s:%d' % (self.testbed.origin.address, ORIGIN_PORT)
 
-    def start_origin(self, server, extra_config=None):
+    def start_origin(self, server, extra_config=None, piece_size_mb=1):
         """Start the service's server side with ImageServer ``server``.
+
+        The ``bittorrent`` server seeds on the origin's address with
+        pieces of ``piece_size_mb``; ``extra_config`` (a config file) can
+        set any other option.
 
         :returns: ``{image id: meta}`` as the service would cast it.
         """
@@ -236,6 +240,8 @@ class Cluster(object):
                             'bind_host': self.testbed.origin.address,
                             'bind_port': ORIGIN_PORT,
                             'base_url': self.origin_url},
+            'bittorrent_server': {'listen_host': self.testbed.origin.address,
+                                  'piece_size_mb': piece_size_mb},
         })
         args = ['--config-file', config]
         if extra_config:

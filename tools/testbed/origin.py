@@ -21,8 +21,8 @@ import threading
 
 from precache import cmd
 from precache import fileutils
-from precache.service import pipeline as pipeline_mod
 from precache import rpc
+from precache.service import pipeline as pipeline_mod
 
 
 class MetaRecorder(object):
