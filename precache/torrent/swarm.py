@@ -158,28 +158,45 @@ class Watchdog(object):
 
 
 class Transfer(object):
-    """Bytes received from peers and from web seeds, from peer samples.
+    """Bytes received per kind of sender, from samples of the peer list.
 
-    Counters of a peer that disconnects between two samples are lost for
-    that interval: the figures are approximate, for logs.
+    Kinds: the peers listed in the source (the seed), the other peers
+    (agents found through peer exchange or a tracker), and web seeds.
+    libtorrent counts per connection: what a connection received after
+    the last sample and before it closed cannot be told apart, and is
+    reported as :attr:`UNKNOWN` (the torrent's total less the rest). The
+    figures are for logs.
+
+    :param listed: ``(ip, port)`` endpoints of the listed peers.
     """
 
-    def __init__(self):
+    LISTED, OTHERS, WEB_SEEDS, UNKNOWN = ('listed', 'others', 'web seeds',
+                                          'unknown')
+
+    def __init__(self, listed=()):
+        self._listed = set(listed)
         self._seen = collections.defaultdict(int)
+        #: The torrent's payload bytes received, set by the owner.
+        self.total = 0
 
     def sample(self, peers):
         for peer in peers:
-            web = peer.connection_type in _WEB_SEED_TYPES
-            key = (web, tuple(peer.ip))
+            endpoint = tuple(peer.ip)
+            if peer.connection_type in _WEB_SEED_TYPES:
+                kind = self.WEB_SEEDS
+            elif endpoint in self._listed:
+                kind = self.LISTED
+            else:
+                kind = self.OTHERS
+            key = (kind, endpoint)
             self._seen[key] = max(self._seen[key], peer.total_download)
 
-    @property
-    def from_peers(self):
-        return sum(v for (web, _ip), v in self._seen.items() if not web)
-
-    @property
-    def from_web_seeds(self):
-        return sum(v for (web, _ip), v in self._seen.items() if web)
+    def received(self, kind):
+        """Return the bytes received from senders of ``kind``."""
+        if kind == self.UNKNOWN:
+            known = sum(self._seen.values())
+            return max(0, self.total - known)
+        return sum(v for (k, _e), v in self._seen.items() if k == kind)
 
 
 class SwarmDownload(object):
@@ -208,7 +225,6 @@ class SwarmDownload(object):
         self.stall_timeout = stall_timeout
         self.web_seed_delay = web_seed_delay
         self.window = window
-        self.transfer = Transfer()
         self._web_seeds = list(params.url_seeds)
         self._events = queue.Queue()
         self._hash_failures = 0
@@ -223,6 +239,7 @@ class SwarmDownload(object):
                 params.flags |= lt.torrent_flags.override_web_seeds
             self.handle = session.add_torrent(params, self._events)
         self._endpoints = self._resolve(self.peers)
+        self.transfer = Transfer(self._endpoints)
         self._connect()
 
     @staticmethod
@@ -276,6 +293,9 @@ class SwarmDownload(object):
         """Act on one event; return the bytes of a piece read, if any."""
         if event.kind == session_mod.PIECE_FINISHED:
             cursor.finished(event.piece)
+            # Web seed connections close as soon as the last piece is
+            # in: sample while they are open.
+            self.transfer.sample(self.handle.get_peer_info())
         elif event.kind == session_mod.PIECE_READ:
             if event.error:
                 raise SwarmError('reading piece %d back failed: %s'
@@ -326,4 +346,5 @@ class SwarmDownload(object):
     def detach(self):
         """Stop receiving the torrent's events; it stays in the session."""
         self.transfer.sample(self.handle.get_peer_info())
+        self.transfer.total = self.handle.status().total_payload_download
         self.session.subscribe(self.key, None)

@@ -164,11 +164,16 @@ class BitTorrentSource(base.ImageSource):
             raise self.failed(image, source, str(exc))
         finally:
             download.detach()
-            LOG.info('Image %s: torrent %s %s; about %d bytes from peers, '
-                     '%d from web seeds', image.id, key,
+            transfer = download.transfer
+            LOG.info('Image %s: torrent %s %s; about %d bytes from the '
+                     'listed peers, %d from other peers, %d from web '
+                     'seeds, %d from connections closed unsampled',
+                     image.id, key,
                      'downloaded' if complete else 'abandoned',
-                     download.transfer.from_peers,
-                     download.transfer.from_web_seeds)
+                     transfer.received(transfer.LISTED),
+                     transfer.received(transfer.OTHERS),
+                     transfer.received(transfer.WEB_SEEDS),
+                     transfer.received(transfer.UNKNOWN))
             if complete:
                 seeding_pool.add(key, download.handle, directory,
                                  download.size)

@@ -1,5 +1,9 @@
 """Tests of the in-order cursor and the stall watchdog of a swarm."""
 
+import types
+
+import libtorrent as lt
+
 from precache.tests import base
 from precache.torrent import swarm
 
@@ -88,3 +92,27 @@ class WatchdogTest(base.TestCase):
             dog = swarm.Watchdog(stall_timeout=10, web_seed_delay=delay,
                                  now=0)
             self.assertIsNone(dog.observe(0, 9))
+
+
+class TransferTest(base.TestCase):
+
+    @staticmethod
+    def peer(ip, downloaded, kind=lt.peer_info.standard_bittorrent):
+        return types.SimpleNamespace(ip=ip, total_download=downloaded,
+                                     connection_type=kind)
+
+    def test_bytes_per_kind_of_sender(self):
+        seed = ('198.18.0.1', 6881)
+        transfer = swarm.Transfer([seed])
+        transfer.sample([self.peer(seed, 10),
+                         self.peer(('198.18.0.2', 6881), 5)])
+        transfer.sample([self.peer(seed, 30),
+                         self.peer(('198.18.0.3', 6881), 7),
+                         self.peer(('198.18.0.1', 80), 100,
+                                   lt.peer_info.web_seed)])
+        self.assertEqual(30, transfer.received(transfer.LISTED))
+        self.assertEqual(12, transfer.received(transfer.OTHERS))
+        self.assertEqual(100, transfer.received(transfer.WEB_SEEDS))
+        self.assertEqual(0, transfer.received(transfer.UNKNOWN))
+        transfer.total = 150
+        self.assertEqual(8, transfer.received(transfer.UNKNOWN))
