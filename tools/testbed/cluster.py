@@ -11,7 +11,6 @@ side (``origin.py``), each proxy node a Squid configured by
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -34,18 +33,6 @@ ORIGIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 ORIGIN_PORT = 8780
 PROXY_PORT = 3128
 START_TIMEOUT = 300
-
-
-def write_config(path, groups):
-    """Write ``{group: {option: value}}`` as a precache config file."""
-    with open(path, 'w') as f:
-        for group, values in groups.items():
-            f.write('[%s]\n' % group)
-            for key, value in values.items():
-                if isinstance(value, (list, tuple)):
-                    value = ','.join(str(v) for v in value)
-                f.write('%s = %s\n' % (key, value))
-            f.write('\n')
 
 
 class CpuMonitor(object):
@@ -227,7 +214,7 @@ class Cluster(object):
         os.makedirs(directory, exist_ok=True)
         config = os.path.join(directory, 'origin.conf')
         meta_file = os.path.join(directory, 'meta.json')
-        write_config(config, {
+        control_plane.write_config(config, {
             'DEFAULT': {'host': 'origin', 'log_file':
                         os.path.join(directory, 'origin.log')},
             'service': {'listers': 'directory', 'fetcher': 'file',
@@ -268,14 +255,7 @@ class Cluster(object):
             return json.load(f)
 
     def stop_origin(self):
-        if self._origin is None or self._origin.poll() is not None:
-            return
-        os.killpg(self._origin.pid, signal.SIGTERM)
-        try:
-            self._origin.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._origin.pid, signal.SIGKILL)
-            self._origin.wait()
+        control_plane.stop_process(self._origin, 30)
 
     # -- proxies ----------------------------------------------------------
 

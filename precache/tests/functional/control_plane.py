@@ -27,6 +27,29 @@ from precache.tests.functional import servers
 DEFAULT_TIMEOUT = 60
 
 
+def write_config(path, groups):
+    """Write ``{group: {option: value}}`` as a precache config file."""
+    with open(path, 'w') as f:
+        for group, values in groups.items():
+            f.write('[%s]\n' % group)
+            for key, value in values.items():
+                if isinstance(value, (list, tuple)):
+                    value = ','.join(str(v) for v in value)
+                f.write('%s = %s\n' % (key, value))
+
+
+def stop_process(process, timeout):
+    """SIGTERM the process group of ``process``; SIGKILL after timeout."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class MessagingFixture(fixtures.Fixture):
     """Configure ``cfg.CONF`` for a broker and initialise precache.rpc.
 
@@ -165,13 +188,7 @@ class AgentProcessFixture(fixtures.Fixture):
         }
         for group, values in self.options.items():
             groups.setdefault(group, {}).update(values)
-        with open(self.config_file, 'w') as f:
-            for group, values in groups.items():
-                f.write('[%s]\n' % group)
-                for key, value in values.items():
-                    if isinstance(value, (list, tuple)):
-                        value = ','.join(str(v) for v in value)
-                    f.write('%s = %s\n' % (key, value))
+        write_config(self.config_file, groups)
 
     def start(self):
         """Start the agent process (again, after :meth:`kill`)."""
@@ -189,13 +206,7 @@ class AgentProcessFixture(fixtures.Fixture):
 
     def stop(self):
         """Stop the agent with SIGTERM, SIGKILL after 20 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.process, 20)
 
     def log_tail(self, lines=40):
         return servers.log_tail(self.log_file, lines)
