@@ -8,6 +8,7 @@ session of its own downloads it from that seed.
 import hashlib
 import os
 import socket
+import time
 
 import fixtures
 
@@ -114,7 +115,15 @@ class ServerTest(BitTorrentTestCase):
         torrent_source, _ = self.server.serve(image, self.path)
         self.assertNotEqual(self.sources[0]['info_hash'],
                             torrent_source['info_hash'])
-        self.assertFalse(old_handle.is_valid())
+        self.assertNotEqual(old_handle,
+                            self.server.seeder.handle(self.image.id))
+        # Removal is asynchronous in libtorrent.
+        deadline = time.monotonic() + 10
+        while old_handle.is_valid():
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertIsNone(self.server.seeder.session.find(
+            self.sources[0]['info_hash']))
 
     def test_piece_size_must_be_a_power_of_two(self):
         self.flags(group=bt_server.GROUP, piece_size_mb=3)
