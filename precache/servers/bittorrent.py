@@ -89,6 +89,16 @@ bittorrent_server_opts = [
                      'torrent. Optional: agents always learn the seed\'s '
                      'address from meta and each other\'s through peer '
                      'exchange.'),
+    cfg.BoolOpt('super_seeding',
+                default=False,
+                help='Seed in super-seeding mode (BEP 16): the seed '
+                     'offers each agent pieces nobody has yet, so it sends '
+                     'every piece about once (measured on loopback: 1.1 '
+                     'copies uploaded to 6 agents against 2.1-2.8 '
+                     'without). The first piece reaches an agent only '
+                     'after several seconds, so keep the agents\' '
+                     '[bittorrent_source] stall_timeout well above 15 s '
+                     'when it is on.'),
     cfg.BoolOpt('enable_utp',
                 default=False,
                 help='Accept and make uTP connections besides TCP. Off by '
@@ -129,7 +139,7 @@ class BitTorrentServer(base.ImageServer):
                 session_mod.settings(opts.listen_host, opts.listen_port,
                                      opts.enable_utp,
                                      opts.upload_rate_limit),
-                name='seed'))
+                name='seed'), super_seeding=opts.super_seeding)
         except BaseException:
             self.http.stop()
             raise
@@ -184,10 +194,12 @@ class Seeder(object):
 
     :param session: a :class:`precache.torrent.session.Session`; closed
         by :meth:`stop`.
+    :param super_seeding: seed in super-seeding mode (BEP 16).
     """
 
-    def __init__(self, session):
+    def __init__(self, session, super_seeding=False):
         self.session = session
+        self.super_seeding = super_seeding
         self._lock = threading.Lock()
         #: image id -> (what the torrent was made of, bytes, info-hash,
         #: handle)
@@ -221,6 +233,10 @@ class Seeder(object):
                              lt.torrent_flags.override_web_seeds)
             params.url_seeds = []  # the seed has the file: no web seed
             handle = self.session.add_torrent(params)
+            if self.super_seeding:
+                # Set once added: given in the add flags together with
+                # seed_mode, libtorrent 2.1 offers peers no piece at all.
+                handle.set_flags(lt.torrent_flags.super_seeding)
             key = session_mod.info_hash(params.ti)
             if current is not None and current[2] != key:
                 self.session.remove_torrent(current[3])

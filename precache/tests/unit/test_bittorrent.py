@@ -101,6 +101,20 @@ class ServerTest(BitTorrentTestCase):
         status = handle.status()
         self.assertTrue(status.is_seeding)
         self.assertTrue(status.seed_mode)  # not re-hashed
+        self.assertFalse(status.super_seeding)  # off by default
+
+    def test_super_seeding(self):
+        self.server.stop()
+        self.flags(group=bt_server.GROUP, super_seeding=True)
+        self.flags(group=bt_source.GROUP, stall_timeout=40)
+        self.server = bt_server.BitTorrentServer(self.conf)
+        self.server.start()
+        self.addCleanup(self.server.stop)
+        torrent_source, _ = self.server.serve(self.image, self.path)
+        handle = self.server.seeder.handle(self.image.id)
+        self.assertTrue(handle.status().super_seeding)
+        self.assertEqual(self.data,
+                         self.receive(self.make_source(), torrent_source))
 
     def test_serving_again_reuses_the_torrent(self):
         again = self.server.serve(self.image, self.path)
