@@ -15,6 +15,11 @@ Example::
      "sources": [{"method": "http", "url": "http://origin/x.zst",
                   "compression": "zstd", "size": 45,
                   "hash_algo": "sha256", "hash_value": "..."},
+                 {"method": "bittorrent", "torrent": "<base64>",
+                  "info_hash": "<40 hex digits>",
+                  "peers": ["seed.example.org:6881"],
+                  "compression": "zstd", "size": 45,
+                  "hash_algo": "sha256", "hash_value": "..."},
                  {"method": "glance"}],
      "targets": {"hosts": ["cmp-*"], "labels": ["az1"]},
      "pin_until": null}
@@ -22,6 +27,13 @@ Example::
 ``image.os_hash_value`` (or the md5 ``checksum`` when there is no multihash)
 is the hash of the image's bytes as Glance stores them, after the source's
 compression is undone: the agent verifies that before anything lands.
+
+Version history:
+
+* 1.0 - first version.
+* 1.1 - ``bittorrent`` sources: ``torrent`` (base64 of a bencoded v1
+  torrent of the artifact), ``info_hash`` (its hex v1 info-hash) and
+  ``peers`` (``host:port`` of peers to connect to, e.g. the seed).
 """
 
 import time
@@ -30,7 +42,7 @@ import jsonschema
 
 from precache import exception
 
-VERSION = '1.0'
+VERSION = '1.1'
 MAJOR_VERSION = 1
 
 METHODS = ('http', 'glance', 'swift', 'bittorrent')
@@ -39,6 +51,11 @@ COMPRESSIONS = ('none', 'gzip', 'zstd')
 _HEX = {'type': 'string', 'pattern': '^[0-9a-fA-F]+$'}
 _NULLABLE_STR = {'type': ['string', 'null']}
 _NULLABLE_INT = {'type': ['integer', 'null'], 'minimum': 0}
+_BASE64 = {'type': 'string', 'minLength': 4,
+           'pattern': '^[A-Za-z0-9+/]+={0,2}$'}
+# host:port, [IPv6]:port
+_PEER = {'type': 'string',
+         'pattern': r'^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]/]+):[0-9]{1,5}$'}
 
 IMAGE_SCHEMA = {
     'type': 'object',
@@ -74,10 +91,15 @@ SOURCE_SCHEMA = {
         'size': _NULLABLE_INT,
         'hash_algo': _NULLABLE_STR,
         'hash_value': {'anyOf': [_HEX, {'type': 'null'}]},
+        'torrent': _BASE64,
+        'info_hash': {'type': 'string', 'pattern': '^[0-9a-fA-F]{40}$'},
+        'peers': {'type': 'array', 'items': _PEER},
     },
     'allOf': [
         {'if': {'properties': {'method': {'enum': ['http', 'swift']}}},
          'then': {'required': ['url', 'compression']}},
+        {'if': {'properties': {'method': {'const': 'bittorrent'}}},
+         'then': {'required': ['torrent', 'info_hash', 'compression']}},
     ],
 }
 

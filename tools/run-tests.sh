@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="python3-venv python3-dev gcc git rabbitmq-server qemu-utils
-  memcached zstd curl"
+  memcached zstd curl squid"
 
 install_system_packages() {
     local missing=()

@@ -109,6 +109,18 @@ class Downloader(object):
                                          reasons='; '.join(reasons) or
                                          'the request lists no sources')
 
+    def close(self):
+        """Close every source plugin loaded (the agent is stopping)."""
+        with self._lock:
+            plugins, self._plugins = self._plugins, {}
+        for method, source_plugin in plugins.items():
+            if source_plugin is None:
+                continue
+            try:
+                source_plugin.close()
+            except Exception:
+                LOG.exception('Closing source plugin %s failed', method)
+
     def _plugin(self, method):
         """Return the plugin of ``method``; None when there is none."""
         with self._lock:

@@ -60,5 +60,6 @@ class AgentService(service.Service):
         if self.rpcserver is not None:
             self.rpcserver.stop()
             self.rpcserver.wait()
+        self.manager.downloader.close()
         super().stop(graceful=graceful)
         rpc.cleanup()

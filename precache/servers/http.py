@@ -219,6 +219,15 @@ class HTTPServer(base.ImageServer):
                  'hash_algo': HASH_ALGO,
                  'hash_value': record['hash_value']}]
 
+    def artifact_path(self, image):
+        """Return the local path of ``image``'s current artifact.
+
+        Valid once :meth:`serve` returned for ``image``: plugins built on
+        this server (``bittorrent``) describe that file.
+        """
+        return _Artifact(self.options.document_root, image,
+                         self.options.compression).path
+
     def _publish(self, artifact, path):
         opts = self.options
         started = time.monotonic()

@@ -56,6 +56,13 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
             status, after how many attempts) so an operator can act.
         """
 
+    def close(self):
+        """Release what the plugin holds (sessions, seeding, files).
+
+        Called once when the agent stops, after the last download ended.
+        The default does nothing.
+        """
+
     def locator(self, source):
         """Return what to call ``source`` in messages (e.g. its URL).
 

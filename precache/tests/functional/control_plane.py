@@ -28,6 +28,29 @@ from precache.tests.functional import servers
 DEFAULT_TIMEOUT = 60
 
 
+def write_config(path, groups):
+    """Write ``{group: {option: value}}`` as a precache config file."""
+    with open(path, 'w') as f:
+        for group, values in groups.items():
+            f.write('[%s]\n' % group)
+            for key, value in values.items():
+                if isinstance(value, (list, tuple)):
+                    value = ','.join(str(v) for v in value)
+                f.write('%s = %s\n' % (key, value))
+
+
+def stop_process(process, timeout):
+    """SIGTERM the process group of ``process``; SIGKILL after timeout."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class MessagingFixture(fixtures.Fixture):
     """Configure ``cfg.CONF`` for a broker and initialise precache.rpc.
 
@@ -210,25 +233,10 @@ class AgentProcessFixture(fixtures.Fixture):
 
     def stop(self):
         """Stop the agent with SIGTERM, SIGKILL after 20 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.process, 20)
 
     def log_tail(self, lines=40):
         return servers.log_tail(self.log_file, lines)
-
-
-def write_config(path, groups):
-    """Write ``{group: {option: value}}`` as an ini file (lists joined)."""
-    servers.write_ini(path, {
-        group: {key: (','.join(str(v) for v in value)
-                      if isinstance(value, (list, tuple)) else str(value))
-                for key, value in values.items()}
-        for group, values in groups.items()})
 
 
 class ServiceProcessFixture(fixtures.Fixture):
@@ -302,13 +310,7 @@ class ServiceProcessFixture(fixtures.Fixture):
                                   % self.log_tail())
 
     def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process, 20)
 
     def log_tail(self, lines=60):
         return servers.log_tail(self.log_file, lines)

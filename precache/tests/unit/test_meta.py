@@ -18,6 +18,12 @@ def make_image(**kw):
 
 HTTP_SOURCE = {'method': 'http', 'url': 'http://127.0.0.1/x.zst',
                'compression': 'zstd', 'size': 4}
+BITTORRENT_SOURCE = {'method': 'bittorrent', 'torrent': 'ZDQ6aW5mb2Vl',
+                     'info_hash': 'a1' * 20,
+                     'peers': ['127.0.0.1:6881', 'seed.example.org:51413',
+                               '[2001:db8::1]:6881'],
+                     'compression': 'zstd', 'size': 4,
+                     'hash_algo': 'sha256', 'hash_value': 'cd' * 32}
 
 
 class MetaTest(base.TestCase):
@@ -25,7 +31,7 @@ class MetaTest(base.TestCase):
     def test_build_round_trips_through_validate(self):
         built = meta.build(make_image(), [HTTP_SOURCE],
                            targets={'hosts': ['cmp-*']}, pin_until=12.5)
-        self.assertEqual('1.0', built['version'])
+        self.assertEqual('1.1', built['version'])
         self.assertEqual(HASH, built['image']['os_hash_value'])
         self.assertIs(built, meta.validate(built))
         record = image.ImageRecord.from_dict(built['image'])
@@ -75,3 +81,51 @@ class MetaTest(base.TestCase):
         expected = hashlib.sha1(make_image().id.encode()).hexdigest()
         self.assertEqual(expected, make_image().cache_name)
         self.assertEqual(40, len(expected))
+
+
+class BitTorrentSourceSchemaTest(base.TestCase):
+
+    def build(self, **changes):
+        source = dict(BITTORRENT_SOURCE, **changes)
+        return meta.build(make_image(), [source, HTTP_SOURCE])
+
+    def test_bittorrent_source_is_valid(self):
+        built = self.build()
+        self.assertEqual(BITTORRENT_SOURCE, built['sources'][0])
+
+    def test_peers_are_optional(self):
+        source = dict(BITTORRENT_SOURCE)
+        del source['peers']
+        meta.build(make_image(), [source])
+
+    def test_torrent_info_hash_and_compression_are_required(self):
+        for key in ('torrent', 'info_hash', 'compression'):
+            source = dict(BITTORRENT_SOURCE)
+            del source[key]
+            exc = self.assertRaises(exception.InvalidMeta, meta.build,
+                                    make_image(), [source])
+            self.assertIn("sources/0: '%s' is a required property" % key,
+                          str(exc))
+
+    def test_torrent_must_be_base64(self):
+        exc = self.assertRaises(exception.InvalidMeta, self.build,
+                                torrent='not base64!')
+        self.assertIn('sources/0/torrent', str(exc))
+
+    def test_info_hash_must_be_a_sha1(self):
+        for value in ('ab' * 32, 'zz' * 20):
+            exc = self.assertRaises(exception.InvalidMeta, self.build,
+                                    info_hash=value)
+            self.assertIn('sources/0/info_hash', str(exc))
+
+    def test_peers_must_be_host_and_port(self):
+        for peer in ('127.0.0.1', 'host:port', 'a b:1', '::1:6881',
+                     'http://seed:6881'):
+            exc = self.assertRaises(exception.InvalidMeta, self.build,
+                                    peers=[peer])
+            self.assertIn('sources/0/peers/0', str(exc), peer)
+
+    def test_version_1_0_meta_is_still_accepted(self):
+        built = meta.build(make_image(), [HTTP_SOURCE])
+        built['version'] = '1.0'
+        self.assertIs(built, meta.validate(built))

@@ -74,10 +74,15 @@ class RabbitMQFixture(fixtures.Fixture):
     :ivar node: the private node's name (None for an external one).
     :ivar base_dir: the temporary directory holding the node's state.
     :ivar log_file: the node's main log file.
+
+    :param address: the address AMQP clients connect to. Anything but
+        127.0.0.1 (say an address in a network namespace of a testbed)
+        also lets the ``guest`` user connect from other hosts.
     """
 
-    def __init__(self):
+    def __init__(self, address='127.0.0.1'):
         super(RabbitMQFixture, self).__init__()
+        self.address = address
         self.transport_url = None
         self.port = None
         self.node = None
@@ -91,7 +96,8 @@ class RabbitMQFixture(fixtures.Fixture):
         self._check_installed()
         self._prepare()
         self._start()
-        self.transport_url = 'rabbit://guest:guest@127.0.0.1:%d/' % self.port
+        self.transport_url = 'rabbit://guest:guest@%s:%d/' % (self.address,
+                                                              self.port)
 
     # -- layout and configuration ------------------------------------------
 
@@ -123,6 +129,9 @@ class RabbitMQFixture(fixtures.Fixture):
         # Our own, empty, files instead of the ones in /etc/rabbitmq.
         for name in ('rabbitmq-env.conf', 'rabbitmq.conf'):
             open(self._path(name), 'w').close()
+        if self.address != '127.0.0.1':
+            with open(self._path('rabbitmq.conf'), 'w') as f:
+                f.write('loopback_users = none\n')
         with open(self._path('enabled_plugins'), 'w') as f:
             f.write('[].\n')
 
@@ -133,7 +142,7 @@ class RabbitMQFixture(fixtures.Fixture):
         env.update({
             'HOME': self.base_dir,
             'RABBITMQ_NODENAME': self.node,
-            'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
+            'RABBITMQ_NODE_IP_ADDRESS': self.address,
             'RABBITMQ_NODE_PORT': str(self.port),
             'RABBITMQ_DIST_PORT': str(self.dist_port),
             'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS': _LOOPBACK_DIST,

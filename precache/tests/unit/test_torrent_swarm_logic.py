@@ -1,0 +1,118 @@
+"""Tests of the in-order cursor and the stall watchdog of a swarm."""
+
+import types
+
+import libtorrent as lt
+
+from precache.tests import base
+from precache.torrent import swarm
+
+
+class PieceCursorTest(base.TestCase):
+
+    def test_pieces_finishing_out_of_order_are_read_in_order(self):
+        cursor = swarm.PieceCursor(5, window=2)
+        read = []
+        for finished in (3, 1, 4, 0, 2):
+            cursor.finished(finished)
+            while True:
+                piece = cursor.take()
+                if piece is None:
+                    break
+                cursor.read(piece)
+                read.append(piece)
+        self.assertEqual([0, 1, 2, 3, 4], read)
+        self.assertTrue(cursor.complete)
+
+    def test_one_read_at_a_time(self):
+        cursor = swarm.PieceCursor(3, window=0)
+        cursor.finished(0)
+        cursor.finished(1)
+        self.assertEqual(0, cursor.take())
+        self.assertIsNone(cursor.take())  # piece 0 is still being read
+        cursor.read(0)
+        self.assertEqual(1, cursor.take())
+        self.assertFalse(cursor.complete)
+
+    def test_reading_another_piece_than_taken_is_an_error(self):
+        cursor = swarm.PieceCursor(3, window=0)
+        self.assertRaises(ValueError, cursor.read, 0)  # nothing taken
+        cursor.finished(0)
+        cursor.take()
+        self.assertRaises(ValueError, cursor.read, 1)
+
+    def test_window_boosts_the_next_pieces_once(self):
+        cursor = swarm.PieceCursor(10, window=3)
+        self.assertEqual([0, 1, 2], cursor.to_boost())
+        self.assertEqual([], cursor.to_boost())
+        cursor.finished(0)
+        cursor.finished(4)
+        cursor.read(cursor.take())
+        # The window is now 1-3: 3 is new; 4 is done, outside anyway.
+        self.assertEqual([3], cursor.to_boost())
+        cursor.finished(1)
+        cursor.read(cursor.take())
+        self.assertEqual([], cursor.to_boost())  # 2, 3 boosted, 4 done
+
+    def test_window_stops_at_the_last_piece(self):
+        cursor = swarm.PieceCursor(2, window=8)
+        self.assertEqual([0, 1], cursor.to_boost())
+
+    def test_zero_window_boosts_nothing(self):
+        cursor = swarm.PieceCursor(4, window=0)
+        self.assertEqual([], cursor.to_boost())
+
+    def test_finished_pieces_already_passed_on_are_ignored(self):
+        cursor = swarm.PieceCursor(2, window=0)
+        cursor.finished(0)
+        cursor.read(cursor.take())
+        cursor.finished(0)  # e.g. a late duplicate alert
+        self.assertIsNone(cursor.take())
+
+
+class WatchdogTest(base.TestCase):
+
+    def test_web_seeds_after_delay_then_stall(self):
+        dog = swarm.Watchdog(stall_timeout=30, web_seed_delay=10, now=100)
+        self.assertIsNone(dog.observe(0, 100))
+        self.assertIsNone(dog.observe(5, 105))    # progress
+        self.assertIsNone(dog.observe(5, 114))    # idle 9 s
+        self.assertEqual(dog.WEB_SEEDS, dog.observe(5, 115))
+        self.assertIsNone(dog.observe(5, 120))    # only once
+        exc = self.assertRaises(swarm.SwarmError, dog.observe, 5, 135)
+        self.assertIn('no progress for 30 s', str(exc))
+
+    def test_progress_resets_the_stall_clock(self):
+        dog = swarm.Watchdog(stall_timeout=10, web_seed_delay=-1, now=0)
+        for t in range(0, 100, 5):
+            self.assertIsNone(dog.observe(t, t))
+
+    def test_no_web_seeds_when_delay_is_not_positive(self):
+        for delay in (0, -1):
+            dog = swarm.Watchdog(stall_timeout=10, web_seed_delay=delay,
+                                 now=0)
+            self.assertIsNone(dog.observe(0, 9))
+
+
+class TransferTest(base.TestCase):
+
+    @staticmethod
+    def peer(ip, downloaded, kind=lt.peer_info.standard_bittorrent):
+        return types.SimpleNamespace(ip=ip, total_download=downloaded,
+                                     connection_type=kind)
+
+    def test_bytes_per_kind_of_sender(self):
+        seed = ('198.18.0.1', 6881)
+        transfer = swarm.Transfer([seed])
+        transfer.sample([self.peer(seed, 10),
+                         self.peer(('198.18.0.2', 6881), 5)])
+        transfer.sample([self.peer(seed, 30),
+                         self.peer(('198.18.0.3', 6881), 7),
+                         self.peer(('198.18.0.1', 80), 100,
+                                   lt.peer_info.web_seed)])
+        self.assertEqual(30, transfer.received(transfer.LISTED))
+        self.assertEqual(12, transfer.received(transfer.OTHERS))
+        self.assertEqual(100, transfer.received(transfer.WEB_SEEDS))
+        self.assertEqual(0, transfer.received(transfer.UNKNOWN))
+        transfer.total = 150
+        self.assertEqual(8, transfer.received(transfer.UNKNOWN))

@@ -1,0 +1,350 @@
+"""Downloading one torrent from a swarm, its bytes passed on in order.
+
+Pieces arrive in any order; the artifact's bytes must leave in order (the
+agent decompresses and hashes them as a stream). The choice made here:
+
+* **rarest-first stays libtorrent's piece picker.** A purely sequential
+  download would have every agent ask for the same piece at the same time
+  -- from the seed, the only one that has it -- and the seed would upload
+  the artifact once per agent, which is what BitTorrent is there to
+  avoid. Piece deadlines (``set_piece_deadline``) do the same on a smaller
+  scale: time-critical pieces are requested from whoever has them, again
+  the seed, ignoring rarity.
+* **a short window of priority ahead of the in-order prefix.** The next
+  ``window`` pieces after the last one passed on get the top piece
+  priority (7 against the default 4). libtorrent weighs priority against
+  availability rather than overriding it, so the window advances the
+  prefix early without turning the swarm sequential; a window of 0 is
+  pure rarest-first.
+* **each piece is read back with ``read_piece`` once it passed its hash
+  check**, through libtorrent's own disk layer (a piece may be checked
+  before its last block reached the file). One read is outstanding at a
+  time, so memory stays at a piece or two.
+
+So decompression and hashing start with the first pieces and keep pace
+with the prefix; what arrives out of order waits on disk, and at worst the
+tail of the stream is processed after the last piece arrives.
+
+A download fails with :class:`SwarmError` (and a precise reason) when it
+makes no progress for ``stall_timeout`` seconds, when too many pieces fail
+their hash check, or on a storage error. Web seeds (the torrent's
+``url-list``) are not used at first: they are added after ``web_seed_delay``
+seconds without progress from peers, so the origin's web server only
+feeds a swarm that cannot feed itself.
+"""
+
+import collections
+import queue
+import time
+
+import libtorrent as lt
+from oslo_log import log as logging
+
+from precache.torrent import metainfo
+from precache.torrent import session as session_mod
+
+LOG = logging.getLogger(__name__)
+
+#: Top piece priority, for the window ahead of the in-order prefix.
+TOP_PRIORITY = 7
+#: Seconds between two looks at the torrent's status.
+TICK = 0.5
+#: Pieces failing their hash check before the download gives up.
+MAX_HASH_FAILURES = 10
+
+_WEB_SEED_TYPES = (lt.peer_info.web_seed, lt.peer_info.http_seed)
+
+
+class SwarmError(Exception):
+    """The swarm cannot deliver the torrent; the message says why."""
+
+
+class PieceCursor(object):
+    """Tracks which piece is next in order among pieces done in any order.
+
+    :param num_pieces: pieces in the torrent.
+    :param window: pieces ahead of the next one to prefer.
+    """
+
+    def __init__(self, num_pieces, window):
+        self.num_pieces = num_pieces
+        self.window = window
+        #: The next piece to pass on.
+        self.next = 0
+        self._done = set()
+        self._reading = False
+        self._boosted = set()
+
+    @property
+    def complete(self):
+        """True when every piece was passed on."""
+        return self.next >= self.num_pieces
+
+    def finished(self, piece):
+        """Record that ``piece`` passed its hash check."""
+        if piece >= self.next:
+            self._done.add(piece)
+
+    def take(self):
+        """Return the next piece to read when it is done, else None.
+
+        A piece is returned once; the next one only after :meth:`read`.
+        """
+        if self._reading or self.next not in self._done:
+            return None
+        self._reading = True
+        return self.next
+
+    def read(self, piece):
+        """Record that ``piece``, from :meth:`take`, was passed on.
+
+        :raises ValueError: it is not the piece being read.
+        """
+        if not self._reading or piece != self.next:
+            raise ValueError('piece %d was read, piece %d was expected'
+                             % (piece, self.next))
+        self._reading = False
+        self._done.discard(piece)
+        self._boosted.discard(piece)
+        self.next += 1
+
+    def to_boost(self):
+        """Return the window's pieces to boost, and mark them boosted.
+
+        Those not done and not boosted yet.
+        """
+        end = min(self.num_pieces, self.next + self.window)
+        pieces = [p for p in range(self.next, end)
+                  if p not in self._done and p not in self._boosted]
+        self._boosted.update(pieces)
+        return pieces
+
+
+class Watchdog(object):
+    """Decides when to call the web seeds and when to give up.
+
+    :param stall_timeout: seconds without progress before giving up.
+    :param web_seed_delay: seconds without progress before the web seeds
+        are added; negative means never, 0 at once.
+    :param now: the current monotonic time.
+    """
+
+    WEB_SEEDS = 'web_seeds'
+
+    def __init__(self, stall_timeout, web_seed_delay, now):
+        self.stall_timeout = stall_timeout
+        self.web_seed_delay = web_seed_delay
+        self._web_seeds_due = web_seed_delay > 0
+        self._progress = None
+        self._since = now
+
+    def observe(self, progress, now):
+        """Note the download's ``progress`` (any growing number).
+
+        :returns: :attr:`WEB_SEEDS` once when the web seeds are due, else
+            None.
+        :raises SwarmError: no progress for ``stall_timeout`` seconds.
+        """
+        if progress != self._progress:
+            self._progress = progress
+            self._since = now
+        idle = now - self._since
+        if idle >= self.stall_timeout:
+            raise SwarmError('no progress for %.0f s' % idle)
+        if self._web_seeds_due and idle >= self.web_seed_delay:
+            self._web_seeds_due = False
+            return self.WEB_SEEDS
+        return None
+
+
+class Transfer(object):
+    """Bytes received per kind of sender, from samples of the peer list.
+
+    Kinds: the peers listed in the source (the seed), the other peers
+    (agents found through peer exchange or a tracker), and web seeds.
+    libtorrent counts per connection: what a connection received after
+    the last sample and before it closed cannot be told apart, and is
+    reported as :attr:`UNKNOWN` (the torrent's total less the rest). The
+    figures are for logs.
+
+    :param listed: ``(ip, port)`` endpoints of the listed peers.
+    """
+
+    LISTED, OTHERS, WEB_SEEDS, UNKNOWN = ('listed', 'others', 'web seeds',
+                                          'unknown')
+
+    def __init__(self, listed=()):
+        self._listed = set(listed)
+        self._seen = collections.defaultdict(int)
+        #: The torrent's payload bytes received, set by the owner.
+        self.total = 0
+
+    def sample(self, peers):
+        for peer in peers:
+            endpoint = tuple(peer.ip)
+            if peer.connection_type in _WEB_SEED_TYPES:
+                kind = self.WEB_SEEDS
+            elif endpoint in self._listed:
+                kind = self.LISTED
+            else:
+                kind = self.OTHERS
+            key = (kind, endpoint)
+            self._seen[key] = max(self._seen[key], peer.total_download)
+
+    def received(self, kind):
+        """Return the bytes received from senders of ``kind``."""
+        if kind == self.UNKNOWN:
+            known = sum(self._seen.values())
+            return max(0, self.total - known)
+        return sum(v for (k, _e), v in self._seen.items() if k == kind)
+
+
+class SwarmDownload(object):
+    """Downloads one torrent into ``save_path`` and yields it in order.
+
+    :param session: the :class:`~precache.torrent.session.Session`.
+    :param params: ``add_torrent_params`` from
+        :func:`precache.torrent.metainfo.load`.
+    :param save_path: directory for the torrent's file.
+    :param peers: ``host:port`` strings of peers to connect to.
+    :param stall_timeout: see :class:`Watchdog`.
+    :param web_seed_delay: see :class:`Watchdog`.
+    :param window: pieces ahead of the in-order prefix to prefer.
+    :param handle: a handle of the same torrent already in the session
+        (seeding after an earlier download) to read from instead.
+    """
+
+    def __init__(self, session, params, save_path, peers, stall_timeout,
+                 web_seed_delay, window, handle=None):
+        self.session = session
+        self.key = session_mod.info_hash(params.ti)
+        self.num_pieces = params.ti.num_pieces()
+        self.size = params.ti.total_size()
+        self.save_path = save_path
+        self.peers = list(peers)
+        self.stall_timeout = stall_timeout
+        self.web_seed_delay = web_seed_delay
+        self.window = window
+        self._web_seeds = list(params.url_seeds)
+        self._events = queue.Queue()
+        self._hash_failures = 0
+        if handle is not None:
+            self.handle = handle
+            session.subscribe(self.key, self._events)
+        else:
+            params.save_path = save_path
+            if web_seed_delay != 0:
+                # Replaced by this empty list; added back when due.
+                params.url_seeds = []
+                params.flags |= lt.torrent_flags.override_web_seeds
+            self.handle = session.add_torrent(params, self._events)
+        self._endpoints = self._resolve(self.peers)
+        self.transfer = Transfer(self._endpoints)
+        self._connect()
+
+    @staticmethod
+    def _resolve(peers):
+        endpoints = []
+        for peer in peers:
+            try:
+                endpoints.extend(metainfo.resolve_peer(peer))
+            except ValueError as exc:
+                LOG.warning('Ignoring peer %s: %s', peer, exc)
+        return endpoints
+
+    def _connect(self):
+        for endpoint in self._endpoints:
+            try:
+                self.handle.connect_peer(endpoint)
+            except RuntimeError as exc:
+                LOG.debug('connect_peer %s failed: %s', endpoint, exc)
+
+    def pieces(self):
+        """Yield the torrent's bytes in order, a piece at a time.
+
+        :raises SwarmError: the swarm cannot deliver (see the module).
+        """
+        cursor = PieceCursor(self.num_pieces, self.window)
+        for piece in range(self.num_pieces):
+            if self.handle.have_piece(piece):
+                cursor.finished(piece)
+        watchdog = Watchdog(self.stall_timeout, self.web_seed_delay,
+                            time.monotonic())
+        next_look = 0
+        while not cursor.complete:
+            piece = cursor.take()
+            if piece is not None:
+                self.handle.read_piece(piece)
+            for boosted in cursor.to_boost():
+                self.handle.piece_priority(boosted, TOP_PRIORITY)
+            try:
+                event = self._events.get(timeout=TICK)
+            except queue.Empty:
+                event = None
+            if event is not None:
+                data = self._handle(event, cursor)
+                if data is not None:
+                    yield data
+            if time.monotonic() >= next_look:
+                next_look = time.monotonic() + TICK
+                self._look(watchdog)
+
+    def _handle(self, event, cursor):
+        """Act on one event; return the bytes of a piece read, if any."""
+        if event.kind == session_mod.PIECE_FINISHED:
+            cursor.finished(event.piece)
+            # Web seed connections close as soon as the last piece is
+            # in: sample while they are open.
+            self.transfer.sample(self.handle.get_peer_info())
+        elif event.kind == session_mod.PIECE_READ:
+            if event.error:
+                raise SwarmError('reading piece %d back failed: %s'
+                                 % (event.piece, event.error))
+            cursor.read(event.piece)
+            return event.data
+        elif event.kind == session_mod.HASH_FAILED:
+            self._hash_failures += 1
+            LOG.warning('Torrent %s: piece %d failed its hash check (%d)',
+                        self.key, event.piece, self._hash_failures)
+            if self._hash_failures >= MAX_HASH_FAILURES:
+                raise SwarmError('%d pieces failed their hash check (last: '
+                                 'piece %d); peers or web seeds send bytes '
+                                 'that are not the torrent\'s'
+                                 % (self._hash_failures, event.piece))
+        elif event.kind == session_mod.TORRENT_ERROR:
+            raise SwarmError('torrent error: %s' % event.error)
+        return None
+
+    def _look(self, watchdog):
+        status = self.handle.status()
+        if status.errc.value():
+            raise SwarmError('torrent error: %s' % status.errc.message())
+        if status.is_seeding:
+            return
+        self.transfer.sample(self.handle.get_peer_info())
+        if status.num_peers == 0:
+            self._connect()
+        progress = status.total_wanted_done + status.total_payload_download
+        try:
+            action = watchdog.observe(progress, time.monotonic())
+        except SwarmError as exc:
+            raise SwarmError(
+                '%s: %d of %d pieces, %d peer(s) connected (%d seed(s)), '
+                'initial peers %s, web seeds %s'
+                % (exc, status.num_pieces, self.num_pieces, status.num_peers,
+                   status.num_seeds, ', '.join(self.peers) or 'none',
+                   ', '.join(self._web_seeds) or 'none'))
+        if action == watchdog.WEB_SEEDS and self._web_seeds:
+            LOG.info('Torrent %s: adding web seed(s) %s after %.0f s '
+                     'without progress from peers (%d of %d pieces)',
+                     self.key, ', '.join(self._web_seeds),
+                     self.web_seed_delay, status.num_pieces,
+                     self.num_pieces)
+            for url in self._web_seeds:
+                self.handle.add_url_seed(url)
+
+    def detach(self):
+        """Stop receiving the torrent's events; it stays in the session."""
+        self.transfer.sample(self.handle.get_peer_info())
+        self.transfer.total = self.handle.status().total_payload_download
+        self.session.subscribe(self.key, None)

@@ -1,0 +1,341 @@
+"""Distribute one image to N hosts with four strategies on a shaped testbed.
+
+One run builds a testbed (``tools/testbed``: network namespaces, a bridge,
+every link shaped with tc), starts a private RabbitMQ, the service's server
+side on the origin node and N real ``precache-agent`` processes, and
+distributes the same qcow2 image (made with ``imagegen.py`` and qemu-img)
+four times, each time to fresh agents with empty stores:
+
+a. ``sequential``: Nova-style, hosts fetch from the origin one after
+   another (a targeted cast, the next one when the previous host reported);
+b. ``parallel``: every host at once, straight from the origin (one fanout);
+c. ``squid``: every host at once through K cold Squid proxies configured
+   by ``etc/squid/precache-squid.conf`` (``[agent] proxies``, consistent
+   hashing, ``start_delay_window`` jitter);
+d. ``bittorrent``: the ``bittorrent`` ImageServer and ImageSource plugins.
+
+For each it prints the completion time of the last host and the median,
+their ratio to the bound S_c/B_host + decompression (S_c the compressed
+artifact's size), the bytes the origin's interface sent divided by S_c, and
+the machine's CPU utilisation (a figure near 100 % means the CPU, not the
+links, limited the run). ``--json`` writes everything, including the
+calibration figures ``flow_simulation.py`` reads.
+
+Needs root, squid, qemu-utils and rabbitmq-server. Every wait is bounded;
+the testbed is removed on exit, failure or Ctrl-C
+(``tools/testbed/testbed.py cleanup`` removes what a killed run left).
+
+    sudo python tools/bench/distribution_benchmark.py --hosts 24 \\
+        --proxies 3 --host-rate 40mbit --image-mib 320 --json result.json
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'testbed'))
+
+import imagegen  # noqa: E402
+import netns  # noqa: E402
+
+STRATEGIES = ('sequential', 'parallel', 'squid', 'bittorrent')
+IMAGE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'precache:testbed-image'))
+BITTORRENT = 'bittorrent'
+MiB = 1024 * 1024
+_RATE = re.compile(r'^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)$')
+_UNITS = {'bit': 1, 'kbit': 1e3, 'mbit': 1e6, 'gbit': 1e9}
+
+
+def rate_bps(rate):
+    """Return a tc rate (``40mbit``) in bits per second."""
+    match = _RATE.match(rate.lower())
+    if not match:
+        raise argparse.ArgumentTypeError('%r is not a rate like 40mbit'
+                                         % rate)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def make_image(directory, size_mib):
+    """Make a qcow2 image named IMAGE_ID in ``directory``; return path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, IMAGE_ID)
+    raw = os.path.join(directory, '.image.raw')
+    imagegen.write_image(raw, size_mib * MiB)
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
+                    path], check=True)
+    os.unlink(raw)
+    return path
+
+
+def decompress_seconds(path, algorithm):
+    """Time precache's own decompression of the artifact at ``path``."""
+    from precache import compression
+
+    class _Discard(object):
+        def write(self, data):
+            pass
+
+    started = time.monotonic()
+    writer = compression.decompressor(algorithm, _Discard())
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(MiB), b''):
+            writer.write(chunk)
+    writer.close()
+    return time.monotonic() - started
+
+
+def plugins_available():
+    """Tell whether the BitTorrent server and source plugins exist."""
+    from precache import plugin
+    return (BITTORRENT in plugin.available_plugins('precache.servers') and
+            BITTORRENT in plugin.available_plugins('precache.sources'))
+
+
+class Benchmark(object):
+    """Runs the strategies on a cluster and collects their figures."""
+
+    def __init__(self, args, cluster, artifact):
+        self.args = args
+        self.cluster = cluster
+        self.size = artifact['size']
+        self.host_bps = rate_bps(args.host_rate)
+        self.origin_bps = rate_bps(args.origin_rate)
+        self.results = []
+
+    def timeout(self):
+        """A bound on one strategy: all hosts served one by one, twice."""
+        hosts = len(self.cluster.testbed.hosts)
+        one = self.size * 8 / min(self.host_bps, self.origin_bps)
+        return 2 * hosts * one + 120
+
+    def run(self, strategy, metas, agent_options, sequential=False):
+        import cluster as cluster_mod
+        meta = metas[IMAGE_ID]
+        hosts = [n.short for n in self.cluster.testbed.hosts]
+        with cluster_mod.Round(self.cluster, strategy, agent_options) as rnd:
+            origin_before = self.cluster.testbed.origin.counters()[0]
+            proxies_before = self.cluster.proxy_counters()
+            deadline = time.monotonic() + self.timeout()
+            with cluster_mod.CpuMonitor() as cpu:
+                start = time.monotonic()
+                if sequential:
+                    for host in hosts:
+                        rnd.cast(IMAGE_ID, meta, host=host)
+                        left = deadline - time.monotonic()
+                        if not rnd.wait([host], max(left, 0)):
+                            break
+                else:
+                    rnd.cast(IMAGE_ID, meta)
+                    rnd.wait(hosts, self.timeout())
+            origin_sent = (self.cluster.testbed.origin.counters()[0] -
+                           origin_before)
+            proxies_sent = sum(self.cluster.proxy_counters()) - sum(
+                proxies_before)
+        return self._record(strategy, hosts, rnd.arrivals, start,
+                            origin_sent, proxies_sent, cpu)
+
+    def _record(self, strategy, hosts, arrivals, start, origin_sent,
+                proxies_sent, cpu):
+        done = {h: (t - start, report) for h, (t, report) in
+                arrivals.items()}
+        cached = sorted(t for t, report in done.values()
+                        if report['status'] == 'cached')
+        failures = {h: report.get('reason') for h, (t, report) in
+                    done.items() if report['status'] != 'cached'}
+        failures.update({h: 'no report before the time limit'
+                         for h in hosts if h not in done})
+        result = {
+            'strategy': strategy, 'hosts': len(hosts),
+            'cached': len(cached), 'failures': failures,
+            'last': cached[-1] if cached else None,
+            'p50': statistics.median(cached) if cached else None,
+            'sources': sorted({r.get('source') for _t, r in done.values()
+                               if r.get('source')}),
+            'origin_bytes': origin_sent, 'proxy_bytes': proxies_sent,
+            'cpu_average': cpu.average, 'cpu_peak': cpu.peak,
+            'times': sorted(cached)}
+        self.results.append(result)
+        print('  %s: %d/%d cached, last %.1fs, origin sent %.2f x S_c, '
+              'CPU %.0f%% (peak %.0f%%)' % (
+                  strategy, len(cached), len(hosts), result['last'] or 0,
+                  origin_sent / self.size, cpu.average, cpu.peak),
+              flush=True)
+        return result
+
+
+def print_table(summary):
+    """Print the results table of a benchmark summary."""
+    bound = summary['bound_seconds']
+    size = summary['artifact_bytes']
+    print()
+    print('N=%d hosts, K=%d proxies, host %s, origin %s, proxy %s; '
+          'S_c=%.1f MB (raw %.1f MB); bound S_c/B_host + decompress = '
+          '%.1f s + %.2f s' % (
+              summary['hosts'], summary['proxies'], summary['host_rate'],
+              summary['origin_rate'], summary['proxy_rate'], size / 1e6,
+              summary['raw_bytes'] / 1e6, summary['transfer_seconds'],
+              summary['decompress_seconds']))
+    header = ('strategy', 'cached', 'last s', 'p50 s', 'last/bound',
+              'origin/S_c', 'CPU avg/peak %')
+    rows = [header]
+    for r in summary['results']:
+        if r.get('skipped'):
+            rows.append((r['strategy'], '-', '-', '-', '-', '-',
+                         'not run: ' + r['skipped']))
+            continue
+        rows.append((
+            r['strategy'], '%d/%d' % (r['cached'], r['hosts']),
+            _fmt(r['last']), _fmt(r['p50']),
+            _fmt(r['last'] and r['last'] / bound, '%.2f'),
+            '%.2f' % (r['origin_bytes'] / size),
+            '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak'])))
+    widths = [max(len(str(row[i])) for row in rows[:]) for i in range(6)]
+    for row in rows:
+        print('  '.join(str(c).rjust(w) if i else str(c).ljust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))) +
+              '  ' + str(row[6]))
+    for r in summary['results']:
+        for host, reason in sorted((r.get('failures') or {}).items()):
+            print('%s: %s failed: %s' % (r['strategy'], host, reason))
+
+
+def _fmt(value, fmt='%.1f'):
+    return '-' if value is None else fmt % value
+
+
+def run(args):
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix='precache-bench-')
+    os.makedirs(work_dir, exist_ok=True)
+    os.chmod(work_dir, 0o755)
+    images_dir = os.path.join(work_dir, 'images')
+    print('Making a %d MiB qcow2 image in %s' % (args.image_mib, images_dir),
+          flush=True)
+    image_path = make_image(images_dir, args.image_mib)
+    testbed = netns.Testbed(args.hosts, args.proxies, args.host_rate,
+                            args.origin_rate, args.proxy_rate)
+    print('Building testbed %s: %d hosts, %d proxies' % (
+        testbed.name, args.hosts, args.proxies), flush=True)
+    testbed.create()
+    cluster = None
+    try:
+        netns.enter(testbed.ctl.namespace)
+        # Imported here: the control plane's threads and sockets must be
+        # made inside the control node.
+        import cluster as cluster_mod
+        cluster = cluster_mod.Cluster(testbed, work_dir, images_dir)
+        cluster.start_broker()
+        return _run_strategies(args, cluster, image_path, work_dir)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        testbed.destroy()
+
+
+def _run_strategies(args, cluster, image_path, work_dir):
+    metas = cluster.start_origin('http')
+    artifact = metas[IMAGE_ID]['sources'][0]
+    www = os.path.join(work_dir, 'www')
+    artifact_path = os.path.join(www, artifact['url'].split('/', 3)[3])
+    decompress = decompress_seconds(artifact_path, artifact['compression'])
+    bench = Benchmark(args, cluster, artifact)
+    no_proxy = {'agent': {'start_delay_window': 0,
+                          'disk_reserve_mb': 0}}
+    wanted = args.strategies
+    if 'sequential' in wanted:
+        bench.run('sequential', metas, no_proxy, sequential=True)
+    if 'parallel' in wanted:
+        bench.run('parallel', metas, no_proxy)
+    if 'squid' in wanted:
+        urls = cluster.start_squids()
+        try:
+            bench.run('squid', metas, {'agent': {
+                'proxies': urls, 'start_delay_window': args.jitter,
+                'direct_after_proxies': 'true', 'disk_reserve_mb': 0}})
+        finally:
+            cluster.stop_squids()
+    if BITTORRENT in wanted:
+        if plugins_available():
+            bt_metas = cluster.start_origin(BITTORRENT, args.extra_config,
+                                            args.piece_size_mb)
+            options = {'agent': dict(no_proxy['agent'])}
+            bench.run(BITTORRENT, bt_metas, options)
+        else:
+            bench.results.append({
+                'strategy': BITTORRENT,
+                'skipped': 'the bittorrent plugins are not installed'})
+    transfer = artifact['size'] * 8 / bench.host_bps
+    summary = {
+        'hosts': args.hosts, 'proxies': args.proxies,
+        'host_rate': args.host_rate, 'origin_rate': args.origin_rate,
+        'proxy_rate': args.proxy_rate,
+        'host_bps': bench.host_bps, 'origin_bps': bench.origin_bps,
+        'proxy_bps': rate_bps(args.proxy_rate),
+        'image_bytes': os.path.getsize(image_path),
+        'raw_bytes': args.image_mib * MiB,
+        'artifact_bytes': artifact['size'],
+        'compression': artifact['compression'],
+        'jitter': args.jitter, 'piece_size_mb': args.piece_size_mb,
+        'transfer_seconds': transfer, 'decompress_seconds': decompress,
+        'bound_seconds': transfer + decompress,
+        'cpus': os.cpu_count(), 'results': bench.results}
+    print_table(summary)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(summary, f, indent=1)
+    return 0 if all(r.get('skipped') or not r['failures']
+                    for r in bench.results) else 1
+
+
+def _stop_on_signal(signum, frame):
+    raise KeyboardInterrupt('signal %d' % signum)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--hosts', type=int, default=24)
+    parser.add_argument('--proxies', type=int, default=3,
+                        help='Squid proxies of strategy squid')
+    parser.add_argument('--host-rate', default='40mbit')
+    parser.add_argument('--origin-rate', default='40mbit')
+    parser.add_argument('--proxy-rate', default='40mbit')
+    parser.add_argument('--image-mib', type=int, default=320,
+                        help='virtual size of the generated image')
+    parser.add_argument('--jitter', type=float, default=2.0,
+                        help='[agent] start_delay_window of strategy squid')
+    parser.add_argument('--strategies', default=','.join(STRATEGIES),
+                        type=lambda s: [x for x in s.split(',') if x])
+    parser.add_argument('--piece-size-mb', type=int, default=1,
+                        help='[bittorrent_server] piece_size_mb')
+    parser.add_argument('--extra-config',
+                        help='a precache config file added to the origin\'s '
+                             'in the bittorrent strategy (plugin options)')
+    parser.add_argument('--work-dir', help='default: a new temporary dir')
+    parser.add_argument('--json', help='write the results to this file')
+    args = parser.parse_args(argv)
+    for rate in (args.host_rate, args.origin_rate, args.proxy_rate):
+        rate_bps(rate)
+    unknown = set(args.strategies) - set(STRATEGIES)
+    if unknown:
+        parser.error('unknown strategies: %s' % ', '.join(sorted(unknown)))
+    if os.geteuid() != 0:
+        parser.error('needs root (network namespaces, tc)')
+    if args.json:
+        args.json = os.path.abspath(args.json)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    return run(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""precache's real processes on a testbed network (:mod:`netns`).
+
+The calling process moves into the control node's namespace
+(:func:`netns.enter`) and runs there: a private RabbitMQ listening on the
+control node's address, the service's RPC endpoint that receives the
+agents' reports, and the casts. The origin node runs the service's server
+side (``origin.py``), each proxy node a Squid configured by
+``etc/squid/precache-squid.conf``, each host node a real
+``precache-agent`` process with a Nova-style store of its own.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from oslo_config import cfg
+
+from precache.agent import rpcapi as agent_rpcapi
+import precache.conf  # noqa: F401 (registers the options)
+from precache import rpc
+from precache.tests.functional import control_plane
+from precache.tests.functional import servers
+from precache.tests.functional.servers import rabbitmq
+from precache.tests.functional.servers import squid
+
+import netns
+
+ORIGIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             'origin.py')
+ORIGIN_PORT = 8780
+PROXY_PORT = 3128
+START_TIMEOUT = 300
+
+
+class CpuMonitor(object):
+    """Samples the machine's CPU utilisation once a second."""
+
+    def __init__(self, interval=1.0):
+        self.interval = interval
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    @staticmethod
+    def _read():
+        with open('/proc/stat') as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields), idle
+
+    def __enter__(self):
+        self._start = self._read()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        last = self._read()
+        while not self._stop.wait(self.interval):
+            now = self._read()
+            self.samples.append(_busy(last, now))
+            last = now
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.average = _busy(self._start, self._read())
+        self.peak = max(self.samples, default=self.average)
+
+
+def _busy(before, after):
+    total = after[0] - before[0]
+    idle = after[1] - before[1]
+    return 100.0 * (total - idle) / total if total else 0.0
+
+
+class NamespacedAgent(control_plane.AgentProcessFixture):
+    """A real ``precache-agent`` process inside a host node."""
+
+    def __init__(self, node, messaging_fixture, base_dir, options):
+        super().__init__(messaging_fixture, node.short, base_dir, options)
+        self.node = node
+
+    def start(self):
+        self.process = subprocess.Popen(
+            self.node.exec_args([sys.executable, '-m', 'precache.cmd.agent',
+                                 '--config-file', self.config_file]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+
+class Round(object):
+    """One distribution round: fresh topics, endpoint and agents.
+
+    :param cluster: the :class:`Cluster`.
+    :param name: the round's name (a directory under the work dir).
+    :param agent_options: ``{group: {option: value}}`` for every agent.
+    """
+
+    def __init__(self, cluster, name, agent_options):
+        self.cluster = cluster
+        self.base_dir = os.path.join(cluster.work_dir, name)
+        self.agent_options = agent_options
+        self.arrivals = {}
+        self._lock = threading.Condition()
+        self._fixtures = []
+
+    def _use(self, fixture):
+        fixture.setUp()
+        self._fixtures.append(fixture)
+        return fixture
+
+    def __enter__(self):
+        try:
+            self.messaging = self._use(control_plane.MessagingFixture(
+                self.cluster.broker.transport_url))
+            self.endpoint = self._use(
+                control_plane.ServiceEndpointFixture(cfg.CONF))
+            self.endpoint.manager.add_listener(self._on_message)
+            self.api = agent_rpcapi.AgentAPI(cfg.CONF)
+            os.makedirs(self.base_dir)
+            self.agents = [
+                self._use(NamespacedAgent(node, self.messaging,
+                                          self.base_dir, self.agent_options))
+                for node in self.cluster.testbed.hosts]
+            for agent in self.agents:
+                self.endpoint.wait_for_heartbeat(agent.host, START_TIMEOUT)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        while self._fixtures:
+            self._fixtures.pop().cleanUp()
+
+    def _on_message(self, kind, host, payload):
+        if kind != 'report':
+            return
+        with self._lock:
+            self.arrivals[host] = (time.monotonic(), payload)
+            self._lock.notify_all()
+
+    def cast(self, image_id, meta, host=None):
+        """Cast ``cache``; return the monotonic time it was sent."""
+        sent = time.monotonic()
+        self.api.cache(rpc.get_context(), image_id, meta, host=host)
+        return sent
+
+    def wait(self, hosts, timeout):
+        """Wait until each of ``hosts`` reported, at most ``timeout`` s.
+
+        :returns: ``{host: (monotonic arrival, report)}`` of those that did.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not set(hosts) <= set(self.arrivals):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+            return {h: self.arrivals[h] for h in hosts if h in self.arrivals}
+
+
+class Cluster(object):
+    """The processes running on a testbed.
+
+    :param testbed: a created :class:`netns.Testbed`; the calling process
+        must already be in its control node (:func:`netns.enter`).
+    :param work_dir: where configs, logs, stores and caches go.
+    :param images_dir: directory of the images to serve (file name = id).
+    """
+
+    def __init__(self, testbed, work_dir, images_dir):
+        self.testbed = testbed
+        self.work_dir = work_dir
+        self.images_dir = images_dir
+        self.broker = None
+        self._origin = None
+        self._squids = []
+
+    def start_broker(self):
+        cfg.CONF([], project='precache', default_config_files=[])
+        self.broker = rabbitmq.RabbitMQFixture(self.testbed.ctl.address)
+        self.broker.setUp()
+
+    def stop(self):
+        self.stop_squids()
+        self.stop_origin()
+        if self.broker is not None:
+            self.broker.cleanUp()
+            self.broker = None
+
+    # -- origin -----------------------------------------------------------
+
+    @property
+    def origin_url(self):
+        return 'http://%s:%d' % (self.testbed.origin.address, ORIGIN_PORT)
+
+    def start_origin(self, server, extra_config=None, piece_size_mb=1):
+        """Start the service's server side with ImageServer ``server``.
+
+        The ``bittorrent`` server seeds on the origin's address with
+        pieces of ``piece_size_mb``; ``extra_config`` (a config file) can
+        set any other option.
+
+        :returns: ``{image id: meta}`` as the service would cast it.
+        """
+        self.stop_origin()
+        directory = os.path.join(self.work_dir, 'origin-%s' % server)
+        os.makedirs(directory, exist_ok=True)
+        config = os.path.join(directory, 'origin.conf')
+        meta_file = os.path.join(directory, 'meta.json')
+        control_plane.write_config(config, {
+            'DEFAULT': {'host': 'origin', 'log_file':
+                        os.path.join(directory, 'origin.log')},
+            'service': {'listers': 'directory', 'fetcher': 'file',
+                        'server': server, 'staging_dir':
+                        os.path.join(self.work_dir, 'staging')},
+            'directory_lister': {'path': self.images_dir},
+            'file_fetcher': {'image_dir': self.images_dir},
+            'http_server': {'document_root':
+                            os.path.join(self.work_dir, 'www'),
+                            'bind_host': self.testbed.origin.address,
+                            'bind_port': ORIGIN_PORT,
+                            'base_url': self.origin_url},
+            'bittorrent_server': {'listen_host': self.testbed.origin.address,
+                                  'piece_size_mb': piece_size_mb},
+        })
+        args = ['--config-file', config]
+        if extra_config:
+            args += ['--config-file', extra_config]
+        self._origin = subprocess.Popen(
+            self.testbed.origin.exec_args(
+                [sys.executable, ORIGIN_SCRIPT] + args +
+                ['--meta-file', meta_file]),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(directory, 'stderr.log'), 'w'),
+            start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not os.path.exists(meta_file):
+            if self._origin.poll() is not None:
+                raise netns.TestbedError(
+                    'the origin (%s) exited with %d:\n%s' % (
+                        server, self._origin.returncode, servers.log_tail(
+                            os.path.join(directory, 'origin.log'))))
+            if time.monotonic() > deadline:
+                raise netns.TestbedError('the origin did not serve in %ds'
+                                         % START_TIMEOUT)
+            time.sleep(0.2)
+        with open(meta_file) as f:
+            return json.load(f)
+
+    def stop_origin(self):
+        control_plane.stop_process(self._origin, 30)
+
+    # -- proxies ----------------------------------------------------------
+
+    def start_squids(self):
+        """Start a cold Squid on every proxy node; return their URLs."""
+        self.stop_squids()
+        base = os.path.join(self.work_dir, 'squid-%d' % time.monotonic_ns())
+        os.makedirs(base)
+        for node in self.testbed.proxies:
+            fixture = squid.SquidFixture(
+                base, address=node.address, port=PROXY_PORT,
+                client_network=netns.NETWORK, exec_prefix=node.exec_args([]))
+            fixture.setUp()
+            self._squids.append(fixture)
+        return [s.url for s in self._squids]
+
+    def stop_squids(self):
+        while self._squids:
+            self._squids.pop().cleanUp()
+
+    def proxy_counters(self):
+        """Return the bytes each proxy node sent, as a list."""
+        return [node.counters()[0] for node in self.testbed.proxies]
