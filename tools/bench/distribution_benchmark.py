@@ -111,6 +111,8 @@ class Benchmark(object):
         self.host_bps = rate_bps(args.host_rate)
         self.origin_bps = rate_bps(args.origin_rate)
         self.results = []
+        #: Called after each strategy's result is recorded.
+        self.on_result = lambda: None
 
     def timeout(self):
         """A bound on one strategy: all hosts served one by one, twice."""
@@ -165,6 +167,7 @@ class Benchmark(object):
             'cpu_average': cpu.average, 'cpu_peak': cpu.peak,
             'times': sorted(cached)}
         self.results.append(result)
+        self.on_result()
         print('  %s: %d/%d cached, last %.1fs, origin sent %.2f x S_c, '
               'CPU %.0f%% (peak %.0f%%)' % (
                   strategy, len(cached), len(hosts), result['last'] or 0,
@@ -248,6 +251,23 @@ def _run_strategies(args, cluster, image_path, work_dir):
     artifact_path = os.path.join(www, artifact['url'].split('/', 3)[3])
     decompress = decompress_seconds(artifact_path, artifact['compression'])
     bench = Benchmark(args, cluster, artifact)
+    transfer = artifact['size'] * 8 / bench.host_bps
+    summary = {
+        'hosts': args.hosts, 'proxies': args.proxies,
+        'host_rate': args.host_rate, 'origin_rate': args.origin_rate,
+        'proxy_rate': args.proxy_rate,
+        'host_bps': bench.host_bps, 'origin_bps': bench.origin_bps,
+        'proxy_bps': rate_bps(args.proxy_rate),
+        'image_bytes': os.path.getsize(image_path),
+        'raw_bytes': args.image_mib * MiB,
+        'artifact_bytes': artifact['size'],
+        'compression': artifact['compression'],
+        'jitter': args.jitter, 'piece_size_mb': args.piece_size_mb,
+        'transfer_seconds': transfer, 'decompress_seconds': decompress,
+        'bound_seconds': transfer + decompress,
+        'cpus': os.cpu_count(), 'results': bench.results}
+    # Written after every strategy: a run cut short keeps what it measured.
+    bench.on_result = lambda: _save(args.json, summary)
     no_proxy = {'agent': {'start_delay_window': 0,
                           'disk_reserve_mb': 0}}
     wanted = args.strategies
@@ -273,27 +293,17 @@ def _run_strategies(args, cluster, image_path, work_dir):
             bench.results.append({
                 'strategy': BITTORRENT,
                 'skipped': 'the bittorrent plugins are not installed'})
-    transfer = artifact['size'] * 8 / bench.host_bps
-    summary = {
-        'hosts': args.hosts, 'proxies': args.proxies,
-        'host_rate': args.host_rate, 'origin_rate': args.origin_rate,
-        'proxy_rate': args.proxy_rate,
-        'host_bps': bench.host_bps, 'origin_bps': bench.origin_bps,
-        'proxy_bps': rate_bps(args.proxy_rate),
-        'image_bytes': os.path.getsize(image_path),
-        'raw_bytes': args.image_mib * MiB,
-        'artifact_bytes': artifact['size'],
-        'compression': artifact['compression'],
-        'jitter': args.jitter, 'piece_size_mb': args.piece_size_mb,
-        'transfer_seconds': transfer, 'decompress_seconds': decompress,
-        'bound_seconds': transfer + decompress,
-        'cpus': os.cpu_count(), 'results': bench.results}
+    _save(args.json, summary)
     print_table(summary)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(summary, f, indent=1)
     return 0 if all(r.get('skipped') or not r['failures']
                     for r in bench.results) else 1
+
+
+def _save(path, summary):
+    """Write ``summary`` as JSON to ``path`` (if given)."""
+    if path:
+        with open(path, 'w') as f:
+            json.dump(summary, f, indent=1)
 
 
 def _stop_on_signal(signum, frame):
