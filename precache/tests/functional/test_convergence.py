@@ -131,6 +131,9 @@ class ConvergenceTest(test_distribution.BrokerTestCase):
         qcow2, raw = test_distribution.make_qcow2(self.tempdir, 'golden')
         shutil.copy(qcow2, os.path.join(self.images_dir, IMAGE_ID))
         raw_sha512 = verify.file_digest(raw, 'sha512')
+        self.wait_until(lambda: IMAGE_ID in {
+            i['Image ID'] for i in self.precache_json('status')},
+            'the image listed by the service')
 
         status, output = self.precache('watch', IMAGE_ID, '--interval',
                                        '0.5', '--timeout', '120')
