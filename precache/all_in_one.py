@@ -154,7 +154,7 @@ class AllInOne(object):
         """Wait until the service has every agent's first heartbeat."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            up_since = state.reconciler.up_since(db_api._utcnow())
+            up_since = state.reconciler.up_since(db_api.utcnow())
             if len(state.db.live_hosts(up_since)) >= len(self.hosts):
                 return
             time.sleep(0.02)

@@ -8,6 +8,7 @@ writes are serialised in the process (sqlite has one writer anyway).
 """
 
 import contextlib
+import os
 import threading
 
 from oslo_db.sqlalchemy import enginefacade
@@ -40,7 +41,8 @@ class ImageNotFound(exception.PrecacheException):
     code = 'image_not_found'
 
 
-def _utcnow():
+def utcnow():
+    """Now, as the naive UTC datetime the tables store."""
     return timeutils.utcnow().replace(tzinfo=None)
 
 
@@ -82,7 +84,6 @@ class StateDB(object):
                 reason='[database] connection is empty')
         url = sa.engine.make_url(connection)
         if url.get_backend_name() == 'sqlite' and url.database:
-            import os
             os.makedirs(os.path.dirname(os.path.abspath(url.database)),
                         exist_ok=True)
         allowed = ('sqlite_fk', 'mysql_sql_mode', 'max_pool_size',
@@ -157,7 +158,7 @@ class StateDB(object):
             are no longer listed. When a lister failed, images keep their
             listed state.
         """
-        now = now or _utcnow()
+        now = now or utcnow()
         with self._write() as conn:
             known = self._known_image_ids(conn)
             for record in records:
@@ -183,7 +184,7 @@ class StateDB(object):
 
     def record_served(self, image_id, meta, now=None):
         """Store the meta sent to agents and its targets; clear errors."""
-        now = now or _utcnow()
+        now = now or utcnow()
         with self._write() as conn:
             conn.execute(IMAGES.update().where(IMAGES.c.id == image_id)
                          .values(meta=meta, generation=meta['generation'],
@@ -194,11 +195,11 @@ class StateDB(object):
         """Store why fetching or serving ``image_id`` failed."""
         with self._write() as conn:
             conn.execute(IMAGES.update().where(IMAGES.c.id == image_id)
-                         .values(error=error, updated_at=now or _utcnow()))
+                         .values(error=error, updated_at=now or utcnow()))
 
     def request(self, image_id, targets, pin_until, now=None):
         """Record an on-demand request (``precache cache``)."""
-        now = now or _utcnow()
+        now = now or utcnow()
         values = dict(requested=True, request_targets=targets,
                       pinned_until=pin_until, updated_at=now)
         with self._write() as conn:
@@ -219,7 +220,7 @@ class StateDB(object):
                 IMAGES.c.id == image_id).values(
                     requested=False, pinned_until=None,
                     request_targets=None,
-                    updated_at=now or _utcnow()))
+                    updated_at=now or utcnow()))
             if not result.rowcount:
                 raise ImageNotFound(image_id=image_id)
         return self.get_image(image_id)
@@ -249,7 +250,7 @@ class StateDB(object):
 
     def desired_images(self, now=None):
         """Return the rows of the images agents should hold, with meta."""
-        now = now or _utcnow()
+        now = now or utcnow()
         return [image for image in self.list_images()
                 if image['meta'] and self.is_desired(image, now)]
 
@@ -266,7 +267,7 @@ class StateDB(object):
             not marked missing (the heartbeat may predate the landing).
         :returns: True when the host was unknown or down before.
         """
-        now = now or _utcnow()
+        now = now or utcnow()
         disk = status.get('disk') or {}
         inventory = status.get('inventory') or []
         with self._write() as conn:
@@ -442,7 +443,7 @@ class StateDB(object):
             cast to, whether they have a row, and their backoff deadline.
         :returns: the round's id.
         """
-        now = now or _utcnow()
+        now = now or utcnow()
         with self._write() as conn:
             round_id = conn.execute(ROUNDS.insert().values(
                 image_id=image_id, generation=generation, kind=kind,
@@ -488,7 +489,7 @@ class StateDB(object):
             ``index`` (this answer's number in the round), or None when the
             report ends no open round.
         """
-        now = now or _utcnow()
+        now = now or utcnow()
         values = dict(status=status, code=detail.get('code'),
                       reason=detail.get('reason'),
                       bytes=detail.get('bytes'),
@@ -556,7 +557,7 @@ class StateDB(object):
         :returns: the ended rounds as dicts, each with ``unanswered``:
             the names of the hosts that never answered.
         """
-        now = now or _utcnow()
+        now = now or utcnow()
         with self._write() as conn:
             rows = [dict(r._mapping) for r in conn.execute(
                 sa.select(ROUNDS).where(ROUNDS.c.ended_at.is_(None),

@@ -103,7 +103,7 @@ class Reconciler(object):
 
         :param image: the image's row dict (with ``meta``).
         """
-        now = now or db_api._utcnow()
+        now = now or db_api.utcnow()
         meta = image['meta']
         with self._lock:
             targets = self.live_targets(
@@ -123,7 +123,7 @@ class Reconciler(object):
         :returns: ``{'casts': n, 'deferred': n, 'seconds': s}``.
         """
         started = time.monotonic()
-        now = now or db_api._utcnow()
+        now = now or db_api.utcnow()
         with self._lock:
             self._end_timed_out_rounds(context, now)
             images = {image['id']: image

@@ -140,7 +140,7 @@ class Pipeline(object):
 
     def _requested(self, listed_ids):
         """Records of the desired on-demand images no lister listed."""
-        now = db_api._utcnow()
+        now = db_api.utcnow()
         records = []
         for row in self.state.db.list_images():
             if (row['id'] in listed_ids or not row['requested'] or
@@ -240,16 +240,16 @@ class Listing(object):
 
 
 #: Targets selecting no host (the neutral element of the union).
-_NO_ONE = {'hosts': [], 'labels': [], 'none': True}
+_NO_ONE = object()
 
 
 def _union_targets(first, second):
     """Union of two targets; None (every host) absorbs everything."""
     if first is None or second is None:
         return None
-    if first.get('none'):
+    if first is _NO_ONE:
         return second
-    if second.get('none'):
+    if second is _NO_ONE:
         return first
     return {key: sorted(set(first.get(key) or []) |
                         set(second.get(key) or []))

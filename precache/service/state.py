@@ -44,7 +44,7 @@ class StateKeeper(object):
         self.on_request = on_request
 
     def _now(self):
-        return db_api._utcnow()
+        return db_api.utcnow()
 
     # Agents ---------------------------------------------------------------
 

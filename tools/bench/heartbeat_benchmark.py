@@ -49,14 +49,9 @@ import sys
 import threading
 import time
 
-from oslo_service import backend
-
-# Before anything imports oslo_service.service (oslo.messaging does): the
-# RPC server's threads, no eventlet.
-try:
-    backend.init_backend(backend.BackendType.THREADING)
-except backend.exceptions.BackendAlreadySelected:
-    pass
+# Selects oslo.service's threading backend before anything imports
+# oslo_service.service (oslo.messaging does).
+from precache import cmd  # noqa: F401
 
 import kombu  # noqa: E402
 import oslo_messaging as messaging  # noqa: E402
@@ -185,7 +180,7 @@ class Service(object):
         self.args = args
         self.conf = _configure(args.transport_url, SERVICE_HOST)
         self.db = db_api.StateDB(url)
-        self.now = db_api._utcnow().replace(microsecond=0)
+        self.now = db_api.utcnow().replace(microsecond=0)
         records, seconds = benchdb.fill(self.db, args.agents, args.images,
                                         self.now)
         self.image_ids = [r.id for r in records]
@@ -265,7 +260,7 @@ def run(args, url):
     late = spawn.Array('l', args.clients)
     # The clients need a few seconds to import and connect.
     start = time.monotonic() + 5
-    since = db_api._utcnow()
+    since = db_api.utcnow()
     clients = [spawn.Process(target=client, name='bench-client-%d' % i,
                              args=(i, args, service.image_ids, start, sent,
                                    late))

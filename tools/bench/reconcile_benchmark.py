@@ -48,13 +48,9 @@ import statistics
 import sys
 import time
 
-from oslo_service import backend
-
-# Before anything imports oslo_service.service (oslo.messaging does).
-try:
-    backend.init_backend(backend.BackendType.THREADING)
-except backend.exceptions.BackendAlreadySelected:
-    pass
+# Selects oslo.service's threading backend before anything imports
+# oslo_service.service (oslo.messaging does).
+from precache import cmd  # noqa: F401
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -94,7 +90,7 @@ class Bench(object):
         self.args = args
         self.conf = precache_conf.CONF
         self.db = db_api.StateDB(url)
-        self.now = db_api._utcnow().replace(microsecond=0)
+        self.now = db_api.utcnow().replace(microsecond=0)
         self.agent_api = CountingAgentAPI()
         self.reconciler = convergence.Reconciler(
             self.conf, self.db, self.agent_api,

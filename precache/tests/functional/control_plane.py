@@ -30,13 +30,11 @@ DEFAULT_TIMEOUT = 60
 
 def write_config(path, groups):
     """Write ``{group: {option: value}}`` as a precache config file."""
-    with open(path, 'w') as f:
-        for group, values in groups.items():
-            f.write('[%s]\n' % group)
-            for key, value in values.items():
-                if isinstance(value, (list, tuple)):
-                    value = ','.join(str(v) for v in value)
-                f.write('%s = %s\n' % (key, value))
+    servers.write_ini(path, {
+        group: {key: (','.join(str(v) for v in value)
+                      if isinstance(value, (list, tuple)) else str(value))
+                for key, value in values.items()}
+        for group, values in groups.items()})
 
 
 def stop_process(process, timeout):
