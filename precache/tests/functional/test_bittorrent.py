@@ -144,7 +144,10 @@ class SeedGoneTest(SwarmTestCase):
     seed_upload_rate = 8 * MiB
 
     def test_agents_finish_after_the_seed_stops(self):
-        agents = self.start_swarm_agents(web_seed_delay=2, stall_timeout=20,
+        # The web seed joins only after 8 s without progress: an agent
+        # slow to find its peers on a loaded machine must not fetch the
+        # whole artifact over HTTP before the seed is gone.
+        agents = self.start_swarm_agents(web_seed_delay=8, stall_timeout=20,
                                          upload_rate_limit=16 * MiB)
         image_id = '3c1e5b7a-9d2f-4e61-8a0b-b70000000002'
         _qcow2, raw = test_distribution.make_qcow2(
