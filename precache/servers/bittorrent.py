@@ -15,16 +15,18 @@ stalls.
 
 How agents find peers, without DHT or a public tracker:
 
+* the service runs its own small tracker (:mod:`precache.torrent.tracker`,
+  ``tracker_port``), written first into every torrent: an agent's first
+  announce returns the agents already in the swarm, so it connects to
+  them at once and the swarm is a mesh within seconds of the cast;
 * the seed's address (``peer_host``, port of the session) is always in
-  the ``bittorrent`` source's ``peers``; every agent connects to it;
-* peer exchange (``ut_pex``, on in every precache session) then tells
-  the agents about each other: the seed passes on the addresses of the
-  agents connected to it, so agents that join later connect to those that
-  came first, and the swarm becomes a mesh without any other service;
-* ``trackers`` optionally names an operator-run tracker (e.g. Debian's
-  ``opentracker``) written into the torrent; agents announce to it too.
-  Use one when agents cannot all reach the seed, or to speed up peer
-  discovery in very large swarms (PEX messages go out once a minute).
+  the ``bittorrent`` source's ``peers``; every agent connects to it even
+  when the tracker cannot be reached;
+* peer exchange (``ut_pex``, on in every precache session) passes
+  addresses on as well, once a minute;
+* ``trackers`` optionally names trackers run by the operator (e.g.
+  Debian's ``opentracker``), written into the torrent after the built-in
+  one; agents announce to every tracker of a torrent.
 
 DHT, local service discovery, UPnP and NAT-PMP are always off; uTP is off
 unless ``enable_utp`` is set.
@@ -42,6 +44,7 @@ from precache import plugin
 from precache.servers import base
 from precache.torrent import metainfo
 from precache.torrent import session as session_mod
+from precache.torrent import tracker as tracker_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -68,37 +71,55 @@ bittorrent_server_opts = [
                     'put in meta as the seed\'s peer address. Unset means '
                     'listen_host when it is a specific address, else this '
                     'host\'s fully qualified name.'),
-    cfg.IntOpt('piece_size_mb',
-               default=4, min=1,
-               help='Piece size of the torrents in MiB, a power of two. '
-                    'Larger pieces mean smaller torrents and less '
-                    'overhead; smaller ones let peers start trading '
-                    'sooner. 4 MiB suits images of hundreds of MB to a '
-                    'few GB. A change applies when an artifact is next '
-                    'served by a restarted service.'),
+    cfg.IntOpt('piece_size_kb',
+               default=1024, min=16,
+               help='Piece size of the torrents in KiB, a power of two of '
+                    '16 or more. An agent passes a piece on to other '
+                    'agents only once it has all of it, and each piece '
+                    'comes from one or a few connections, each with a '
+                    'share of a link: smaller pieces move through the '
+                    'swarm sooner, larger ones make smaller torrents '
+                    '(20 bytes per piece in meta). 1 MiB suits images of '
+                    'up to a few GB (a 4 GB artifact: 80 KB of hashes); '
+                    'use 256 KiB for a swarm of slow links, 4 MiB for '
+                    'artifacts of tens of GB. A change applies when an '
+                    'artifact is next served by a restarted service.'),
     cfg.IntOpt('upload_rate_limit',
                default=0, min=0,
                help='Bytes per second the seed uploads to all agents '
                     'together; 0 means no cap. The web seed (the http '
                     'server) is not limited by it.'),
+    cfg.BoolOpt('tracker',
+                default=True,
+                help='Run the built-in BitTorrent tracker, listed first in '
+                     'every torrent, so that agents learn of each other '
+                     'with their first announce. Without it (and without '
+                     'operator trackers) agents know the seed and learn '
+                     'of each other through peer exchange only, about '
+                     'once a minute.'),
+    cfg.PortOpt('tracker_port',
+                default=6969,
+                help='TCP port of the built-in tracker, on listen_host; 0 '
+                     'picks a free port.'),
+    cfg.IntOpt('announce_interval',
+               default=60, min=5,
+               help='Seconds between two announces the built-in tracker '
+                    'asks of each agent; an agent that did not announce '
+                    'for three intervals is no longer handed out.'),
+    cfg.IntOpt('upload_slots',
+               default=4, min=-1,
+               help='Agents the seed uploads to at the same time (they '
+                    'take turns, every second). Few slots make the seed '
+                    'send pieces nobody has yet, which the agents then '
+                    'pass on to each other; -1 uploads to every agent at '
+                    'once, which sends the same pieces several times.'),
     cfg.ListOpt('trackers',
                 default=[],
                 help='Announce URLs of BitTorrent trackers run by the '
                      'operator (e.g. http://tracker.example.org:6969/'
                      'announce of an opentracker), written into every '
-                     'torrent. Optional: agents always learn the seed\'s '
-                     'address from meta and each other\'s through peer '
-                     'exchange.'),
-    cfg.BoolOpt('super_seeding',
-                default=False,
-                help='Seed in super-seeding mode (BEP 16): the seed '
-                     'offers each agent pieces nobody has yet, so it sends '
-                     'every piece about once (measured on loopback: 1.1 '
-                     'copies uploaded to 6 agents against 2.1-2.8 '
-                     'without). The first piece reaches an agent only '
-                     'after several seconds, so keep the agents\' '
-                     '[bittorrent_source] stall_timeout well above 15 s '
-                     'when it is on.'),
+                     'torrent after the built-in tracker. Optional: '
+                     'agents always learn the seed\'s address from meta.'),
     cfg.BoolOpt('enable_utp',
                 default=False,
                 help='Accept and make uTP connections besides TCP. Off by '
@@ -117,10 +138,11 @@ class BitTorrentServer(base.ImageServer):
     def __init__(self, conf):
         super().__init__(conf)
         self.piece_size = metainfo.check_piece_size(
-            self.options.piece_size_mb)
+            self.options.piece_size_kb)
         self.http = plugin.load_plugin('precache.servers', 'http', conf,
                                        option='[service] server')
         self.seeder = None
+        self.tracker = None
 
     @classmethod
     def get_config_group(cls):
@@ -131,33 +153,62 @@ class BitTorrentServer(base.ImageServer):
         return bittorrent_server_opts
 
     def start(self):
-        """Start the web server, then the seeding session."""
+        """Start the web server, the tracker, then the seeding session."""
         self.http.start()
         opts = self.options
         try:
+            if opts.tracker:
+                self.tracker = tracker_mod.Tracker(
+                    (opts.listen_host, opts.tracker_port),
+                    opts.announce_interval)
+                self.tracker.start()
             self.seeder = Seeder(session_mod.Session(
                 session_mod.settings(opts.listen_host, opts.listen_port,
                                      opts.enable_utp,
-                                     opts.upload_rate_limit),
-                name='seed'), super_seeding=opts.super_seeding)
+                                     opts.upload_rate_limit,
+                                     upload_slots=opts.upload_slots),
+                name='seed'),
+                swarms=self.tracker.swarms if self.tracker else None)
         except BaseException:
+            self._stop_tracker()
             self.http.stop()
             raise
 
     def stop(self):
-        """Stop seeding, then the web server."""
+        """Stop seeding, the tracker, then the web server."""
         if self.seeder is not None:
             self.seeder.stop()
             self.seeder = None
+        self._stop_tracker()
         self.http.stop()
+
+    def _stop_tracker(self):
+        if self.tracker is not None:
+            self.tracker.stop()
+            self.tracker = None
+
+    @property
+    def host(self):
+        """This host's address or name, as agents reach it."""
+        host = self.options.peer_host or self.options.listen_host
+        if host in _WILDCARD_HOSTS:
+            host = socket.getfqdn()
+        return host
 
     @property
     def peer(self):
         """The seed's ``host:port`` as put in meta."""
-        host = self.options.peer_host or self.options.listen_host
-        if host in _WILDCARD_HOSTS:
-            host = socket.getfqdn()
-        return metainfo.format_peer(host, self.seeder.port)
+        return metainfo.format_peer(self.host, self.seeder.port)
+
+    @property
+    def trackers(self):
+        """Announce URLs written into the torrents: ours, the operator's."""
+        urls = list(self.options.trackers)
+        if self.tracker is not None:
+            urls.insert(0, 'http://%s%s' % (
+                metainfo.format_peer(self.host, self.tracker.port),
+                tracker_mod.ANNOUNCE_PATH))
+        return urls
 
     def serve(self, image, path):
         """Publish the artifact over HTTP and seed its torrent.
@@ -175,7 +226,7 @@ class BitTorrentServer(base.ImageServer):
         try:
             torrent, key = self.seeder.seed(
                 image.id, artifact, http_source['hash_value'],
-                self.piece_size, http_source['url'], self.options.trackers)
+                self.piece_size, http_source['url'], self.trackers)
         except Exception as exc:
             raise exception.ServeFailed(
                 image_id=image.id,
@@ -194,12 +245,14 @@ class Seeder(object):
 
     :param session: a :class:`precache.torrent.session.Session`; closed
         by :meth:`stop`.
-    :param super_seeding: seed in super-seeding mode (BEP 16).
+    :param swarms: the built-in tracker's
+        :class:`~precache.torrent.tracker.Swarms`, told which torrents are
+        seeded; None without it.
     """
 
-    def __init__(self, session, super_seeding=False):
+    def __init__(self, session, swarms=None):
         self.session = session
-        self.super_seeding = super_seeding
+        self.swarms = swarms
         self._lock = threading.Lock()
         #: image id -> (what the torrent was made of, bytes, info-hash,
         #: handle)
@@ -233,17 +286,17 @@ class Seeder(object):
                              lt.torrent_flags.override_web_seeds)
             params.url_seeds = []  # the seed has the file: no web seed
             handle = self.session.add_torrent(params)
-            if self.super_seeding:
-                # Set once added: given in the add flags together with
-                # seed_mode, libtorrent 2.1 offers peers no piece at all.
-                handle.set_flags(lt.torrent_flags.super_seeding)
             key = session_mod.info_hash(params.ti)
+            if self.swarms is not None:
+                self.swarms.track(key)
             if current is not None and current[2] != key:
                 self.session.remove_torrent(current[3])
+                if self.swarms is not None:
+                    self.swarms.untrack(current[2])
             self._torrents[image_id] = (recipe, torrent, key, handle)
-        LOG.info('Seeding image %s: %s, %d pieces of %d MiB, info-hash %s',
+        LOG.info('Seeding image %s: %s, %d pieces of %d KiB, info-hash %s',
                  image_id, path, params.ti.num_pieces(),
-                 piece_size // metainfo.MiB, key)
+                 piece_size // metainfo.KiB, key)
         return torrent, key
 
     def handle(self, image_id):

@@ -78,7 +78,9 @@ class ServiceManager(object):
     # Agents (1.1) ---------------------------------------------------------
 
     def desired(self, context, host, labels):
-        return self._state().desired(context, host, labels)
+        if self.state is None:
+            return []  # an endpoint without state wants nothing
+        return self.state.desired(context, host, labels)
 
     # Operators (1.1) ------------------------------------------------------
 

@@ -13,7 +13,10 @@ import libtorrent as lt
 
 from precache import exception
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
+#: The smallest piece BitTorrent allows: one block.
+MIN_PIECE_SIZE = 16 * KiB
 CREATOR = 'precache'
 
 
@@ -108,11 +111,11 @@ def resolve_peer(peer):
     return endpoints
 
 
-def check_piece_size(piece_size_mb):
+def check_piece_size(piece_size_kb):
     """Return the piece size in bytes, or raise ConfigurationError."""
-    size = int(piece_size_mb * MiB)
-    if size < MiB or size & (size - 1):
+    size = int(piece_size_kb * KiB)
+    if size < MIN_PIECE_SIZE or size & (size - 1):
         raise exception.ConfigurationError(
-            reason='piece_size_mb %s is not a power of two of 1 MiB or '
-                   'more' % piece_size_mb)
+            reason='piece_size_kb %s is not a power of two of 16 KiB or '
+                   'more' % piece_size_kb)
     return size

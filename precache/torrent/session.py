@@ -28,6 +28,10 @@ LOG = logging.getLogger(__name__)
 #: Milliseconds the dispatcher waits for an alert before checking whether
 #: it should stop.
 _WAIT_MS = 250
+#: Seconds between two runs of the choker.
+UNCHOKE_INTERVAL = 1
+#: Lowest announce interval accepted from a tracker, in seconds.
+MIN_ANNOUNCE_INTERVAL = 5
 #: Seconds to wait for the session to listen.
 LISTEN_TIMEOUT = 10.0
 
@@ -48,7 +52,8 @@ TORRENT_ERROR = 'torrent_error'
 
 
 def settings(listen_host, listen_port, enable_utp=False,
-             upload_rate_limit=0, download_rate_limit=0, user_agent=None):
+             upload_rate_limit=0, download_rate_limit=0, user_agent=None,
+             upload_slots=-1):
     """Return the settings_pack dict of a precache session.
 
     :param listen_host: address to listen on (``0.0.0.0`` for all).
@@ -56,6 +61,8 @@ def settings(listen_host, listen_port, enable_utp=False,
     :param enable_utp: allow uTP as well as TCP.
     :param upload_rate_limit: bytes/s uploaded by the session; 0 is none.
     :param download_rate_limit: bytes/s downloaded; 0 is none.
+    :param upload_slots: peers uploaded to at the same time; -1 is every
+        interested peer.
     """
     host = '[%s]' % listen_host if ':' in listen_host else listen_host
     return {
@@ -71,8 +78,23 @@ def settings(listen_host, listen_port, enable_utp=False,
         # Every agent of a test bed, or hosts behind one NAT, share an
         # address.
         'allow_multiple_connections_per_ip': True,
+        # Obfuscation (RC4) costs CPU on every byte and hides nothing from
+        # the cloud's own network.
+        'out_enc_policy': int(lt.enc_policy.pe_disabled),
+        'in_enc_policy': int(lt.enc_policy.pe_disabled),
         'upload_rate_limit': upload_rate_limit,
         'download_rate_limit': download_rate_limit,
+        # Every peer is a precache agent or seed, all cooperating: no
+        # tit-for-tat. Agents upload to every interested peer; the seed
+        # to a few at a time, taking turns every UNCHOKE_INTERVAL.
+        'choking_algorithm': int(lt.choking_algorithm_t.fixed_slots_choker),
+        'unchoke_slots_limit': upload_slots,
+        'unchoke_interval': UNCHOKE_INTERVAL,
+        # Announce to the built-in tracker and the operator's alike, as
+        # often as they ask (libtorrent's floor is 5 minutes).
+        'announce_to_all_tiers': True,
+        'announce_to_all_trackers': True,
+        'min_announce_interval': MIN_ANNOUNCE_INTERVAL,
         'alert_mask': _ALERT_MASK,
         'user_agent': user_agent or 'precache',
     }

@@ -10,20 +10,27 @@ agent decompresses and hashes them as a stream). The choice made here:
   avoid. Piece deadlines (``set_piece_deadline``) do the same on a smaller
   scale: time-critical pieces are requested from whoever has them, again
   the seed, ignoring rarity.
-* **a short window of priority ahead of the in-order prefix.** The next
-  ``window`` pieces after the last one passed on get the top piece
-  priority (7 against the default 4). libtorrent weighs priority against
-  availability rather than overriding it, so the window advances the
-  prefix early without turning the swarm sequential; a window of 0 is
-  pure rarest-first.
+* **each agent starts in a band of its own** (``home``): the torrent is
+  cut into four bands of falling priority, rotated to start at a place
+  derived from the agent's host name (:func:`home_priorities`). Plain
+  rarest-first makes every agent ask the seed for the same rarest pieces
+  at the start (measured: the seed sent 2.3 copies to 8 agents); with
+  bands, agents ask for different pieces, and trade them.
+* **an optional window of priority ahead of the in-order prefix**
+  (``window``, 0 by default): the next pieces after the last one passed
+  on get the top priority. It makes agents want the same pieces again;
+  on the test bed (8 agents, 1 MiB pieces) a window of 4 was no faster
+  (32.1 s against 31.1 s without), so it is off unless asked for.
 * **each piece is read back with ``read_piece`` once it passed its hash
   check**, through libtorrent's own disk layer (a piece may be checked
   before its last block reached the file). One read is outstanding at a
   time, so memory stays at a piece or two.
 
-So decompression and hashing start with the first pieces and keep pace
-with the prefix; what arrives out of order waits on disk, and at worst the
-tail of the stream is processed after the last piece arrives.
+So decompression and hashing follow the in-order prefix as it grows;
+what arrives out of order waits on disk, and at worst the tail of the
+stream is processed after the last piece arrives: for a 1.3 GB image,
+about 2 s of decompression and hashing at the measured rates, against
+the transfer's minutes.
 
 A download fails with :class:`SwarmError` (and a precise reason) when it
 makes no progress for ``stall_timeout`` seconds, when too many pieces fail
@@ -49,8 +56,32 @@ LOG = logging.getLogger(__name__)
 TOP_PRIORITY = 7
 #: Seconds between two looks at the torrent's status.
 TICK = 0.5
+#: Seconds between two debug lines on a download's progress.
+STATUS_LOG_INTERVAL = 2.0
 #: Pieces failing their hash check before the download gives up.
 MAX_HASH_FAILURES = 10
+#: Priorities of the bands of :func:`home_priorities`, the agent's own
+#: band first.
+BAND_PRIORITIES = (6, 5, 4, 3)
+
+
+def home_priorities(num_pieces, home):
+    """Return piece priorities preferring a band that starts at ``home``.
+
+    The torrent is cut into len(:data:`BAND_PRIORITIES`) bands, the first
+    starting at piece ``home * num_pieces``; each band gets the next
+    lower priority. Agents with different homes (derived from their
+    host names) ask the seed for different pieces first, so the seed
+    sends pieces nobody has yet instead of the same rarest pieces to
+    everyone, and the agents then have something to trade.
+
+    :param home: a number in [0, 1).
+    """
+    first = int(home * num_pieces) % num_pieces if num_pieces else 0
+    bands = len(BAND_PRIORITIES)
+    return [BAND_PRIORITIES[((i - first) % num_pieces) * bands //
+                            num_pieces] for i in range(num_pieces)]
+
 
 _WEB_SEED_TYPES = (lt.peer_info.web_seed, lt.peer_info.http_seed)
 
@@ -210,12 +241,15 @@ class SwarmDownload(object):
     :param stall_timeout: see :class:`Watchdog`.
     :param web_seed_delay: see :class:`Watchdog`.
     :param window: pieces ahead of the in-order prefix to prefer.
+    :param home: where in the torrent this agent starts, in [0, 1)
+        (:func:`home_priorities`); None leaves every piece at the
+        default priority.
     :param handle: a handle of the same torrent already in the session
         (seeding after an earlier download) to read from instead.
     """
 
     def __init__(self, session, params, save_path, peers, stall_timeout,
-                 web_seed_delay, window, handle=None):
+                 web_seed_delay, window, home=None, handle=None):
         self.session = session
         self.key = session_mod.info_hash(params.ti)
         self.num_pieces = params.ti.num_pieces()
@@ -228,11 +262,17 @@ class SwarmDownload(object):
         self._web_seeds = list(params.url_seeds)
         self._events = queue.Queue()
         self._hash_failures = 0
+        self._next_status_log = 0
+        #: Bytes yielded so far.
+        self.passed_on = 0
         if handle is not None:
             self.handle = handle
             session.subscribe(self.key, self._events)
         else:
             params.save_path = save_path
+            if home is not None:
+                params.piece_priorities = home_priorities(self.num_pieces,
+                                                          home)
             if web_seed_delay != 0:
                 # Replaced by this empty list; added back when due.
                 params.url_seeds = []
@@ -284,6 +324,7 @@ class SwarmDownload(object):
             if event is not None:
                 data = self._handle(event, cursor)
                 if data is not None:
+                    self.passed_on += len(data)
                     yield data
             if time.monotonic() >= next_look:
                 next_look = time.monotonic() + TICK
@@ -324,6 +365,17 @@ class SwarmDownload(object):
         self.transfer.sample(self.handle.get_peer_info())
         if status.num_peers == 0:
             self._connect()
+        now = time.monotonic()
+        if now >= self._next_status_log:
+            self._next_status_log = now + STATUS_LOG_INTERVAL
+            LOG.debug('Torrent %s: %d of %d pieces, %d bytes passed on, '
+                      'down %d B/s, up %d B/s, %d peer(s) (%d seed(s)), '
+                      '%d in the swarm per trackers', self.key,
+                      status.num_pieces, self.num_pieces,
+                      self.passed_on, status.download_payload_rate,
+                      status.upload_payload_rate, status.num_peers,
+                      status.num_seeds, status.num_incomplete +
+                      status.num_complete)
         progress = status.total_wanted_done + status.total_payload_download
         try:
             action = watchdog.observe(progress, time.monotonic())

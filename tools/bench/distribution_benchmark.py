@@ -65,6 +65,16 @@ def rate_bps(rate):
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def option_setting(text):
+    """Parse ``group.name=value`` into ``((group, name), value)``."""
+    key, sep, value = text.partition('=')
+    group, dot, name = key.partition('.')
+    if not (sep and dot and group and name):
+        raise argparse.ArgumentTypeError('%r is not GROUP.NAME=VALUE'
+                                         % text)
+    return (group, name), value
+
+
 def make_image(directory, size_mib):
     """Make a qcow2 image named IMAGE_ID in ``directory``; return path."""
     os.makedirs(directory, exist_ok=True)
@@ -262,7 +272,7 @@ def _run_strategies(args, cluster, image_path, work_dir):
         'raw_bytes': args.image_mib * MiB,
         'artifact_bytes': artifact['size'],
         'compression': artifact['compression'],
-        'jitter': args.jitter, 'piece_size_mb': args.piece_size_mb,
+        'jitter': args.jitter, 'piece_size_kb': args.piece_size_kb,
         'transfer_seconds': transfer, 'decompress_seconds': decompress,
         'bound_seconds': transfer + decompress,
         'cpus': os.cpu_count(), 'results': bench.results}
@@ -286,8 +296,10 @@ def _run_strategies(args, cluster, image_path, work_dir):
     if BITTORRENT in wanted:
         if plugins_available():
             bt_metas = cluster.start_origin(BITTORRENT, args.extra_config,
-                                            args.piece_size_mb)
+                                            args.piece_size_kb)
             options = {'agent': dict(no_proxy['agent'])}
+            for (group, name), value in args.agent_option:
+                options.setdefault(group, {})[name] = value
             bench.run(BITTORRENT, bt_metas, options)
         else:
             bench.results.append({
@@ -326,11 +338,16 @@ def main(argv=None):
                         help='[agent] start_delay_window of strategy squid')
     parser.add_argument('--strategies', default=','.join(STRATEGIES),
                         type=lambda s: [x for x in s.split(',') if x])
-    parser.add_argument('--piece-size-mb', type=int, default=1,
-                        help='[bittorrent_server] piece_size_mb')
+    parser.add_argument('--piece-size-kb', type=int, default=256,
+                        help='[bittorrent_server] piece_size_kb')
     parser.add_argument('--extra-config',
                         help='a precache config file added to the origin\'s '
                              'in the bittorrent strategy (plugin options)')
+    parser.add_argument('--agent-option', action='append', default=[],
+                        type=option_setting, metavar='GROUP.NAME=VALUE',
+                        help='an option of the agents in the bittorrent '
+                             'strategy (e.g. bittorrent_source.'
+                             'stream_window=0); may be repeated')
     parser.add_argument('--work-dir', help='default: a new temporary dir')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)

@@ -155,7 +155,7 @@ def calibrate(summary):
     s = Setup('testbed', summary['hosts'], summary['host_bps'],
               summary['origin_bps'], summary['proxies'],
               summary['proxy_bps'], summary['artifact_bytes'],
-              summary['image_bytes'], summary['piece_size_mb'] * 2 ** 20)
+              summary['image_bytes'], summary['piece_size_kb'] * 1024)
     measured = {r['strategy']: r for r in summary['results']
                 if not r.get('skipped') and r['last']}
     seq = measured.get('sequential')

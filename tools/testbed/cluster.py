@@ -20,6 +20,7 @@ from oslo_config import cfg
 
 from precache.agent import rpcapi as agent_rpcapi
 import precache.conf  # noqa: F401 (registers the options)
+from precache.db import models
 from precache import rpc
 from precache.tests.functional import control_plane
 from precache.tests.functional import servers
@@ -134,11 +135,17 @@ class Round(object):
         return self
 
     def __exit__(self, *exc):
+        # Every agent stops at once; the clean-ups below then wait.
+        for fixture in self._fixtures:
+            if isinstance(fixture, NamespacedAgent):
+                fixture.terminate()
         while self._fixtures:
             self._fixtures.pop().cleanUp()
 
     def _on_message(self, kind, host, payload):
-        if kind != 'report':
+        # A host has arrived with its answer: cached, existing or failed;
+        # not with the report that it started downloading.
+        if kind != 'report' or payload['status'] in models.IN_PROGRESS:
             return
         with self._lock:
             self.arrivals[host] = (time.monotonic(), payload)
@@ -200,11 +207,11 @@ class Cluster(object):
     def origin_url(self):
         return 'http://%s:%d' % (self.testbed.origin.address, ORIGIN_PORT)
 
-    def start_origin(self, server, extra_config=None, piece_size_mb=1):
+    def start_origin(self, server, extra_config=None, piece_size_kb=1024):
         """Start the service's server side with ImageServer ``server``.
 
         The ``bittorrent`` server seeds on the origin's address with
-        pieces of ``piece_size_mb``; ``extra_config`` (a config file) can
+        pieces of ``piece_size_kb``; ``extra_config`` (a config file) can
         set any other option.
 
         :returns: ``{image id: meta}`` as the service would cast it.
@@ -228,7 +235,7 @@ class Cluster(object):
                             'bind_port': ORIGIN_PORT,
                             'base_url': self.origin_url},
             'bittorrent_server': {'listen_host': self.testbed.origin.address,
-                                  'piece_size_mb': piece_size_mb},
+                                  'piece_size_kb': piece_size_kb},
         })
         args = ['--config-file', config]
         if extra_config:

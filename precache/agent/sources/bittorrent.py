@@ -2,11 +2,14 @@
 
 The agent joins the swarm of the torrent in the ``bittorrent`` source:
 it connects to the ``peers`` listed there (the service's seed), learns
-the other agents through peer exchange (and from the torrent's trackers,
-if any), downloads into ``download_dir`` and passes the artifact's bytes
-on in order as the in-order prefix of pieces grows (how, and why not
-sequentially: :mod:`precache.torrent.swarm`). The torrent's web seeds (the
-``http`` server's URL) come in only when the peers stop delivering.
+the other agents from the torrent's trackers (the service's built-in one
+first, :mod:`precache.torrent.tracker`) and through peer exchange,
+downloads into ``download_dir`` starting with a band of pieces chosen by
+its host name (``spread_pieces``), and passes the artifact's bytes on in
+order as the in-order prefix of pieces grows (how, and why not
+sequentially: :mod:`precache.torrent.swarm`). It uploads to every agent
+that asks. The torrent's web seeds (the ``http`` server's URL) come in
+only when the peers stop delivering.
 
 Once the last byte is passed on, the image is verified and lands as from
 any source; meanwhile the torrent keeps seeding in the background for
@@ -27,6 +30,7 @@ use and listening on ``listen_host``:``listen_port``; DHT, LSD, UPnP and
 NAT-PMP are off, uTP too unless ``enable_utp`` is set.
 """
 
+import hashlib
 import os
 import shutil
 import threading
@@ -46,7 +50,7 @@ GROUP = 'bittorrent_source'
 
 bittorrent_source_opts = [
     cfg.StrOpt('download_dir',
-               default='/var/lib/precache/agent/bittorrent',
+               default='$state_path/bittorrent',
                help='Directory for the torrents being downloaded and '
                     'seeded, one sub-directory per torrent. It needs room '
                     'for the compressed artifacts of the images being '
@@ -93,8 +97,16 @@ bittorrent_source_opts = [
                     'used as well. 0 uses them from the start (the origin '
                     'then serves every agent directly, as over http); -1 '
                     'never.'),
+    cfg.BoolOpt('spread_pieces',
+                default=True,
+                help='Start with the pieces of a band of the torrent '
+                     'chosen by this host\'s name, then the next bands, '
+                     'so that agents ask the seed for different pieces '
+                     'and have pieces to trade with each other. Off, every '
+                     'agent asks for the rarest pieces, at first the same '
+                     'ones from the seed.'),
     cfg.IntOpt('stream_window',
-               default=4, min=0,
+               default=0, min=0,
                help='Pieces after the in-order prefix that get top '
                     'priority, so decompression and hashing can follow '
                     'the download closely. 0 leaves the order to '
@@ -152,6 +164,7 @@ class BitTorrentSource(base.ImageSource):
             download = swarm.SwarmDownload(
                 session, params, directory, source.get('peers') or [],
                 opts.stall_timeout, opts.web_seed_delay, opts.stream_window,
+                home=self._home() if opts.spread_pieces else None,
                 handle=earlier.handle if earlier else None)
         except RuntimeError as exc:
             raise self.failed(image, source,
@@ -180,6 +193,11 @@ class BitTorrentSource(base.ImageSource):
             else:
                 session.remove_torrent(download.handle, delete_files=True)
                 shutil.rmtree(directory, ignore_errors=True)
+
+    def _home(self):
+        """This host's place in a torrent's pieces, from its name."""
+        digest = hashlib.sha1(self.conf.host.encode()).digest()
+        return int.from_bytes(digest[:8], 'big') / 2.0 ** 64
 
     def _params(self, image, source):
         """Read and check the source's torrent.

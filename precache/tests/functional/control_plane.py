@@ -206,6 +206,8 @@ class AgentProcessFixture(fixtures.Fixture):
                     'service_topic': self.messaging.service_topic},
             'agent': {'store': 'nova-libvirt', 'disk_reserve_mb': 0,
                       'heartbeat_interval': 2},
+            'bittorrent_source': {'download_dir': os.path.join(
+                self.base_dir, 'torrents')},
             'nova_libvirt': {'read_nova_config': 'false',
                              'instances_path': self.instances_path,
                              'state_dir': os.path.join(self.base_dir,
@@ -228,6 +230,11 @@ class AgentProcessFixture(fixtures.Fixture):
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, sig)
             self.process.wait(30)
+
+    def terminate(self):
+        """Send SIGTERM without waiting (:meth:`stop` waits)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
 
     def stop(self):
         """Stop the agent with SIGTERM, SIGKILL after 20 s."""

@@ -46,7 +46,7 @@ class SwarmTestCase(test_distribution.DistributionTestCase):
                                               'bittorrent')
         self.register_plugin_opts(server_cls)
         self.flags(group=server_cls.get_config_group(),
-                   listen_host='127.0.0.1', listen_port=0, piece_size_mb=1,
+                   listen_host='127.0.0.1', listen_port=0, piece_size_kb=1024,
                    upload_rate_limit=self.seed_upload_rate)
         self.flags(group='service', server='bittorrent')
 

@@ -199,7 +199,7 @@ class StableQueueTest(test_distribution.DistributionTestCase):
 
     This is what use_queue_manager (precache's default) gives.
     The endpoint here keeps no state: the agent's start-up ``desired``
-    call is refused, so the image can only come from the queue.
+    call gets an empty set, so the image can only come from the queue.
     """
 
     def test_restarted_agent_receives_the_missed_fanout(self):

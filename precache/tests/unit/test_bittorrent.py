@@ -43,8 +43,11 @@ class BitTorrentTestCase(base.TestCase):
         self.flags(group=http_server.GROUP, compression='none',
                    document_root=os.path.join(self.tempdir, 'www'),
                    bind_host='127.0.0.1', bind_port=0)
+        # The tracker is off unless a test is about it: agents find the
+        # seed only through the source's peers.
         self.flags(group=bt_server.GROUP, listen_host='127.0.0.1',
-                   listen_port=0, piece_size_mb=1)
+                   listen_port=0, piece_size_kb=1024, tracker=False,
+                   tracker_port=0)
         self.download_dir = os.path.join(self.tempdir, 'torrents')
         self.flags(group=bt_source.GROUP, download_dir=self.download_dir,
                    listen_host='127.0.0.1', listen_port=0, seed_time=60,
@@ -101,20 +104,6 @@ class ServerTest(BitTorrentTestCase):
         status = handle.status()
         self.assertTrue(status.is_seeding)
         self.assertTrue(status.seed_mode)  # not re-hashed
-        self.assertFalse(status.super_seeding)  # off by default
-
-    def test_super_seeding(self):
-        self.server.stop()
-        self.flags(group=bt_server.GROUP, super_seeding=True)
-        self.flags(group=bt_source.GROUP, stall_timeout=40)
-        self.server = bt_server.BitTorrentServer(self.conf)
-        self.server.start()
-        self.addCleanup(self.server.stop)
-        torrent_source, _ = self.server.serve(self.image, self.path)
-        handle = self.server.seeder.handle(self.image.id)
-        self.assertTrue(handle.status().super_seeding)
-        self.assertEqual(self.data,
-                         self.receive(self.make_source(), torrent_source))
 
     def test_serving_again_reuses_the_torrent(self):
         again = self.server.serve(self.image, self.path)
@@ -140,7 +129,7 @@ class ServerTest(BitTorrentTestCase):
             self.sources[0]['info_hash']))
 
     def test_piece_size_must_be_a_power_of_two(self):
-        self.flags(group=bt_server.GROUP, piece_size_mb=3)
+        self.flags(group=bt_server.GROUP, piece_size_kb=3000)
         self.assertRaises(exception.ConfigurationError,
                           bt_server.BitTorrentServer, self.conf)
 
@@ -196,6 +185,30 @@ class SourceTest(BitTorrentTestCase):
         source = dict(self.sources[0],
                       peers=['127.0.0.1:%d' % second_conf_port])
         self.assertEqual(self.data, self.receive(second, source))
+
+    def test_agents_find_each_other_through_the_tracker(self):
+        self.server.stop()
+        self.flags(group=bt_server.GROUP, tracker=True)
+        self.server = bt_server.BitTorrentServer(self.conf)
+        self.server.start()
+        self.addCleanup(self.server.stop)
+        torrent_source, _ = self.server.serve(self.image, self.path)
+        announce = 'http://127.0.0.1:%d/announce' % self.server.tracker.port
+        self.assertEqual([announce], [
+            str(t) for t in metainfo.load(torrent_source["torrent"]).trackers])
+        first = self.make_source()
+        self.assertEqual(self.data, self.receive(first, torrent_source))
+        key = torrent_source['info_hash']
+        ports = {p.port for p in self.server.tracker.swarms.peers(
+            key).values()}
+        self.assertIn(first._session.port, ports)
+        # The seed goes; the second agent is given no peer at all and
+        # learns of the first, still seeding, from the tracker.
+        self.server.seeder.stop()
+        self.server.seeder = None
+        second = self.make_source()
+        self.assertEqual(self.data, self.receive(
+            second, dict(torrent_source, peers=[])))
 
     def test_web_seed_when_no_peer_delivers(self):
         self.flags(group=bt_source.GROUP, web_seed_delay=1,

@@ -60,7 +60,7 @@ class CalibrationTest(base.TestCase):
         summary = {
             'hosts': 4, 'proxies': 1, 'host_bps': 80e6, 'origin_bps': 80e6,
             'proxy_bps': 80e6, 'artifact_bytes': size, 'image_bytes': 40e6,
-            'piece_size_mb': 1, 'decompress_seconds': 0.1,
+            'piece_size_kb': 1024, 'decompress_seconds': 0.1,
             'results': [
                 # 1 s transfer + 1 s landing per host.
                 {'strategy': 'sequential', 'hosts': 4, 'last': 8.0,

@@ -101,8 +101,9 @@ class PeerAddressTest(base.TestCase):
         self.assertRaises(ValueError, metainfo.resolve_peer,
                           'no-such-host.invalid:6881')
 
-    def test_piece_size_must_be_a_power_of_two_mib(self):
-        self.assertEqual(4 * MiB, metainfo.check_piece_size(4))
-        for bad in (3, 0, 6):
+    def test_piece_size_must_be_a_power_of_two_of_16_kib(self):
+        self.assertEqual(4 * MiB, metainfo.check_piece_size(4096))
+        self.assertEqual(16 * 1024, metainfo.check_piece_size(16))
+        for bad in (3, 0, 8, 1000):
             self.assertRaises(exception.ConfigurationError,
                               metainfo.check_piece_size, bad)

@@ -116,3 +116,29 @@ class TransferTest(base.TestCase):
         self.assertEqual(0, transfer.received(transfer.UNKNOWN))
         transfer.total = 150
         self.assertEqual(8, transfer.received(transfer.UNKNOWN))
+
+
+class HomePrioritiesTest(base.TestCase):
+
+    def test_bands_start_at_home_and_wrap(self):
+        self.assertEqual([6, 6, 5, 5, 4, 4, 3, 3],
+                         swarm.home_priorities(8, 0.0))
+        self.assertEqual([4, 3, 3, 6, 6, 5, 5, 4],
+                         swarm.home_priorities(8, 3 / 8))
+
+    def test_every_piece_wanted_and_bands_even(self):
+        priorities = swarm.home_priorities(137, 0.61)
+        self.assertEqual(137, len(priorities))
+        counts = [priorities.count(p) for p in swarm.BAND_PRIORITIES]
+        self.assertLessEqual(max(counts) - min(counts), 1)
+        self.assertEqual(6, priorities[int(0.61 * 137)])
+
+    def test_different_homes_start_with_different_pieces(self):
+        first = swarm.home_priorities(64, 0.1)
+        second = swarm.home_priorities(64, 0.6)
+        top_first = {i for i, p in enumerate(first) if p == 6}
+        top_second = {i for i, p in enumerate(second) if p == 6}
+        self.assertEqual(set(), top_first & top_second)
+
+    def test_single_piece(self):
+        self.assertEqual([6], swarm.home_priorities(1, 0.9))

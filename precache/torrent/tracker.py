@@ -1,0 +1,270 @@
+"""A small HTTP tracker for the torrents one service seeds.
+
+Agents must find each other quickly: a swarm in which each agent only
+knows the seed is no swarm, and peer exchange passes addresses on once a
+minute at most. This tracker answers BitTorrent announces (BEP 3, compact
+peer lists of BEP 23, ``peers6`` of BEP 7) for the info-hashes it was
+told about, so an agent that joins gets, with its first announce, up to
+``numwant`` agents already in the swarm and connects to them; those that
+come later connect to it. A full mesh forms within seconds of the cast,
+without DHT, a public tracker or any service besides precache.
+
+It is deliberately small: the peers live in memory, keyed by info-hash
+and peer id, with the address the announce came from (the ``ip``
+parameter is ignored: an agent cannot put someone else in the swarm);
+peers that did not announce for three intervals are forgotten, peers
+that announce ``stopped`` at once. Announces for other info-hashes get a
+failure reason. A peer that still lacks pieces is listed before those
+that are complete, which keep seeding for a while only.
+"""
+
+import http.server
+import ipaddress
+import random
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+
+import libtorrent as lt
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+#: The path agents announce to (libtorrent accepts trackers on loopback
+#: addresses only with this path).
+ANNOUNCE_PATH = '/announce'
+#: Peers returned when an announce does not say how many it wants.
+DEFAULT_NUMWANT = 50
+#: The most peers returned by one announce.
+MAX_NUMWANT = 200
+#: Seconds between two polls of the server's stop flag.
+POLL_INTERVAL = 0.5
+
+
+class Peer(object):
+    """One agent (or seed) in a swarm, as its last announce described it."""
+
+    __slots__ = ('address', 'port', 'left', 'seen')
+
+    def __init__(self, address, port, left, seen):
+        self.address = address
+        self.port = port
+        self.left = left
+        self.seen = seen
+
+    @property
+    def complete(self):
+        return self.left == 0
+
+
+class Swarms(object):
+    """The peers of each tracked info-hash.
+
+    :param interval: seconds between announces asked of the peers.
+    :param clock: returns the current monotonic time (for tests).
+    """
+
+    def __init__(self, interval, clock=time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: info-hash (20 bytes) -> {peer id: Peer}
+        self._swarms = {}
+
+    def track(self, info_hash):
+        """Answer announces for ``info_hash`` (hex) from now on."""
+        with self._lock:
+            self._swarms.setdefault(bytes.fromhex(info_hash), {})
+
+    def untrack(self, info_hash):
+        """Stop answering for ``info_hash`` (hex) and forget its peers."""
+        with self._lock:
+            self._swarms.pop(bytes.fromhex(info_hash), None)
+
+    def tracked(self):
+        """Return the hex info-hashes tracked."""
+        with self._lock:
+            return sorted(key.hex() for key in self._swarms)
+
+    def peers(self, info_hash):
+        """Return ``{peer id: Peer}`` of ``info_hash`` (hex), live ones."""
+        with self._lock:
+            swarm = self._swarms.get(bytes.fromhex(info_hash), {})
+            self._expire(swarm)
+            return dict(swarm)
+
+    def announce(self, info_hash, peer_id, address, port, left, event,
+                 numwant):
+        """Record an announce; return ``(peers for it, complete, total)``.
+
+        :param info_hash: the torrent's 20-byte info-hash.
+        :param peer_id: the announcing peer's 20-byte id.
+        :param address: the address the announce came from.
+        :param event: ``started``, ``completed``, ``stopped`` or ''.
+        :raises KeyError: the info-hash is not tracked.
+        """
+        now = self._clock()
+        with self._lock:
+            swarm = self._swarms[info_hash]
+            self._expire(swarm)
+            if event == 'stopped':
+                swarm.pop(peer_id, None)
+                others = []
+            else:
+                swarm[peer_id] = Peer(address, port, left, now)
+                others = [p for key, p in swarm.items() if key != peer_id]
+            complete = sum(1 for p in swarm.values() if p.complete)
+            total = len(swarm)
+        random.shuffle(others)
+        # Those still downloading first: they will be there to trade.
+        others.sort(key=lambda p: p.complete)
+        return others[:numwant], complete, total
+
+    def _expire(self, swarm):
+        oldest = self._clock() - 3 * self.interval
+        for key in [k for k, p in swarm.items() if p.seen < oldest]:
+            del swarm[key]
+
+
+def compact(peers):
+    """Return ``(peers, peers6)``: the compact forms of BEP 23 and 7."""
+    v4, v6 = [], []
+    for peer in peers:
+        address = ipaddress.ip_address(peer.address)
+        if address.version == 4:
+            v4.append(address.packed + struct.pack('!H', peer.port))
+        else:
+            v6.append(address.packed + struct.pack('!H', peer.port))
+    return b''.join(v4), b''.join(v6)
+
+
+class AnnounceError(Exception):
+    """An announce the tracker refuses; the message is sent back."""
+
+
+def parse_announce(query):
+    """Return the announce's fields from its query string.
+
+    :returns: ``(info_hash, peer_id, port, left, event, numwant)``.
+    :raises AnnounceError: a field is missing or malformed.
+    """
+    # info_hash and peer_id are raw bytes, percent-encoded.
+    fields = urllib.parse.parse_qs(query, encoding='latin-1')
+
+    def one(name, default=None):
+        values = fields.get(name)
+        if not values:
+            if default is None:
+                raise AnnounceError('missing %s' % name)
+            return default
+        return values[0]
+
+    info_hash = one('info_hash').encode('latin-1')
+    peer_id = one('peer_id').encode('latin-1')
+    if len(info_hash) != 20 or len(peer_id) != 20:
+        raise AnnounceError('info_hash and peer_id must be 20 bytes')
+    try:
+        port = int(one('port'))
+        left = int(one('left', '0'))
+        numwant = int(one('numwant', str(DEFAULT_NUMWANT)))
+    except ValueError as exc:
+        raise AnnounceError('malformed number: %s' % exc)
+    if not 0 < port < 65536:
+        raise AnnounceError('bad port %d' % port)
+    event = one('event', '')
+    if event not in ('', 'started', 'completed', 'stopped', 'paused'):
+        raise AnnounceError('unknown event %r' % event)
+    return (info_hash, peer_id, port, max(left, 0), event,
+            min(max(numwant, 0), MAX_NUMWANT))
+
+
+class AnnounceHandler(http.server.BaseHTTPRequestHandler):
+    """Answers ``GET /announce?...`` with a bencoded dictionary."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != ANNOUNCE_PATH:
+            self.send_error(404)
+            return
+        swarms = self.server.swarms
+        try:
+            info_hash, peer_id, port, left, event, numwant = (
+                parse_announce(url.query))
+            address = self.client_address[0]
+            if address.startswith('::ffff:'):
+                address = address[7:]
+            try:
+                peers, complete, total = swarms.announce(
+                    info_hash, peer_id, address, port, left, event, numwant)
+            except KeyError:
+                raise AnnounceError('torrent %s is not seeded here'
+                                    % info_hash.hex())
+        except AnnounceError as exc:
+            LOG.debug('Refused an announce from %s: %s',
+                      self.client_address[0], exc)
+            self._send({'failure reason': str(exc).encode()})
+            return
+        peers4, peers6 = compact(peers)
+        body = {'interval': swarms.interval,
+                'min interval': max(1, swarms.interval // 2),
+                'complete': complete, 'incomplete': total - complete,
+                'peers': peers4}
+        if peers6:
+            body['peers6'] = peers6
+        self._send(body)
+
+    def _send(self, body):
+        data = lt.bencode(body)
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def version_string(self):
+        return 'precache-tracker'
+
+    def log_message(self, format, *args):
+        LOG.debug('tracker %s: ' + format, self.client_address[0], *args)
+
+
+class Tracker(http.server.ThreadingHTTPServer):
+    """The tracker's HTTP server, serving in a thread of its own.
+
+    :param address: ``(host, port)`` to bind; port 0 picks a free port.
+    :param interval: seconds between announces asked of the peers.
+    """
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, address, interval):
+        if ':' in address[0]:
+            self.address_family = socket.AF_INET6
+        self.swarms = Swarms(interval)
+        super().__init__(address, AnnounceHandler)
+        self._thread = threading.Thread(
+            target=self.serve_forever, name='precache-tracker',
+            kwargs={'poll_interval': POLL_INTERVAL}, daemon=True)
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def start(self):
+        self._thread.start()
+        LOG.info('BitTorrent tracker listening on %s port %d',
+                 self.server_address[0], self.port)
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
+
+    def handle_error(self, request, client_address):
+        LOG.debug('Tracker connection from %s ended with an error',
+                  client_address, exc_info=True)
