@@ -46,7 +46,8 @@ class SwarmTestCase(test_distribution.DistributionTestCase):
                                               'bittorrent')
         self.register_plugin_opts(server_cls)
         self.flags(group=server_cls.get_config_group(),
-                   listen_host='127.0.0.1', listen_port=0, piece_size_kb=1024,
+                   listen_host='127.0.0.1', listen_port=0, tracker_port=0,
+                   piece_size_kb=1024,
                    upload_rate_limit=self.seed_upload_rate)
         self.flags(group='service', server='bittorrent')
 
@@ -134,6 +135,10 @@ class SwarmTest(SwarmTestCase):
         self.assertLess(seed.total_payload_upload, (len(agents) - 1) * size,
                         summary)
         self.assertGreater(sum(from_agents), size, summary)
+        # Every agent announced itself to the service's tracker.
+        key = sources[0]['info_hash']
+        announced = pipeline.server.tracker.swarms.peers(key)
+        self.assertGreaterEqual(len(announced), len(agents), announced)
         # A stopped agent removes its torrents' data.
         self.assertDownloadsRemovedOnStop(agents[0])
 
