@@ -26,7 +26,8 @@ the testbed is removed on exit, failure or Ctrl-C
 (``tools/testbed/testbed.py cleanup`` removes what a killed run left).
 
     sudo python tools/bench/distribution_benchmark.py --hosts 24 \\
-        --proxies 3 --host-rate 40mbit --image-mib 320 --json result.json
+        --proxies 3 --host-rate 24mbit --origin-rate 24mbit \\
+        --proxy-rate 24mbit --image-mib 192 --json result.json
 """
 
 import argparse
@@ -329,10 +330,10 @@ def main(argv=None):
     parser.add_argument('--hosts', type=int, default=24)
     parser.add_argument('--proxies', type=int, default=3,
                         help='Squid proxies of strategy squid')
-    parser.add_argument('--host-rate', default='40mbit')
-    parser.add_argument('--origin-rate', default='40mbit')
-    parser.add_argument('--proxy-rate', default='40mbit')
-    parser.add_argument('--image-mib', type=int, default=320,
+    parser.add_argument('--host-rate', default='24mbit')
+    parser.add_argument('--origin-rate', default='24mbit')
+    parser.add_argument('--proxy-rate', default='24mbit')
+    parser.add_argument('--image-mib', type=int, default=192,
                         help='virtual size of the generated image')
     parser.add_argument('--jitter', type=float, default=2.0,
                         help='[agent] start_delay_window of strategy squid')
