@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import socket
-import threading
 import time
 import urllib.parse
 
@@ -132,7 +131,6 @@ class HTTPServer(base.ImageServer):
         super().__init__(conf)
         _check_options(self.options)
         self._server = None
-        self._thread = None
         self._base_url = None
 
     @classmethod
@@ -161,10 +159,7 @@ class HTTPServer(base.ImageServer):
                 reason='the http server cannot listen on %s port %d (%s); '
                        'check [%s] bind_host and bind_port'
                        % (address + (exc, GROUP)))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name='precache-httpd',
-            kwargs={'poll_interval': httpd.POLL_INTERVAL}, daemon=True)
-        self._thread.start()
+        self._server.start('precache-httpd')
         self._base_url = None  # the port is known now
         LOG.info('Serving %s at %s', root, self.base_url)
 
@@ -172,10 +167,8 @@ class HTTPServer(base.ImageServer):
         """Stop the built-in web server and close its socket."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
+        self._server.stop()
+        self._server = None
 
     @property
     def base_url(self):

@@ -25,6 +25,8 @@ import urllib.parse
 
 from oslo_log import log as logging
 
+from precache import webserver
+
 LOG = logging.getLogger(__name__)
 
 #: Prefix of the names that are never served.
@@ -32,9 +34,6 @@ HIDDEN_PREFIX = '.'
 
 #: Seconds a client connection may stay silent before it is closed.
 IDLE_TIMEOUT = 60
-
-#: Seconds between two checks for a stop request (``serve_forever``).
-POLL_INTERVAL = 0.1
 
 _RANGE_RE = re.compile(r'^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$', re.I)
 
@@ -218,7 +217,7 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
-class Server(http.server.ThreadingHTTPServer):
+class Server(webserver.BackgroundHTTPServer):
     """A threaded static file server with a cap on concurrent clients.
 
     :param address: ``(host, port)`` to bind; port 0 picks a free port.
@@ -228,12 +227,9 @@ class Server(http.server.ThreadingHTTPServer):
         connections wait in the listen backlog.
     """
 
-    daemon_threads = True
     request_queue_size = 128
 
     def __init__(self, address, root, max_age, max_connections):
-        if ':' in address[0]:
-            self.address_family = socket.AF_INET6
         self.root = os.path.realpath(root)
         self.cache_control = 'public, max-age=%d' % max_age
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -242,13 +238,8 @@ class Server(http.server.ThreadingHTTPServer):
         self._lock = threading.Lock()
         super().__init__(address, RequestHandler)
 
-    @property
-    def port(self):
-        """The port the server is bound to."""
-        return self.server_address[1]
-
     def process_request(self, request, client_address):
-        while not self._slots.acquire(timeout=POLL_INTERVAL):
+        while not self._slots.acquire(timeout=webserver.POLL_INTERVAL):
             if self._stopping.is_set():
                 self.shutdown_request(request)
                 return
@@ -267,10 +258,6 @@ class Server(http.server.ThreadingHTTPServer):
             with self._lock:
                 self._connections.discard(request)
             self._slots.release()
-
-    def handle_error(self, request, client_address):
-        LOG.debug('Connection from %s ended with an error', client_address,
-                  exc_info=True)
 
     def shutdown(self):
         """Stop serving and cut the connections of clients still served."""

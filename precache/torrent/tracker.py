@@ -21,7 +21,6 @@ that are complete, which keep seeding for a while only.
 import http.server
 import ipaddress
 import random
-import socket
 import struct
 import threading
 import time
@@ -29,6 +28,8 @@ import urllib.parse
 
 import libtorrent as lt
 from oslo_log import log as logging
+
+from precache import webserver
 
 LOG = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ ANNOUNCE_PATH = '/announce'
 DEFAULT_NUMWANT = 50
 #: The most peers returned by one announce.
 MAX_NUMWANT = 200
-#: Seconds between two polls of the server's stop flag.
-POLL_INTERVAL = 0.5
 
 
 class Peer(object):
@@ -232,39 +231,20 @@ class AnnounceHandler(http.server.BaseHTTPRequestHandler):
         LOG.debug('tracker %s: ' + format, self.client_address[0], *args)
 
 
-class Tracker(http.server.ThreadingHTTPServer):
-    """The tracker's HTTP server, serving in a thread of its own.
+class Tracker(webserver.BackgroundHTTPServer):
+    """The tracker's HTTP server.
 
     :param address: ``(host, port)`` to bind; port 0 picks a free port.
     :param interval: seconds between announces asked of the peers.
     """
 
-    daemon_threads = True
     request_queue_size = 1024
 
     def __init__(self, address, interval):
-        if ':' in address[0]:
-            self.address_family = socket.AF_INET6
         self.swarms = Swarms(interval)
         super().__init__(address, AnnounceHandler)
-        self._thread = threading.Thread(
-            target=self.serve_forever, name='precache-tracker',
-            kwargs={'poll_interval': POLL_INTERVAL}, daemon=True)
 
-    @property
-    def port(self):
-        return self.server_address[1]
-
-    def start(self):
-        self._thread.start()
+    def start(self, name='precache-tracker'):
+        super().start(name)
         LOG.info('BitTorrent tracker listening on %s port %d',
                  self.server_address[0], self.port)
-
-    def stop(self):
-        self.shutdown()
-        self.server_close()
-        self._thread.join()
-
-    def handle_error(self, request, client_address):
-        LOG.debug('Tracker connection from %s ended with an error',
-                  client_address, exc_info=True)

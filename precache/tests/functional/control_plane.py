@@ -21,6 +21,7 @@ import oslo_messaging as messaging
 from oslo_messaging import conffixture
 
 from precache.conf import defaults as conf_defaults
+from precache.db import models
 from precache import rpc
 from precache.service import manager as service_manager
 from precache.tests.functional import servers
@@ -112,7 +113,7 @@ class ServiceEndpointFixture(fixtures.Fixture):
         self.server.wait()
 
     def _record(self, kind, host, payload):
-        if payload.get('status') == 'downloading':
+        if payload.get('status') in models.IN_PROGRESS:
             return  # a progress notice, not an answer
         with self._changed:
             entry = dict(payload, host=host)
@@ -225,16 +226,21 @@ class AgentProcessFixture(fixtures.Fixture):
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             start_new_session=True)
 
-    def kill(self, sig=signal.SIGKILL):
-        """Kill the agent's process group abruptly."""
+    def _signal(self, sig):
+        """Send ``sig`` to the agent's process group if it runs."""
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, sig)
+            return True
+        return False
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kill the agent's process group abruptly."""
+        if self._signal(sig):
             self.process.wait(30)
 
     def terminate(self):
         """Send SIGTERM without waiting (:meth:`stop` waits)."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
 
     def stop(self):
         """Stop the agent with SIGTERM, SIGKILL after 20 s."""

@@ -63,12 +63,8 @@ class SquidTierTest(base.FunctionalTestCase):
 
     def start_origin(self, max_age):
         origin = _CountingServer(('127.0.0.1', 0), self.root, max_age, 8)
-        thread = threading.Thread(target=origin.serve_forever,
-                                  kwargs={'poll_interval': 0.1})
-        thread.start()
-        self.addCleanup(thread.join)
-        self.addCleanup(origin.server_close)
-        self.addCleanup(origin.shutdown)
+        origin.start('squid-test-origin')
+        self.addCleanup(origin.stop)
         self.url = 'http://127.0.0.1:%d%s' % (origin.port, self.path)
         return origin
 

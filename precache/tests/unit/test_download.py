@@ -25,6 +25,7 @@ from precache import image as image_mod
 from precache.servers import httpd
 from precache import streams
 from precache.tests import base
+from precache import webserver
 
 SETUP_CFG = os.path.join(os.path.dirname(__file__), '..', '..', '..',
                          'setup.cfg')
@@ -120,8 +121,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(webserver.BackgroundHTTPServer):
 
     def handle_error(self, request, client_address):
         pass  # A client hanging up on a cut-off response is expected.
@@ -139,12 +139,9 @@ class HTTPServerFixture(fixtures.Fixture):
         self.server.artifacts = {}
         self.server.requests = []
         self.server.lock = threading.Lock()
-        thread = threading.Thread(target=self.server.serve_forever,
-                                  args=(0.05,), daemon=True)
-        thread.start()
-        self.addCleanup(self.server.server_close)
-        self.addCleanup(self.server.shutdown)
-        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        self.server.start('download-test-server')
+        self.addCleanup(self.server.stop)
+        self.url = 'http://127.0.0.1:%d' % self.server.port
 
     def add(self, path, data, **kwargs):
         """Serve ``data`` at ``path``; return the artifact's URL."""
@@ -420,11 +417,8 @@ class TestPrecacheHTTPD(DownloadTestCase):
             out.write(self.artifact)
         self.etag = httpd._Validators(os.stat(path)).etag
         server = httpd.Server(('127.0.0.1', 0), root, 60, 8)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                  daemon=True)
-        thread.start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
+        server.start('download-test-origin')
+        self.addCleanup(server.stop)
         self.origin = {'method': 'http', 'compression': 'zstd',
                        'url': 'http://127.0.0.1:%d/image.zst' % server.port,
                        'size': len(self.artifact),
