@@ -57,6 +57,8 @@ class Pipeline(object):
             'precache.servers', conf.service.server, conf,
             option='[service] server')
         self._cancelled = threading.Event()
+        self._idle = threading.Condition()
+        self._in_flight = 0
 
     def start(self):
         self.server.start()
@@ -72,6 +74,16 @@ class Pipeline(object):
         """
         self._cancelled.set()
         self.fetcher.cancel()
+
+    def wait_idle(self, timeout):
+        """Wait until no image is being processed; False on timeout.
+
+        After :meth:`cancel`, an image in progress ends at its fetcher's
+        next chunk, its temporary file removed.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0,
+                                       timeout)
 
     def run(self, context):
         """Run the pipeline once.
@@ -173,6 +185,16 @@ class Pipeline(object):
         :param targets: the listers' targets for the image (None: every
             host).
         """
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self._process(context, image, targets)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _process(self, context, image, targets):
         started = time.monotonic()
         outcome = ImageOutcome(image_id=image.id)
         if self._cancelled.is_set():

@@ -17,6 +17,9 @@ from precache.service import state
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds a stop waits for the image being processed to end.
+STOP_TIMEOUT = 30
+
 
 class PrecacheService(service.Service):
     """Runs the pipeline and convergence; answers agents and operators.
@@ -97,5 +100,10 @@ class PrecacheService(service.Service):
             self.rpcserver.stop()
             self.rpcserver.wait()
         super().stop(graceful=graceful)
+        # The process must not exit while a cancelled fetch removes its
+        # temporary file.
+        if not self.pipeline.wait_idle(STOP_TIMEOUT):
+            LOG.warning('An image was still being processed %d s after '
+                        'the stop', STOP_TIMEOUT)
         self.pipeline.stop()
         rpc.cleanup()

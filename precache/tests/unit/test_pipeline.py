@@ -1,6 +1,7 @@
 """The service's List -> Fetch -> Serve -> Distribute pipeline."""
 
 import hashlib
+import threading
 
 from precache import exception
 from precache import image
@@ -46,6 +47,24 @@ class FakeFetcher(object):
 
     def cancel(self):
         pass
+
+
+class BlockingFetcher(FakeFetcher):
+    """Fetches until cancelled, like a long download."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = threading.Event()
+        self._cancelled = threading.Event()
+
+    def fetch(self, image):
+        self.started.set()
+        self._cancelled.wait(30)
+        raise exception.FetchFailed(image_id=image.id,
+                                    reason='the service is stopping')
+
+    def cancel(self):
+        self._cancelled.set()
 
 
 class FakeServer(object):
@@ -104,6 +123,20 @@ class PipelineTest(base.TestCase):
         meta.validate(sent_meta)
         self.assertEqual('a', sent_meta['image']['id'])
         self.assertEqual('http://origin/a', sent_meta['sources'][0]['url'])
+
+    def test_wait_idle_waits_for_the_cancelled_fetch(self):
+        fetcher = BlockingFetcher()
+        pipe = self.make([FakeLister([record('a')])], fetcher=fetcher)
+        self.assertTrue(pipe.wait_idle(0))
+        runner = threading.Thread(target=pipe.run, args=(None,))
+        runner.start()
+        self.addCleanup(runner.join, 30)
+        self.assertTrue(fetcher.started.wait(30))
+        self.assertFalse(pipe.wait_idle(0.1))  # still fetching
+        pipe.cancel()
+        self.assertTrue(pipe.wait_idle(30))
+        runner.join(30)
+        self.assertEqual([], self.agent_api.casts)
 
     def test_a_broken_image_is_skipped_and_the_others_go_on(self):
         pipe = self.make([FakeLister([record('good'), record('bad')])],
