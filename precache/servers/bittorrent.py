@@ -18,10 +18,15 @@ How agents find peers, without DHT or a public tracker:
 * the service runs its own small tracker (:mod:`precache.torrent.tracker`,
   ``tracker_port``), written first into every torrent: an agent's first
   announce returns the agents already in the swarm, so it connects to
-  them at once and the swarm is a mesh within seconds of the cast;
+  them at once and the swarm is a mesh within seconds of the cast. The
+  tracker also hands out first copies (the source's ``inject_url``):
+  each piece is fetched from the origin's web server by one agent, which
+  passes it on; the seed does not announce, so those agents trade only
+  with each other;
 * the seed's address (``peer_host``, port of the session) is always in
-  the ``bittorrent`` source's ``peers``; every agent connects to it even
-  when the tracker cannot be reached;
+  the ``bittorrent`` source's ``peers``; agents connect to it when they
+  do not take first copies, when fetching them fails or stalls, or when
+  the tracker cannot be reached;
 * peer exchange (``ut_pex``, on in every precache session) passes
   addresses on as well, once a minute;
 * ``trackers`` optionally names trackers run by the operator (e.g.
@@ -200,14 +205,17 @@ class BitTorrentServer(base.ImageServer):
         """The seed's ``host:port`` as put in meta."""
         return metainfo.format_peer(self.host, self.seeder.port)
 
+    def tracker_url(self, path):
+        """Return the built-in tracker's URL of ``path``."""
+        return 'http://%s%s' % (
+            metainfo.format_peer(self.host, self.tracker.port), path)
+
     @property
     def trackers(self):
         """Announce URLs written into the torrents: ours, the operator's."""
         urls = list(self.options.trackers)
         if self.tracker is not None:
-            urls.insert(0, 'http://%s%s' % (
-                metainfo.format_peer(self.host, self.tracker.port),
-                tracker_mod.ANNOUNCE_PATH))
+            urls.insert(0, self.tracker_url(tracker_mod.ANNOUNCE_PATH))
         return urls
 
     def serve(self, image, path):
@@ -235,6 +243,8 @@ class BitTorrentServer(base.ImageServer):
                   'torrent': metainfo.encode(torrent),
                   'info_hash': key,
                   'peers': [self.peer]}
+        if self.tracker is not None:
+            source['inject_url'] = self.tracker_url(tracker_mod.INJECT_PATH)
         for name in ('compression', 'size', 'hash_algo', 'hash_value'):
             source[name] = http_source[name]
         return [source, http_source]
@@ -285,10 +295,16 @@ class Seeder(object):
             params.flags |= (lt.torrent_flags.seed_mode |
                              lt.torrent_flags.override_web_seeds)
             params.url_seeds = []  # the seed has the file: no web seed
+            if self.swarms is not None:
+                # Agents learn of the seed from the source's peers; the
+                # built-in tracker lists agents only, which take first
+                # copies from the origin and trade them among themselves.
+                params.trackers = []
             handle = self.session.add_torrent(params)
             key = session_mod.info_hash(params.ti)
             if self.swarms is not None:
-                self.swarms.track(key)
+                handle.replace_trackers([])
+                self.swarms.track(key, params.ti.num_pieces())
             if current is not None and current[2] != key:
                 self.session.remove_torrent(current[3])
                 if self.swarms is not None:

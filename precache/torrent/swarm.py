@@ -47,6 +47,7 @@ import time
 import libtorrent as lt
 from oslo_log import log as logging
 
+from precache.torrent import injector as injector_mod
 from precache.torrent import metainfo
 from precache.torrent import session as session_mod
 
@@ -63,6 +64,9 @@ MAX_HASH_FAILURES = 10
 #: Priorities of the bands of :func:`home_priorities`, the agent's own
 #: band first.
 BAND_PRIORITIES = (6, 5, 4, 3)
+#: Seconds without progress, once first copies are no longer fetched,
+#: before the listed peers (the seed) are connected after all.
+SEED_FALLBACK_IDLE = 5.0
 
 
 def home_priorities(num_pieces, home):
@@ -169,6 +173,10 @@ class Watchdog(object):
         self._progress = None
         self._since = now
 
+    def idle(self, now):
+        """Return the seconds since the last progress observed."""
+        return now - self._since
+
     def observe(self, progress, now):
         """Note the download's ``progress`` (any growing number).
 
@@ -246,10 +254,14 @@ class SwarmDownload(object):
         default priority.
     :param handle: a handle of the same torrent already in the session
         (seeding after an earlier download) to read from instead.
+    :param inject_url: the built-in tracker's first-copy URL: pieces are
+        fetched from the origin as it says (:mod:`injector`), and the
+        listed peers are connected only if that fails or stalls.
     """
 
     def __init__(self, session, params, save_path, peers, stall_timeout,
-                 web_seed_delay, window, home=None, handle=None):
+                 web_seed_delay, window, home=None, handle=None,
+                 inject_url=None):
         self.session = session
         self.key = session_mod.info_hash(params.ti)
         self.num_pieces = params.ti.num_pieces()
@@ -280,7 +292,14 @@ class SwarmDownload(object):
             self.handle = session.add_torrent(params, self._events)
         self._endpoints = self._resolve(self.peers)
         self.transfer = Transfer(self._endpoints)
-        self._connect()
+        self.injector = None
+        if inject_url and self._web_seeds and handle is None:
+            self.injector = injector_mod.Injector(
+                self.handle, inject_url, self._web_seeds[0], self.key)
+        #: Whether the listed peers may be connected.
+        self._listed_peers_on = self.injector is None
+        if self._listed_peers_on:
+            self._connect()
 
     @staticmethod
     def _resolve(peers):
@@ -310,6 +329,8 @@ class SwarmDownload(object):
                 cursor.finished(piece)
         watchdog = Watchdog(self.stall_timeout, self.web_seed_delay,
                             time.monotonic())
+        if self.injector is not None:
+            self.injector.start()
         next_look = 0
         while not cursor.complete:
             piece = cursor.take()
@@ -363,9 +384,11 @@ class SwarmDownload(object):
         if status.is_seeding:
             return
         self.transfer.sample(self.handle.get_peer_info())
-        if status.num_peers == 0:
-            self._connect()
         now = time.monotonic()
+        if not self._listed_peers_on:
+            self._fall_back_on_listed_peers(watchdog, now)
+        if status.num_peers == 0 and self._listed_peers_on:
+            self._connect()
         if now >= self._next_status_log:
             self._next_status_log = now + STATUS_LOG_INTERVAL
             LOG.debug('Torrent %s: %d of %d pieces, %d bytes passed on, '
@@ -395,8 +418,26 @@ class SwarmDownload(object):
             for url in self._web_seeds:
                 self.handle.add_url_seed(url)
 
+    def _fall_back_on_listed_peers(self, watchdog, now):
+        """Connect the listed peers if first copies fail or stall."""
+        injector = self.injector
+        if injector.error:
+            reason = 'fetching first copies failed'
+        elif (not injector.running and
+              watchdog.idle(now) >= SEED_FALLBACK_IDLE):
+            reason = ('no progress for %.0f s after the first copies'
+                      % watchdog.idle(now))
+        else:
+            return
+        LOG.info('Torrent %s: connecting the listed peers (%s): %s',
+                 self.key, ', '.join(self.peers) or 'none', reason)
+        self._listed_peers_on = True
+        self._connect()
+
     def detach(self):
         """Stop receiving the torrent's events; it stays in the session."""
+        if self.injector is not None:
+            self.injector.stop()
         self.transfer.sample(self.handle.get_peer_info())
         self.transfer.total = self.handle.status().total_payload_download
         self.session.subscribe(self.key, None)

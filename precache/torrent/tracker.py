@@ -16,6 +16,17 @@ peers that did not announce for three intervals are forgotten, peers
 that announce ``stopped`` at once. Announces for other info-hashes get a
 failure reason. A peer that still lacks pieces is listed before those
 that are complete, which keep seeding for a while only.
+
+It also hands out **first copies** (``GET /inject``): the origin's uplink
+is the one link every byte must cross once, so each piece should cross it
+once. An agent asks which piece to fetch from the origin; the tracker
+answers each piece to one agent only (:class:`FirstCopies`), in order,
+and hands a piece out again only if the agent that took it did not
+confirm it within a lease. The agent fetches the piece's bytes from the
+origin's web server and adds them to its torrent, from where the swarm
+spreads them. The seed itself does not announce here, so agents that
+take part trade only with each other; it stays the fallback for agents
+that do not.
 """
 
 import http.server
@@ -40,6 +51,55 @@ ANNOUNCE_PATH = '/announce'
 DEFAULT_NUMWANT = 50
 #: The most peers returned by one announce.
 MAX_NUMWANT = 200
+#: The path agents ask for first copies on.
+INJECT_PATH = '/inject'
+#: Seconds an agent has to confirm a first copy before another agent is
+#: given the piece.
+INJECT_LEASE = 30.0
+
+
+class FirstCopies(object):
+    """Which agent fetches each piece of one torrent from the origin.
+
+    Pieces are handed out in order, each to one agent; an agent confirms
+    a piece when it asks for the next one. Once every piece was handed
+    out, pieces not confirmed within ``lease`` seconds are handed out
+    again (their agent died or lost the piece); agents are told to wait
+    while others still hold unconfirmed pieces, and that all is done when
+    every piece was confirmed.
+
+    :param num_pieces: pieces in the torrent.
+    :param lease: seconds before an unconfirmed piece is handed out again.
+    :param clock: returns the current monotonic time (for tests).
+    """
+
+    #: Answers of :meth:`take` besides a piece index.
+    WAIT, DONE = 'wait', 'done'
+
+    def __init__(self, num_pieces, lease=INJECT_LEASE, clock=time.monotonic):
+        self.num_pieces = num_pieces
+        self.lease = lease
+        self._clock = clock
+        self._next = 0
+        #: piece -> when it was handed out, for pieces not confirmed.
+        self._held = {}
+
+    def take(self, confirmed=()):
+        """Record ``confirmed`` pieces; return a piece, WAIT or DONE."""
+        for piece in confirmed:
+            self._held.pop(piece, None)
+        now = self._clock()
+        if self._next < self.num_pieces:
+            piece = self._next
+            self._next += 1
+        elif not self._held:
+            return self.DONE
+        else:
+            piece, since = min(self._held.items(), key=lambda i: i[1])
+            if now - since < self.lease:
+                return self.WAIT
+        self._held[piece] = now
+        return piece
 
 
 class Peer(object):
@@ -71,16 +131,38 @@ class Swarms(object):
         self._lock = threading.Lock()
         #: info-hash (20 bytes) -> {peer id: Peer}
         self._swarms = {}
+        #: info-hash (20 bytes) -> FirstCopies
+        self._first_copies = {}
 
-    def track(self, info_hash):
-        """Answer announces for ``info_hash`` (hex) from now on."""
+    def track(self, info_hash, num_pieces=0):
+        """Answer announces for ``info_hash`` (hex) from now on.
+
+        :param num_pieces: the torrent's pieces, handed out as first
+            copies (:meth:`take_first_copy`); 0 hands out none.
+        """
+        key = bytes.fromhex(info_hash)
         with self._lock:
-            self._swarms.setdefault(bytes.fromhex(info_hash), {})
+            self._swarms.setdefault(key, {})
+            if key not in self._first_copies:
+                self._first_copies[key] = FirstCopies(num_pieces,
+                                                      clock=self._clock)
 
     def untrack(self, info_hash):
         """Stop answering for ``info_hash`` (hex) and forget its peers."""
+        key = bytes.fromhex(info_hash)
         with self._lock:
-            self._swarms.pop(bytes.fromhex(info_hash), None)
+            self._swarms.pop(key, None)
+            self._first_copies.pop(key, None)
+
+    def take_first_copy(self, info_hash, confirmed=()):
+        """Return the piece of ``info_hash`` (20 bytes) to fetch, or why not.
+
+        See :meth:`FirstCopies.take`.
+
+        :raises KeyError: the info-hash is not tracked.
+        """
+        with self._lock:
+            return self._first_copies[info_hash].take(confirmed)
 
     def tracked(self):
         """Return the hex info-hashes tracked."""
@@ -179,13 +261,39 @@ def parse_announce(query):
             min(max(numwant, 0), MAX_NUMWANT))
 
 
+def parse_inject(query):
+    """Return ``(info_hash, confirmed pieces)`` of a first-copy request.
+
+    The query is ``info_hash=<40 hex digits>`` and optionally
+    ``done=<piece>``, repeated.
+
+    :raises AnnounceError: a field is missing or malformed.
+    """
+    fields = urllib.parse.parse_qs(query)
+    try:
+        info_hash = bytes.fromhex(fields['info_hash'][0])
+        confirmed = [int(piece) for piece in fields.get('done', [])]
+    except (KeyError, ValueError) as exc:
+        raise AnnounceError('malformed first-copy request: %s' % exc)
+    if len(info_hash) != 20:
+        raise AnnounceError('info_hash must be 20 bytes')
+    return info_hash, confirmed
+
+
 class AnnounceHandler(http.server.BaseHTTPRequestHandler):
-    """Answers ``GET /announce?...`` with a bencoded dictionary."""
+    """Answers ``GET /announce?...`` and ``GET /inject?...``.
+
+    Both answer a bencoded dictionary. ``/inject`` answers ``piece`` (the
+    index to fetch), ``wait`` or ``done`` (see :class:`FirstCopies`).
+    """
 
     protocol_version = 'HTTP/1.1'
 
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
+        if url.path == INJECT_PATH:
+            self._first_copy(url.query)
+            return
         if url.path != ANNOUNCE_PATH:
             self.send_error(404)
             return
@@ -215,6 +323,23 @@ class AnnounceHandler(http.server.BaseHTTPRequestHandler):
         if peers6:
             body['peers6'] = peers6
         self._send(body)
+
+    def _first_copy(self, query):
+        try:
+            info_hash, confirmed = parse_inject(query)
+            try:
+                answer = self.server.swarms.take_first_copy(info_hash,
+                                                            confirmed)
+            except KeyError:
+                raise AnnounceError('torrent %s is not seeded here'
+                                    % info_hash.hex())
+        except AnnounceError as exc:
+            self._send({'failure reason': str(exc).encode()})
+            return
+        if isinstance(answer, int):
+            self._send({'piece': answer})
+        else:
+            self._send({answer: 1})
 
     def _send(self, body):
         data = lt.bencode(body)

@@ -4,6 +4,8 @@ The agent joins the swarm of the torrent in the ``bittorrent`` source:
 it connects to the ``peers`` listed there (the service's seed), learns
 the other agents from the torrent's trackers (the service's built-in one
 first, :mod:`precache.torrent.tracker`) and through peer exchange,
+fetches the first copies of the pieces the tracker assigns to it from the
+origin (``first_copies``, :mod:`precache.torrent.injector`),
 downloads into ``download_dir`` starting with a band of pieces chosen by
 its host name (``spread_pieces``), and passes the artifact's bytes on in
 order as the in-order prefix of pieces grows (how, and why not
@@ -97,6 +99,16 @@ bittorrent_source_opts = [
                     'used as well. 0 uses them from the start (the origin '
                     'then serves every agent directly, as over http); -1 '
                     'never.'),
+    cfg.BoolOpt('first_copies',
+                default=True,
+                help='When the source names the service\'s built-in '
+                     'tracker (its inject_url), fetch the pieces the '
+                     'tracker assigns to this host from the origin\'s web '
+                     'server and trade the rest with the other agents, '
+                     'without connecting to the seed: every piece leaves '
+                     'the origin once. The seed is connected only if that '
+                     'fails or stalls. Off, this agent downloads from the '
+                     'seed and the other agents alike.'),
     cfg.BoolOpt('spread_pieces',
                 default=True,
                 help='Start with the pieces of a band of the torrent '
@@ -165,7 +177,9 @@ class BitTorrentSource(base.ImageSource):
                 session, params, directory, source.get('peers') or [],
                 opts.stall_timeout, opts.web_seed_delay, opts.stream_window,
                 home=self._home() if opts.spread_pieces else None,
-                handle=earlier.handle if earlier else None)
+                handle=earlier.handle if earlier else None,
+                inject_url=(source.get('inject_url')
+                            if opts.first_copies else None))
         except RuntimeError as exc:
             raise self.failed(image, source,
                               'libtorrent refused the torrent: %s' % exc)

@@ -186,22 +186,38 @@ class SourceTest(BitTorrentTestCase):
                       peers=['127.0.0.1:%d' % second_conf_port])
         self.assertEqual(self.data, self.receive(second, source))
 
-    def test_agents_find_each_other_through_the_tracker(self):
+    def serve_with_tracker(self):
+        """Serve the image again from a server running the tracker."""
         self.server.stop()
         self.flags(group=bt_server.GROUP, tracker=True)
         self.server = bt_server.BitTorrentServer(self.conf)
         self.server.start()
         self.addCleanup(self.server.stop)
         torrent_source, _ = self.server.serve(self.image, self.path)
+        return torrent_source
+
+    def seed_uploaded(self):
+        handle = self.server.seeder.handle(self.image.id)
+        return handle.status().total_payload_upload
+
+    def wait_announced(self, key, port):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            peers = self.server.tracker.swarms.peers(key).values()
+            if port in {p.port for p in peers}:
+                return
+            time.sleep(0.1)
+        self.fail('port %d never announced to the tracker' % port)
+
+    def test_agents_find_each_other_through_the_tracker(self):
+        torrent_source = self.serve_with_tracker()
         announce = 'http://127.0.0.1:%d/announce' % self.server.tracker.port
         self.assertEqual([announce], [
             str(t) for t in metainfo.load(torrent_source["torrent"]).trackers])
         first = self.make_source()
         self.assertEqual(self.data, self.receive(first, torrent_source))
         key = torrent_source['info_hash']
-        ports = {p.port for p in self.server.tracker.swarms.peers(
-            key).values()}
-        self.assertIn(first._session.port, ports)
+        self.wait_announced(key, first._session.port)
         # The seed goes; the second agent is given no peer at all and
         # learns of the first, still seeding, from the tracker.
         self.server.seeder.stop()
@@ -209,6 +225,36 @@ class SourceTest(BitTorrentTestCase):
         second = self.make_source()
         self.assertEqual(self.data, self.receive(
             second, dict(torrent_source, peers=[])))
+
+    def test_first_copies_come_from_the_origin_not_the_seed(self):
+        torrent_source = self.serve_with_tracker()
+        self.assertEqual(
+            'http://127.0.0.1:%d/inject' % self.server.tracker.port,
+            torrent_source['inject_url'])
+        first, second = self.make_source(), self.make_source()
+        self.assertEqual(self.data, self.receive(first, torrent_source))
+        # Every piece was handed out and confirmed: the second agent
+        # takes all from the first.
+        self.assertEqual(self.data, self.receive(second, torrent_source))
+        self.assertEqual(0, self.seed_uploaded())
+        self.assertEqual('done', self.server.tracker.swarms.take_first_copy(
+            bytes.fromhex(torrent_source['info_hash'])))
+
+    def test_failing_first_copies_fall_back_on_the_seed(self):
+        torrent_source = self.serve_with_tracker()
+        dead = 'http://127.0.0.1:%d/inject' % _closed_port()
+        source_plugin = self.make_source()
+        self.assertEqual(self.data, self.receive(
+            source_plugin, dict(torrent_source, inject_url=dead)))
+        self.assertEqual(len(self.data), self.seed_uploaded())
+
+    def test_agents_without_first_copies_use_the_seed(self):
+        torrent_source = self.serve_with_tracker()
+        self.flags(group=bt_source.GROUP, first_copies=False)
+        source_plugin = self.make_source()
+        self.assertEqual(self.data, self.receive(source_plugin,
+                                                 torrent_source))
+        self.assertEqual(len(self.data), self.seed_uploaded())
 
     def test_web_seed_when_no_peer_delivers(self):
         self.flags(group=bt_source.GROUP, web_seed_delay=1,

@@ -125,6 +125,47 @@ class ParseAnnounceTest(base.TestCase):
             self.assertIn(message, str(exc))
 
 
+class FirstCopiesTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.clock = Clock()
+        self.copies = tracker.FirstCopies(3, lease=30, clock=self.clock)
+
+    def test_pieces_are_handed_out_once_in_order(self):
+        self.assertEqual([0, 1, 2], [self.copies.take() for _ in range(3)])
+        # All handed out, none confirmed, the lease runs: wait.
+        self.assertEqual(tracker.FirstCopies.WAIT, self.copies.take())
+        self.assertEqual(tracker.FirstCopies.DONE,
+                         self.copies.take(confirmed=[0, 1, 2]))
+
+    def test_an_unconfirmed_piece_is_handed_out_again_after_its_lease(self):
+        self.copies.take()
+        self.copies.take()
+        self.copies.take(confirmed=[0])
+        self.clock.now += 29
+        self.assertEqual(tracker.FirstCopies.WAIT,
+                         self.copies.take(confirmed=[2]))
+        self.clock.now += 1
+        # Piece 1's agent never confirmed it: another agent gets it.
+        self.assertEqual(1, self.copies.take())
+        self.assertEqual(tracker.FirstCopies.DONE,
+                         self.copies.take(confirmed=[1]))
+
+    def test_an_empty_torrent_is_done(self):
+        self.assertEqual(tracker.FirstCopies.DONE,
+                         tracker.FirstCopies(0).take())
+
+    def test_swarms_hand_out_first_copies_per_tracked_torrent(self):
+        swarms = tracker.Swarms(60, clock=self.clock)
+        swarms.track(HASH.hex(), num_pieces=2)
+        self.assertEqual(0, swarms.take_first_copy(HASH))
+        self.assertEqual(1, swarms.take_first_copy(HASH))
+        self.assertRaises(KeyError, swarms.take_first_copy, OTHER_HASH)
+        swarms.untrack(HASH.hex())
+        self.assertRaises(KeyError, swarms.take_first_copy, HASH)
+
+
 class TrackerServerTest(base.TestCase):
 
     def setUp(self):
@@ -132,7 +173,7 @@ class TrackerServerTest(base.TestCase):
         self.tracker = tracker.Tracker(('127.0.0.1', 0), 30)
         self.tracker.start()
         self.addCleanup(self.tracker.stop)
-        self.tracker.swarms.track(HASH.hex())
+        self.tracker.swarms.track(HASH.hex(), num_pieces=2)
 
     def get(self, path, **fields):
         values = {'info_hash': HASH, 'peer_id': peer_id(1), 'port': '6881',
@@ -160,6 +201,28 @@ class TrackerServerTest(base.TestCase):
     def test_malformed_announce_gets_a_failure_reason(self):
         answer = self.get('/announce', port='-1')
         self.assertEqual(b'bad port -1', answer[b'failure reason'])
+
+    def inject(self, query):
+        url = 'http://127.0.0.1:%d%s?%s' % (self.tracker.port,
+                                            tracker.INJECT_PATH, query)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return lt.bdecode(response.read())
+
+    def test_inject_hands_out_pieces_then_waits_then_is_done(self):
+        query = 'info_hash=' + HASH.hex()
+        self.assertEqual({b'piece': 0}, self.inject(query))
+        self.assertEqual({b'piece': 1}, self.inject(query))
+        self.assertEqual({b'wait': 1}, self.inject(query + '&done=0'))
+        self.assertEqual({b'done': 1}, self.inject(query + '&done=1'))
+
+    def test_malformed_or_unknown_inject_gets_a_failure_reason(self):
+        self.assertIn(b'malformed first-copy request',
+                      self.inject('info_hash=xyz')[b'failure reason'])
+        self.assertIn(b'malformed first-copy request',
+                      self.inject('info_hash=%s&done=x' % HASH.hex())[
+                          b'failure reason'])
+        self.assertIn(b'is not seeded here', self.inject(
+            'info_hash=' + OTHER_HASH.hex())[b'failure reason'])
 
     def test_other_paths_are_not_found(self):
         self.assertRaises(urllib.error.HTTPError, self.get, '/scrape')

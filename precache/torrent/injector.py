@@ -1,0 +1,157 @@
+"""Fetching the first copy of pieces from the origin, as the tracker says.
+
+The origin's uplink is the one link every byte of an image must cross at
+least once; in a plain swarm the seed sends some pieces several times
+(agents ask it for the same rare pieces at once) and others late. With
+the built-in tracker, an :class:`Injector` per download asks the tracker
+(``GET /inject``, see :class:`precache.torrent.tracker.FirstCopies`)
+which piece to fetch, fetches that piece's bytes with an HTTP range
+request from the origin's web server (the torrent's web seed), and adds
+them to the torrent (``add_piece``): libtorrent checks the piece's hash
+and announces it to the other agents, who take it from this one. Each
+piece leaves the origin once, in order, and the swarm starts trading
+after the first piece.
+
+The injector runs in a thread of its own. It stops when the tracker says
+every piece was confirmed, when the download ends, or on the first
+error, which it keeps in :attr:`Injector.error` for the download to fall
+back on the seed.
+"""
+
+import threading
+import time
+import urllib.parse
+
+import libtorrent as lt
+from oslo_log import log as logging
+import requests
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds to wait before asking again when the tracker says ``wait``.
+WAIT_INTERVAL = 1.0
+#: Seconds a request to the tracker or the origin may take.
+TIMEOUT = 30.0
+
+
+class InjectError(Exception):
+    """The tracker or the origin did not deliver; the message says why."""
+
+
+def byte_range(piece, piece_length, total_size):
+    """Return ``(first, last)`` byte offsets of ``piece``, inclusive."""
+    first = piece * piece_length
+    last = min(total_size, first + piece_length) - 1
+    if first > last:
+        raise InjectError('piece %d is beyond the torrent\'s %d bytes'
+                          % (piece, total_size))
+    return first, last
+
+
+class Injector(object):
+    """Fetches the pieces the tracker assigns into one torrent.
+
+    :param handle: the torrent's handle.
+    :param inject_url: the tracker's first-copy URL.
+    :param web_seed: the URL of the artifact on the origin's web server.
+    :param key: the torrent's hex info-hash.
+    """
+
+    def __init__(self, handle, inject_url, web_seed, key):
+        self.handle = handle
+        self.inject_url = inject_url
+        self.web_seed = web_seed
+        self.key = key
+        info = handle.torrent_file()
+        self.piece_length = info.piece_length()
+        self.total_size = info.total_size()
+        #: Pieces fetched and added.
+        self.injected = 0
+        #: Why injection stopped early, or None.
+        self.error = None
+        self._stop = threading.Event()
+        self._http = requests.Session()
+        self._thread = threading.Thread(
+            target=self._run, name='precache-inject-%s' % key[:8],
+            daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    @property
+    def running(self):
+        return self._thread.is_alive()
+
+    def stop(self):
+        """Stop after the piece being fetched; wait for the thread."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(TIMEOUT)
+        self._http.close()
+
+    def _run(self):
+        confirmed = []
+        try:
+            while not self._stop.is_set():
+                answer = self._ask(confirmed)
+                confirmed = []
+                if b'done' in answer:
+                    break
+                if b'wait' in answer:
+                    self._stop.wait(WAIT_INTERVAL)
+                    continue
+                piece = answer.get(b'piece')
+                if not isinstance(piece, int):
+                    raise InjectError('the tracker answered %r' % answer)
+                if not self.handle.have_piece(piece):
+                    self._inject(piece)
+                confirmed.append(piece)
+        except (InjectError, requests.RequestException, RuntimeError) as exc:
+            self.error = str(exc)
+            LOG.warning('Torrent %s: fetching first copies stopped after %d '
+                        'piece(s): %s', self.key, self.injected, exc)
+            return
+        LOG.debug('Torrent %s: %d first cop%s fetched from the origin',
+                  self.key, self.injected,
+                  'y' if self.injected == 1 else 'ies')
+
+    def _ask(self, confirmed):
+        query = urllib.parse.urlencode(
+            [('info_hash', self.key)] + [('done', p) for p in confirmed])
+        response = self._http.get('%s?%s' % (self.inject_url, query),
+                                  timeout=TIMEOUT)
+        if response.status_code != 200:
+            raise InjectError('the tracker answered HTTP %d'
+                              % response.status_code)
+        try:
+            answer = lt.bdecode(response.content)
+        except RuntimeError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise InjectError('the tracker\'s answer is not a dictionary')
+        if b'failure reason' in answer:
+            raise InjectError('the tracker refused: %s' % answer[
+                b'failure reason'].decode('utf-8', 'replace'))
+        return answer
+
+    def _inject(self, piece):
+        first, last = byte_range(piece, self.piece_length, self.total_size)
+        started = time.monotonic()
+        response = self._http.get(
+            self.web_seed, timeout=TIMEOUT,
+            headers={'Range': 'bytes=%d-%d' % (first, last)})
+        if response.status_code != 206:
+            raise InjectError('the origin answered HTTP %d to a range '
+                              'request for piece %d'
+                              % (response.status_code, piece))
+        data = response.content
+        if len(data) != last - first + 1:
+            raise InjectError('the origin sent %d bytes of piece %d, '
+                              'expected %d' % (len(data), piece,
+                                               last - first + 1))
+        # libtorrent checks the piece's hash; a mismatch comes back as a
+        # hash failure, counted by the download like any other.
+        self.handle.add_piece(piece, data, 0)
+        self.injected += 1
+        LOG.debug('Torrent %s: piece %d fetched from the origin in %.2f s',
+                  self.key, piece, time.monotonic() - started)
