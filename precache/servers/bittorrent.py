@@ -118,6 +118,15 @@ bittorrent_server_opts = [
                     'send pieces nobody has yet, which the agents then '
                     'pass on to each other; -1 uploads to every agent at '
                     'once, which sends the same pieces several times.'),
+    cfg.IntOpt('first_copy_streams',
+               default=tracker_mod.FIRST_COPY_STREAMS, min=1,
+               help='Pieces the built-in tracker lets agents fetch from the '
+                    'origin\'s web server at the same time (first copies, '
+                    'each handed to one agent, which passes it on). Few '
+                    'streams make each piece arrive soon after it was '
+                    'handed out, so the swarm trades from the start and '
+                    'the last pieces do not all arrive at the end; they '
+                    'must still be enough to fill the origin\'s uplink.'),
     cfg.ListOpt('trackers',
                 default=[],
                 help='Announce URLs of BitTorrent trackers run by the '
@@ -165,7 +174,7 @@ class BitTorrentServer(base.ImageServer):
             if opts.tracker:
                 self.tracker = tracker_mod.Tracker(
                     (opts.listen_host, opts.tracker_port),
-                    opts.announce_interval)
+                    opts.announce_interval, opts.first_copy_streams)
                 self.tracker.start()
             self.seeder = Seeder(session_mod.Session(
                 session_mod.settings(opts.listen_host, opts.listen_port,

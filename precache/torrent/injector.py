@@ -28,8 +28,9 @@ import requests
 
 LOG = logging.getLogger(__name__)
 
-#: Seconds to wait before asking again when the tracker says ``wait``.
-WAIT_INTERVAL = 1.0
+#: Seconds to wait before asking again when the tracker says ``wait``
+#: (it already held the request while it could).
+WAIT_INTERVAL = 0.1
 #: Seconds a request to the tracker or the origin may take.
 TIMEOUT = 30.0
 

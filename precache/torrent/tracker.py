@@ -56,19 +56,29 @@ INJECT_PATH = '/inject'
 #: Seconds an agent has to confirm a first copy before another agent is
 #: given the piece.
 INJECT_LEASE = 30.0
+#: First copies fetched from the origin at the same time, by default.
+FIRST_COPY_STREAMS = 32
+#: Seconds a first-copy request waits for a stream to free up before the
+#: tracker answers ``wait``.
+INJECT_WAIT = 5.0
 
 
 class FirstCopies(object):
     """Which agent fetches each piece of one torrent from the origin.
 
-    Pieces are handed out in order, each to one agent; an agent confirms
-    a piece when it asks for the next one. Once every piece was handed
-    out, pieces not confirmed within ``lease`` seconds are handed out
-    again (their agent died or lost the piece); agents are told to wait
-    while others still hold unconfirmed pieces, and that all is done when
-    every piece was confirmed.
+    Pieces are handed out in order, each to one agent, at most
+    ``streams`` at a time: the origin's uplink is shared by few fetches,
+    so each piece arrives soon after it was handed out and the swarm can
+    pass it on, instead of many pieces arriving together at the end. An
+    agent confirms a piece when it asks for the next one. Once every
+    piece was handed out, pieces not confirmed within ``lease`` seconds
+    are handed out again (their agent died or lost the piece); agents are
+    told to wait while all streams are taken or others still hold
+    unconfirmed pieces, and that all is done when every piece was
+    confirmed.
 
     :param num_pieces: pieces in the torrent.
+    :param streams: pieces handed out and not yet confirmed, at most.
     :param lease: seconds before an unconfirmed piece is handed out again.
     :param clock: returns the current monotonic time (for tests).
     """
@@ -76,8 +86,10 @@ class FirstCopies(object):
     #: Answers of :meth:`take` besides a piece index.
     WAIT, DONE = 'wait', 'done'
 
-    def __init__(self, num_pieces, lease=INJECT_LEASE, clock=time.monotonic):
+    def __init__(self, num_pieces, streams=FIRST_COPY_STREAMS,
+                 lease=INJECT_LEASE, clock=time.monotonic):
         self.num_pieces = num_pieces
+        self.streams = streams
         self.lease = lease
         self._clock = clock
         self._next = 0
@@ -89,15 +101,17 @@ class FirstCopies(object):
         for piece in confirmed:
             self._held.pop(piece, None)
         now = self._clock()
-        if self._next < self.num_pieces:
-            piece = self._next
-            self._next += 1
-        elif not self._held:
-            return self.DONE
-        else:
+        if self._held:
             piece, since = min(self._held.items(), key=lambda i: i[1])
-            if now - since < self.lease:
-                return self.WAIT
+            if now - since >= self.lease:
+                self._held[piece] = now
+                return piece
+        if self._next >= self.num_pieces:
+            return self.WAIT if self._held else self.DONE
+        if len(self._held) >= self.streams:
+            return self.WAIT
+        piece = self._next
+        self._next += 1
         self._held[piece] = now
         return piece
 
@@ -125,10 +139,12 @@ class Swarms(object):
     :param clock: returns the current monotonic time (for tests).
     """
 
-    def __init__(self, interval, clock=time.monotonic):
+    def __init__(self, interval, first_copy_streams=FIRST_COPY_STREAMS,
+                 clock=time.monotonic):
         self.interval = interval
+        self.first_copy_streams = first_copy_streams
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         #: info-hash (20 bytes) -> {peer id: Peer}
         self._swarms = {}
         #: info-hash (20 bytes) -> FirstCopies
@@ -144,8 +160,8 @@ class Swarms(object):
         with self._lock:
             self._swarms.setdefault(key, {})
             if key not in self._first_copies:
-                self._first_copies[key] = FirstCopies(num_pieces,
-                                                      clock=self._clock)
+                self._first_copies[key] = FirstCopies(
+                    num_pieces, self.first_copy_streams, clock=self._clock)
 
     def untrack(self, info_hash):
         """Stop answering for ``info_hash`` (hex) and forget its peers."""
@@ -154,15 +170,26 @@ class Swarms(object):
             self._swarms.pop(key, None)
             self._first_copies.pop(key, None)
 
-    def take_first_copy(self, info_hash, confirmed=()):
+    def take_first_copy(self, info_hash, confirmed=(), wait=0):
         """Return the piece of ``info_hash`` (20 bytes) to fetch, or why not.
 
-        See :meth:`FirstCopies.take`.
+        See :meth:`FirstCopies.take`. While the answer would be ``wait``,
+        waits up to ``wait`` seconds for a stream to free up (a long
+        poll: the agent gets its piece as soon as there is one).
 
         :raises KeyError: the info-hash is not tracked.
         """
+        deadline = time.monotonic() + wait
         with self._lock:
-            return self._first_copies[info_hash].take(confirmed)
+            if confirmed:
+                self._lock.notify_all()
+            while True:
+                answer = self._first_copies[info_hash].take(confirmed)
+                confirmed = ()
+                left = deadline - time.monotonic()
+                if answer != FirstCopies.WAIT or left <= 0:
+                    return answer
+                self._lock.wait(min(left, 1.0))
 
     def tracked(self):
         """Return the hex info-hashes tracked."""
@@ -328,8 +355,8 @@ class AnnounceHandler(http.server.BaseHTTPRequestHandler):
         try:
             info_hash, confirmed = parse_inject(query)
             try:
-                answer = self.server.swarms.take_first_copy(info_hash,
-                                                            confirmed)
+                answer = self.server.swarms.take_first_copy(
+                    info_hash, confirmed, wait=INJECT_WAIT)
             except KeyError:
                 raise AnnounceError('torrent %s is not seeded here'
                                     % info_hash.hex())
@@ -361,12 +388,14 @@ class Tracker(webserver.BackgroundHTTPServer):
 
     :param address: ``(host, port)`` to bind; port 0 picks a free port.
     :param interval: seconds between announces asked of the peers.
+    :param first_copy_streams: first copies fetched at the same time.
     """
 
     request_queue_size = 1024
 
-    def __init__(self, address, interval):
-        self.swarms = Swarms(interval)
+    def __init__(self, address, interval,
+                 first_copy_streams=FIRST_COPY_STREAMS):
+        self.swarms = Swarms(interval, first_copy_streams)
         super().__init__(address, AnnounceHandler)
 
     def start(self, name='precache-tracker'):

@@ -1,10 +1,11 @@
-"""Tests of the in-order cursor and the stall watchdog of a swarm."""
+"""Tests of the in-order cursor, the stall watchdog and piece ranges."""
 
 import types
 
 import libtorrent as lt
 
 from precache.tests import base
+from precache.torrent import injector
 from precache.torrent import swarm
 
 
@@ -142,3 +143,14 @@ class HomePrioritiesTest(base.TestCase):
 
     def test_single_piece(self):
         self.assertEqual([6], swarm.home_priorities(1, 0.9))
+
+
+class ByteRangeTest(base.TestCase):
+
+    def test_whole_and_short_last_pieces(self):
+        self.assertEqual((0, 99), injector.byte_range(0, 100, 250))
+        self.assertEqual((200, 249), injector.byte_range(2, 100, 250))
+
+    def test_piece_beyond_the_torrent_is_refused(self):
+        self.assertRaises(injector.InjectError, injector.byte_range,
+                          3, 100, 250)

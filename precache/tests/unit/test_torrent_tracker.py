@@ -1,9 +1,12 @@
 """Tests of the built-in BitTorrent tracker, over real HTTP on 127.0.0.1."""
 
 import struct
+import threading
+import time
 import urllib.parse
 import urllib.request
 
+import fixtures
 import libtorrent as lt
 
 from precache.tests import base
@@ -152,6 +155,33 @@ class FirstCopiesTest(base.TestCase):
         self.assertEqual(tracker.FirstCopies.DONE,
                          self.copies.take(confirmed=[1]))
 
+    def test_at_most_streams_pieces_are_out_at_once(self):
+        copies = tracker.FirstCopies(3, streams=2, clock=self.clock)
+        self.assertEqual([0, 1], [copies.take(), copies.take()])
+        self.assertEqual(tracker.FirstCopies.WAIT, copies.take())
+        self.assertEqual(2, copies.take(confirmed=[0]))
+
+    def test_a_waiting_request_is_answered_on_a_confirmation(self):
+        swarms = tracker.Swarms(60, first_copy_streams=1)
+        swarms.track(HASH.hex(), num_pieces=2)
+        self.assertEqual(0, swarms.take_first_copy(HASH))
+        self.assertEqual(tracker.FirstCopies.WAIT,
+                         swarms.take_first_copy(HASH, wait=0.1))
+        answers = []
+        waiter = threading.Thread(target=lambda: answers.append(
+            (swarms.take_first_copy(HASH, wait=30), time.monotonic())))
+        waiter.start()
+        time.sleep(0.2)
+        self.assertEqual(1, swarms.take_first_copy(HASH, confirmed=[0]))
+        self.assertEqual([], answers)  # piece 1 is out: it still waits
+        confirmed_at = time.monotonic()
+        self.assertEqual(tracker.FirstCopies.DONE,
+                         swarms.take_first_copy(HASH, confirmed=[1]))
+        waiter.join(30)
+        (answer, answered_at), = answers
+        self.assertEqual(tracker.FirstCopies.DONE, answer)
+        self.assertLess(answered_at - confirmed_at, 5)
+
     def test_an_empty_torrent_is_done(self):
         self.assertEqual(tracker.FirstCopies.DONE,
                          tracker.FirstCopies(0).take())
@@ -209,6 +239,8 @@ class TrackerServerTest(base.TestCase):
             return lt.bdecode(response.read())
 
     def test_inject_hands_out_pieces_then_waits_then_is_done(self):
+        self.useFixture(fixtures.MockPatchObject(tracker, 'INJECT_WAIT',
+                                                 0.1))
         query = 'info_hash=' + HASH.hex()
         self.assertEqual({b'piece': 0}, self.inject(query))
         self.assertEqual({b'piece': 1}, self.inject(query))
