@@ -18,6 +18,7 @@ Example::
                  {"method": "bittorrent", "torrent": "<base64>",
                   "info_hash": "<40 hex digits>",
                   "peers": ["seed.example.org:6881"],
+                  "inject_url": "http://seed.example.org:6969/inject",
                   "compression": "zstd", "size": 45,
                   "hash_algo": "sha256", "hash_value": "..."},
                  {"method": "glance"}],
@@ -33,7 +34,9 @@ Version history:
 * 1.0 - first version.
 * 1.1 - ``bittorrent`` sources: ``torrent`` (base64 of a bencoded v1
   torrent of the artifact), ``info_hash`` (its hex v1 info-hash) and
-  ``peers`` (``host:port`` of peers to connect to, e.g. the seed).
+  ``peers`` (``host:port`` of peers to connect to, e.g. the seed) and
+  optionally ``inject_url`` (the service tracker's first-copy URL, see
+  :mod:`precache.torrent.injector`).
 """
 
 import time
@@ -94,6 +97,7 @@ SOURCE_SCHEMA = {
         'torrent': _BASE64,
         'info_hash': {'type': 'string', 'pattern': '^[0-9a-fA-F]{40}$'},
         'peers': {'type': 'array', 'items': _PEER},
+        'inject_url': {'type': 'string', 'pattern': '^https?://'},
     },
     'allOf': [
         {'if': {'properties': {'method': {'enum': ['http', 'swift']}}},

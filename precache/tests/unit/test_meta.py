@@ -125,6 +125,14 @@ class BitTorrentSourceSchemaTest(base.TestCase):
                                     peers=[peer])
             self.assertIn('sources/0/peers/0', str(exc), peer)
 
+    def test_inject_url_must_be_an_http_url(self):
+        built = self.build(inject_url='http://seed:6969/inject')
+        self.assertEqual('http://seed:6969/inject',
+                         built['sources'][0]['inject_url'])
+        exc = self.assertRaises(exception.InvalidMeta, self.build,
+                                inject_url='seed:6969/inject')
+        self.assertIn('sources/0/inject_url', str(exc))
+
     def test_version_1_0_meta_is_still_accepted(self):
         built = meta.build(make_image(), [HTTP_SOURCE])
         built['version'] = '1.0'
