@@ -172,9 +172,7 @@ class BitTorrentServer(base.ImageServer):
         opts = self.options
         try:
             if opts.tracker:
-                self.tracker = tracker_mod.Tracker(
-                    (opts.listen_host, opts.tracker_port),
-                    opts.announce_interval, opts.first_copy_streams)
+                self.tracker = self._make_tracker(opts)
                 self.tracker.start()
             self.seeder = Seeder(session_mod.Session(
                 session_mod.settings(opts.listen_host, opts.listen_port,
@@ -195,6 +193,18 @@ class BitTorrentServer(base.ImageServer):
             self.seeder = None
         self._stop_tracker()
         self.http.stop()
+
+    @staticmethod
+    def _make_tracker(opts):
+        address = (opts.listen_host, opts.tracker_port)
+        try:
+            return tracker_mod.Tracker(address, opts.announce_interval,
+                                       opts.first_copy_streams)
+        except OSError as exc:
+            raise exception.ConfigurationError(
+                reason='the built-in tracker cannot listen on %s port %d '
+                       '(%s); check [%s] listen_host and tracker_port, or '
+                       'set tracker = false' % (address + (exc, GROUP)))
 
     def _stop_tracker(self):
         if self.tracker is not None:

@@ -133,6 +133,23 @@ class ServerTest(BitTorrentTestCase):
         self.assertRaises(exception.ConfigurationError,
                           bt_server.BitTorrentServer, self.conf)
 
+    def test_tracker_port_taken_is_a_configuration_error(self):
+        with socket.socket() as taken:
+            taken.bind(('127.0.0.1', 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            self.flags(group=bt_server.GROUP, tracker=True,
+                       tracker_port=port)
+            server = bt_server.BitTorrentServer(self.conf)
+            exc = self.assertRaises(exception.ConfigurationError,
+                                    server.start)
+        self.assertIn('the built-in tracker cannot listen on 127.0.0.1 '
+                      'port %d' % port, str(exc))
+        self.assertIn('tracker_port', str(exc))
+        # What had started is stopped again.
+        self.assertIsNone(server.tracker)
+        self.assertIsNone(server.seeder)
+
     def test_serve_before_start_fails(self):
         server = bt_server.BitTorrentServer(self.conf)
         self.assertRaises(exception.ServeFailed, server.serve, self.image,
