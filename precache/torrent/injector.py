@@ -33,6 +33,9 @@ LOG = logging.getLogger(__name__)
 WAIT_INTERVAL = 0.1
 #: Seconds a request to the tracker or the origin may take.
 TIMEOUT = 30.0
+#: Seconds :meth:`Injector.stop` waits for a request in flight; the
+#: thread ends by itself after it.
+STOP_WAIT = 1.0
 
 
 class InjectError(Exception):
@@ -84,11 +87,15 @@ class Injector(object):
         return self._thread.is_alive()
 
     def stop(self):
-        """Stop after the piece being fetched; wait for the thread."""
+        """Stop; wait a moment for a request in flight.
+
+        A download that ends must not wait for a long-polled answer of
+        the tracker: the thread (a daemon) finishes that request on its
+        own and then stops without touching the torrent.
+        """
         self._stop.set()
         if self._thread.ident is not None:
-            self._thread.join(TIMEOUT)
-        self._http.close()
+            self._thread.join(STOP_WAIT)
 
     def _run(self):
         confirmed = []
@@ -104,14 +111,20 @@ class Injector(object):
                 piece = answer.get(b'piece')
                 if not isinstance(piece, int):
                     raise InjectError('the tracker answered %r' % answer)
+                if self._stop.is_set():
+                    break
                 if not self.handle.have_piece(piece):
                     self._inject(piece)
                 confirmed.append(piece)
         except (InjectError, requests.RequestException, RuntimeError) as exc:
+            if self._stop.is_set():
+                return
             self.error = str(exc)
             LOG.warning('Torrent %s: fetching first copies stopped after %d '
                         'piece(s): %s', self.key, self.injected, exc)
             return
+        finally:
+            self._http.close()
         LOG.debug('Torrent %s: %d first cop%s fetched from the origin',
                   self.key, self.injected,
                   'y' if self.injected == 1 else 'ies')

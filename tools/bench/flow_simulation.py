@@ -19,7 +19,8 @@ compressed artifact, one flow per host):
   proxy has received (collapsed forwarding);
 * bittorrent: the swarm's fluid bound ``max(S_c / B_h, S_c / B_o,
   N * S_c / (B_o + N * B_h))`` plus the pipeline fill of ``log2(N)``
-  pieces, the usual result for a seed and N symmetric peers.
+  pieces, the usual result for a seed and N symmetric peers; with first
+  copies every piece leaves the origin once (origin egress S_c).
 
 The efficiency of a strategy is the model's network time on the testbed's
 parameters divided by the measured time of the last host less its landing
@@ -114,7 +115,8 @@ def network_times(strategy, s):
         swarm = max(size / s.host_bps, size / s.origin_bps,
                     n * size / (s.origin_bps + n * s.host_bps))
         fill = s.piece_bits / s.host_bps * math.log2(max(n, 2))
-        return [swarm + fill] * n, None
+        # First copies: the tracker hands each piece to one agent.
+        return [swarm + fill] * n, 1
     raise ValueError(strategy)
 
 
@@ -134,11 +136,6 @@ def simulate(s, efficiency, land_seconds):
             real = [one * (i + 1) for i in range(len(times))]
         else:
             real = [t / eff + land_seconds for t in times]
-        if copies is None:
-            # The seed uploads at B_o for as long as the swarm needs it.
-            network = times[-1] / eff
-            copies = min(s.hosts, max(1.0, s.origin_bps * network /
-                                      s.artifact_bits))
         results.append({'strategy': strategy, 'last': real[-1],
                         'p50': statistics.median(real),
                         'ratio': real[-1] / (s.bound + land_seconds),
