@@ -79,18 +79,19 @@ class FirstCopies(object):
 
     :param num_pieces: pieces in the torrent.
     :param streams: pieces handed out and not yet confirmed, at most.
-    :param lease: seconds before an unconfirmed piece is handed out again.
+    :param lease: seconds before an unconfirmed piece is handed out again;
+        :data:`INJECT_LEASE` if None.
     :param clock: returns the current monotonic time (for tests).
     """
 
     #: Answers of :meth:`take` besides a piece index.
     WAIT, DONE = 'wait', 'done'
 
-    def __init__(self, num_pieces, streams=FIRST_COPY_STREAMS,
-                 lease=INJECT_LEASE, clock=time.monotonic):
+    def __init__(self, num_pieces, streams=FIRST_COPY_STREAMS, lease=None,
+                 clock=time.monotonic):
         self.num_pieces = num_pieces
         self.streams = streams
-        self.lease = lease
+        self.lease = INJECT_LEASE if lease is None else lease
         self._clock = clock
         self._next = 0
         #: piece -> when it was handed out, for pieces not confirmed.

@@ -22,6 +22,7 @@ from precache.tests import base
 from precache.tests.unit import test_http_server
 from precache.torrent import metainfo
 from precache.torrent import swarm
+from precache.torrent import tracker as tracker_mod
 
 MiB = 1024 * 1024
 
@@ -256,6 +257,21 @@ class SourceTest(BitTorrentTestCase):
         self.assertEqual(0, self.seed_uploaded())
         self.assertEqual('done', self.server.tracker.swarms.take_first_copy(
             bytes.fromhex(torrent_source['info_hash'])))
+
+    def test_a_first_copy_whose_agent_vanished_is_handed_out_again(self):
+        self.useFixture(fixtures.MockPatchObject(tracker_mod, 'INJECT_LEASE',
+                                                 1.0))
+        torrent_source = self.serve_with_tracker()
+        key = bytes.fromhex(torrent_source['info_hash'])
+        # An agent took piece 0 and died without confirming it.
+        self.assertEqual(0, self.server.tracker.swarms.take_first_copy(key))
+        source_plugin = self.make_source()
+        self.assertEqual(self.data, self.receive(source_plugin,
+                                                 torrent_source))
+        # The live agent fetched it after the lease, not from the seed.
+        self.assertEqual(0, self.seed_uploaded())
+        self.assertEqual('done',
+                         self.server.tracker.swarms.take_first_copy(key))
 
     def test_failing_first_copies_fall_back_on_the_seed(self):
         torrent_source = self.serve_with_tracker()
