@@ -100,34 +100,65 @@ class Injector(object):
     def _run(self):
         confirmed = []
         try:
-            while not self._stop.is_set():
-                answer = self._ask(confirmed)
-                confirmed = []
-                if b'done' in answer:
-                    break
-                if b'wait' in answer:
-                    self._stop.wait(WAIT_INTERVAL)
-                    continue
-                piece = answer.get(b'piece')
-                if not isinstance(piece, int):
-                    raise InjectError('the tracker answered %r' % answer)
-                if self._stop.is_set():
-                    break
-                if not self.handle.have_piece(piece):
-                    self._inject(piece)
-                confirmed.append(piece)
+            confirmed = self._fetch_assigned()
+            LOG.debug('Torrent %s: %d first cop%s fetched from the origin',
+                      self.key, self.injected,
+                      'y' if self.injected == 1 else 'ies')
         except (InjectError, requests.RequestException, RuntimeError) as exc:
-            if self._stop.is_set():
-                return
-            self.error = str(exc)
-            LOG.warning('Torrent %s: fetching first copies stopped after %d '
-                        'piece(s): %s', self.key, self.injected, exc)
-            return
+            if not self._stop.is_set():
+                self.error = str(exc)
+                LOG.warning('Torrent %s: fetching first copies stopped '
+                            'after %d piece(s): %s', self.key, self.injected,
+                            exc)
         finally:
+            if confirmed:
+                self._confirm(confirmed)
             self._http.close()
-        LOG.debug('Torrent %s: %d first cop%s fetched from the origin',
-                  self.key, self.injected,
-                  'y' if self.injected == 1 else 'ies')
+
+    def _fetch_assigned(self):
+        """Fetch what the tracker assigns; return pieces left to confirm.
+
+        Each piece is confirmed with the next request; when the download
+        ends first, the last pieces are returned for :meth:`_confirm`.
+        """
+        confirmed = []
+        while not self._stop.is_set():
+            answer = self._ask(confirmed)
+            confirmed = []
+            if b'done' in answer:
+                break
+            if b'wait' in answer:
+                self._stop.wait(WAIT_INTERVAL)
+                continue
+            piece = answer.get(b'piece')
+            if not isinstance(piece, int):
+                raise InjectError('the tracker answered %r' % answer)
+            if self._stop.is_set():
+                # Handed out as the download ended: it is in, or
+                # another agent gets it after the lease.
+                if self.handle.have_piece(piece):
+                    confirmed.append(piece)
+                break
+            if not self.handle.have_piece(piece):
+                self._inject(piece)
+            confirmed.append(piece)
+        return confirmed
+
+    def _confirm(self, pieces):
+        """Tell the tracker, without taking more, that ``pieces`` are in.
+
+        Best effort: unconfirmed pieces are handed out again after their
+        lease.
+        """
+        query = urllib.parse.urlencode(
+            [('info_hash', self.key), ('take', 0)] +
+            [('done', p) for p in pieces])
+        try:
+            self._http.get('%s?%s' % (self.inject_url, query),
+                           timeout=STOP_WAIT)
+        except requests.RequestException as exc:
+            LOG.debug('Torrent %s: confirming first copies %s failed: %s',
+                      self.key, pieces, exc)
 
     def _ask(self, confirmed):
         query = urllib.parse.urlencode(

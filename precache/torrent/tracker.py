@@ -97,10 +97,14 @@ class FirstCopies(object):
         #: piece -> when it was handed out, for pieces not confirmed.
         self._held = {}
 
+    def confirm(self, pieces):
+        """Record that ``pieces`` reached the swarm."""
+        for piece in pieces:
+            self._held.pop(piece, None)
+
     def take(self, confirmed=()):
         """Record ``confirmed`` pieces; return a piece, WAIT or DONE."""
-        for piece in confirmed:
-            self._held.pop(piece, None)
+        self.confirm(confirmed)
         now = self._clock()
         if self._held:
             piece, since = min(self._held.items(), key=lambda i: i[1])
@@ -170,6 +174,15 @@ class Swarms(object):
         with self._lock:
             self._swarms.pop(key, None)
             self._first_copies.pop(key, None)
+
+    def confirm_first_copies(self, info_hash, pieces):
+        """Record that ``pieces`` of ``info_hash`` reached the swarm.
+
+        :raises KeyError: the info-hash is not tracked.
+        """
+        with self._lock:
+            self._first_copies[info_hash].confirm(pieces)
+            self._lock.notify_all()
 
     def take_first_copy(self, info_hash, confirmed=(), wait=0):
         """Return the piece of ``info_hash`` (20 bytes) to fetch, or why not.
@@ -290,10 +303,11 @@ def parse_announce(query):
 
 
 def parse_inject(query):
-    """Return ``(info_hash, confirmed pieces)`` of a first-copy request.
+    """Return ``(info_hash, confirmed pieces, take)`` of a first-copy request.
 
-    The query is ``info_hash=<40 hex digits>`` and optionally
-    ``done=<piece>``, repeated.
+    The query is ``info_hash=<40 hex digits>``, optionally ``done=<piece>``,
+    repeated, and ``take=0`` for a request that only confirms (an agent
+    whose download ended).
 
     :raises AnnounceError: a field is missing or malformed.
     """
@@ -301,11 +315,12 @@ def parse_inject(query):
     try:
         info_hash = bytes.fromhex(fields['info_hash'][0])
         confirmed = [int(piece) for piece in fields.get('done', [])]
+        take = fields.get('take', ['1'])[0] != '0'
     except (KeyError, ValueError) as exc:
         raise AnnounceError('malformed first-copy request: %s' % exc)
     if len(info_hash) != 20:
         raise AnnounceError('info_hash must be 20 bytes')
-    return info_hash, confirmed
+    return info_hash, confirmed, take
 
 
 class AnnounceHandler(http.server.BaseHTTPRequestHandler):
@@ -354,10 +369,15 @@ class AnnounceHandler(http.server.BaseHTTPRequestHandler):
 
     def _first_copy(self, query):
         try:
-            info_hash, confirmed = parse_inject(query)
+            info_hash, confirmed, take = parse_inject(query)
             try:
-                answer = self.server.swarms.take_first_copy(
-                    info_hash, confirmed, wait=INJECT_WAIT)
+                if take:
+                    answer = self.server.swarms.take_first_copy(
+                        info_hash, confirmed, wait=INJECT_WAIT)
+                else:
+                    self.server.swarms.confirm_first_copies(info_hash,
+                                                            confirmed)
+                    answer = FirstCopies.DONE
             except KeyError:
                 raise AnnounceError('torrent %s is not seeded here'
                                     % info_hash.hex())

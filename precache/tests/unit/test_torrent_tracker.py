@@ -247,6 +247,18 @@ class TrackerServerTest(base.TestCase):
         self.assertEqual({b'wait': 1}, self.inject(query + '&done=0'))
         self.assertEqual({b'done': 1}, self.inject(query + '&done=1'))
 
+    def test_inject_take_0_only_confirms(self):
+        self.useFixture(fixtures.MockPatchObject(tracker, 'INJECT_WAIT',
+                                                 0.1))
+        query = 'info_hash=' + HASH.hex()
+        self.assertEqual({b'piece': 0}, self.inject(query))
+        self.assertEqual({b'piece': 1}, self.inject(query))
+        # An agent whose download ended confirms piece 1 and takes nothing.
+        self.assertEqual({b'done': 1},
+                         self.inject(query + '&take=0&done=1'))
+        self.assertEqual({b'wait': 1}, self.inject(query))
+        self.assertEqual({b'done': 1}, self.inject(query + '&done=0'))
+
     def test_malformed_or_unknown_inject_gets_a_failure_reason(self):
         self.assertIn(b'malformed first-copy request',
                       self.inject('info_hash=xyz')[b'failure reason'])
