@@ -32,6 +32,13 @@ stream is processed after the last piece arrives: for a 1.3 GB image,
 about 2 s of decompression and hashing at the measured rates, against
 the transfer's minutes.
 
+With ``inject_url`` (the built-in tracker's first copies), an
+:class:`~precache.torrent.injector.Injector` thread adds the pieces the
+tracker assigns to this agent, fetched from the origin; the listed peers
+(the seed) are then connected only when that fails, or when the download
+makes no progress for :data:`SEED_FALLBACK_IDLE` seconds once the
+injector is done.
+
 A download fails with :class:`SwarmError` (and a precise reason) when it
 makes no progress for ``stall_timeout`` seconds, when too many pieces fail
 their hash check, or on a storage error. Web seeds (the torrent's
