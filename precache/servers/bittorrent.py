@@ -122,11 +122,10 @@ bittorrent_server_opts = [
                default=tracker_mod.FIRST_COPY_STREAMS, min=1,
                help='Pieces the built-in tracker lets agents fetch from the '
                     'origin\'s web server at the same time (first copies, '
-                    'each handed to one agent, which passes it on). Few '
-                    'streams make each piece arrive soon after it was '
-                    'handed out, so the swarm trades from the start and '
-                    'the last pieces do not all arrive at the end; they '
-                    'must still be enough to fill the origin\'s uplink.'),
+                    'each handed to one agent, which passes it on). It '
+                    'bounds the fetches the origin serves at once; too few '
+                    'leave its uplink idle, as each fetch shares its '
+                    'agent\'s downlink with the swarm\'s connections.'),
     cfg.ListOpt('trackers',
                 default=[],
                 help='Announce URLs of BitTorrent trackers run by the '

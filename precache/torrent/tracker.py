@@ -67,9 +67,11 @@ class FirstCopies(object):
     """Which agent fetches each piece of one torrent from the origin.
 
     Pieces are handed out in order, each to one agent, at most
-    ``streams`` at a time: the origin's uplink is shared by few fetches,
-    so each piece arrives soon after it was handed out and the swarm can
-    pass it on, instead of many pieces arriving together at the end. An
+    ``streams`` at a time: at thousands of agents a fetch each would
+    split the origin's uplink thousands of ways and hold as many
+    connections. Too few streams leave the uplink idle, though: each
+    fetch shares its agent's downlink with the swarm's connections
+    (measured with 24 agents: 4 streams took 37.4 s, 32 took 23.5 s). An
     agent confirms a piece when it asks for the next one. Once every
     piece was handed out, pieces not confirmed within ``lease`` seconds
     are handed out again (their agent died or lost the piece); agents are
