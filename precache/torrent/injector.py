@@ -111,9 +111,20 @@ class Injector(object):
                             'after %d piece(s): %s', self.key, self.injected,
                             exc)
         finally:
-            if confirmed:
+            if confirmed and self._complete():
                 self._confirm(confirmed)
             self._http.close()
+
+    def _complete(self):
+        """Tell whether the torrent has every piece (it will seed them).
+
+        The last pieces of an abandoned download are not confirmed: its
+        data goes, and another agent gets them after the lease.
+        """
+        try:
+            return self.handle.status().is_seeding
+        except RuntimeError:  # removed meanwhile
+            return False
 
     def _fetch_assigned(self):
         """Fetch what the tracker assigns; return pieces left to confirm.
