@@ -390,11 +390,14 @@ class SwarmDownload(object):
             raise SwarmError('torrent error: %s' % status.errc.message())
         if status.is_seeding:
             return
-        self.transfer.sample(self.handle.get_peer_info())
+        peers = self.handle.get_peer_info()
+        self.transfer.sample(peers)
         now = time.monotonic()
         if not self._listed_peers_on:
             self._fall_back_on_listed_peers(watchdog, now)
-        if status.num_peers == 0 and self._listed_peers_on:
+        if self._listed_peers_on and not self._listed_connected(peers):
+            # The seed does not announce to the built-in tracker: keep
+            # asking for it until a connection holds.
             self._connect()
         if now >= self._next_status_log:
             self._next_status_log = now + STATUS_LOG_INTERVAL
@@ -424,6 +427,13 @@ class SwarmDownload(object):
                      self.num_pieces)
             for url in self._web_seeds:
                 self.handle.add_url_seed(url)
+
+    def _listed_connected(self, peers):
+        """Tell whether a listed peer (or none is listed) is connected."""
+        if not self._endpoints:
+            return True
+        listed = set(self._endpoints)
+        return any(tuple(peer.ip) in listed for peer in peers)
 
     def _fall_back_on_listed_peers(self, watchdog, now):
         """Connect the listed peers if first copies fail or stall."""
