@@ -321,7 +321,6 @@ class Seeder(object):
             handle = self.session.add_torrent(params)
             key = session_mod.info_hash(params.ti)
             if self.swarms is not None:
-                handle.replace_trackers([])
                 self.swarms.track(key, params.ti.num_pieces())
             if current is not None and current[2] != key:
                 self.session.remove_torrent(current[3])
