@@ -420,10 +420,12 @@ class TestQemuImgFailures(StoreTestCase):
         self.assertIn('install qemu-utils', str(exc))
 
     def test_resource_limits(self):
-        self.execute_fails(processutils.ProcessExecutionError(exit_code=-9))
-        exc = self.assertRaises(exception.UnsafeImage, self.run_qemu_img,
-                                'info', 'x')
-        self.assertIn('exceeded its resource limits', str(exc))
+        for exit_code in (-9, -24):  # SIGKILL, SIGXCPU
+            self.execute_fails(processutils.ProcessExecutionError(
+                exit_code=exit_code))
+            exc = self.assertRaises(exception.UnsafeImage,
+                                    self.run_qemu_img, 'info', 'x')
+            self.assertIn('exceeded its resource limits', str(exc))
 
     def test_conversion_failure(self):
         self.execute_fails(processutils.ProcessExecutionError(
@@ -453,3 +455,86 @@ class TestQemuImgFailures(StoreTestCase):
                                 os.path.join(self.tempdir, 'y'))
         self.assertIn('The file system of %s ran out of space' %
                       self.tempdir, str(exc))
+
+
+class TestQemuImgLimitsAndCache(base.TestCase):
+    """How qemu-img is run: resource limits and the conversion's cache."""
+
+    def setUp(self):
+        super().setUp()
+        self.store = directory_store(self)
+        self.image = make_image()
+        self.execute = self.useFixture(fixtures.MockPatch(
+            'oslo_concurrency.processutils.execute',
+            return_value=('{"format": "raw", "virtual-size": 1}', ''))).mock
+
+    def which(self, path):
+        self.useFixture(fixtures.MockPatch(
+            'precache.stores.base.shutil.which', return_value=path))
+
+    def test_info_limited_by_util_linux_prlimit(self):
+        self.which('/usr/bin/prlimit')
+        self.store._qemu_img_info(self.image, 'x')
+        args, kwargs = self.execute.call_args
+        self.assertEqual(('/usr/bin/prlimit', '--as=%d' % (1024 * MiB),
+                          '--cpu=30', '--', 'env', 'LC_ALL=C', 'LANG=C',
+                          'qemu-img', 'info', 'x'), args[:10])
+        self.assertNotIn('prlimit', kwargs)
+
+    def test_info_limited_by_oslo_wrapper_without_prlimit(self):
+        self.which(None)
+        self.store._qemu_img_info(self.image, 'x')
+        args, kwargs = self.execute.call_args
+        self.assertEqual(('env', 'LC_ALL=C', 'LANG=C', 'qemu-img', 'info'),
+                         args[:5])
+        self.assertIs(store_base.QEMU_IMG_LIMITS, kwargs['prlimit'])
+
+    def test_convert_not_limited(self):
+        self.which('/usr/bin/prlimit')
+        self.store._run_qemu_img(self.image, 'convert', 'x', 'y')
+        args, kwargs = self.execute.call_args
+        self.assertEqual(('env', 'LC_ALL=C', 'LANG=C', 'qemu-img',
+                          'convert', 'x', 'y'), args)
+        self.assertNotIn('prlimit', kwargs)
+
+    def convert_cache_mode(self, direct_io):
+        self.useFixture(fixtures.MockPatch(
+            'precache.fileutils.supports_direct_io', return_value=direct_io))
+        path = os.path.join(self.store.cache_dir, 'x')
+        os.makedirs(self.store.cache_dir)
+        open(path, 'w').close()
+        self.store.convert_to_raw(self.image, path, 'qcow2')
+        convert = self.execute.call_args_list[0][0]
+        return convert[convert.index('-t') + 1]
+
+    def test_convert_cache_none_with_direct_io(self):
+        self.assertEqual('none', self.convert_cache_mode(True))
+
+    def test_convert_cache_writeback_without_direct_io(self):
+        self.assertEqual('writeback', self.convert_cache_mode(False))
+
+
+class TestSupportsDirectIO(base.TestCase):
+    """The O_DIRECT probe, as Nova makes it before ``-t none``."""
+
+    def setUp(self):
+        super().setUp()
+        self.directory = self.useFixture(fixtures.TempDir()).path
+
+    def test_probe_leaves_nothing(self):
+        self.assertIsInstance(
+            fileutils.supports_direct_io(self.directory), bool)
+        self.assertEqual([], os.listdir(self.directory))
+
+    def test_einval_means_unsupported(self):
+        self.useFixture(fixtures.MockPatch(
+            'os.write', side_effect=OSError(errno.EINVAL, 'Invalid')))
+        self.assertFalse(fileutils.supports_direct_io(self.directory))
+        self.assertEqual([], os.listdir(self.directory))
+
+    def test_other_errors_propagate(self):
+        self.useFixture(fixtures.MockPatch(
+            'os.write', side_effect=OSError(errno.ENOSPC, 'Full')))
+        self.assertRaises(OSError, fileutils.supports_direct_io,
+                          self.directory)
+        self.assertEqual([], os.listdir(self.directory))
