@@ -26,8 +26,8 @@ the testbed is removed on exit, failure or Ctrl-C
 (``tools/testbed/testbed.py cleanup`` removes what a killed run left).
 
     sudo python tools/bench/distribution_benchmark.py --hosts 24 \\
-        --proxies 3 --host-rate 24mbit --origin-rate 24mbit \\
-        --proxy-rate 24mbit --image-mib 192 --json result.json
+        --proxies 3 --host-rate 12mbit --origin-rate 12mbit \\
+        --proxy-rate 12mbit --image-mib 192 --json result.json
 """
 
 import argparse
@@ -330,16 +330,16 @@ def main(argv=None):
     parser.add_argument('--hosts', type=int, default=24)
     parser.add_argument('--proxies', type=int, default=3,
                         help='Squid proxies of strategy squid')
-    parser.add_argument('--host-rate', default='24mbit')
-    parser.add_argument('--origin-rate', default='24mbit')
-    parser.add_argument('--proxy-rate', default='24mbit')
+    parser.add_argument('--host-rate', default='12mbit')
+    parser.add_argument('--origin-rate', default='12mbit')
+    parser.add_argument('--proxy-rate', default='12mbit')
     parser.add_argument('--image-mib', type=int, default=192,
                         help='virtual size of the generated image')
     parser.add_argument('--jitter', type=float, default=2.0,
                         help='[agent] start_delay_window of strategy squid')
     parser.add_argument('--strategies', default=','.join(STRATEGIES),
                         type=lambda s: [x for x in s.split(',') if x])
-    parser.add_argument('--piece-size-kb', type=int, default=256,
+    parser.add_argument('--piece-size-kb', type=int, default=64,
                         help='[bittorrent_server] piece_size_kb')
     parser.add_argument('--extra-config',
                         help='a precache config file added to the origin\'s '
