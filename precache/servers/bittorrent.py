@@ -86,7 +86,8 @@ bittorrent_server_opts = [
                     'swarm sooner, larger ones make smaller torrents '
                     '(20 bytes per piece in meta). 1 MiB suits images of '
                     'up to a few GB (a 4 GB artifact: 80 KB of hashes); '
-                    'use 256 KiB for a swarm of slow links, 4 MiB for '
+                    'use 64 to 256 KiB for a swarm of slow links (tens '
+                    'of Mbit/s), 4 MiB for '
                     'artifacts of tens of GB. A change applies when an '
                     'artifact is next served by a restarted service.'),
     cfg.IntOpt('upload_rate_limit',
