@@ -163,6 +163,12 @@ class Session(object):
         :returns: the torrent handle.
         """
         key = info_hash(params.ti)
+        # precache starts and stops its torrents itself (seeding.py, the
+        # seed's lifetime): libtorrent's queue must never pause one. An
+        # auto-managed torrent (its default) can be paused by it, which
+        # left the service's seed paused and unreachable.
+        params.flags &= ~(lt.torrent_flags.paused |
+                          lt.torrent_flags.auto_managed)
         with self._lock:
             if events is not None:
                 self._subscribers[key] = events

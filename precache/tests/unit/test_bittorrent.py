@@ -11,6 +11,7 @@ import socket
 import time
 
 import fixtures
+import libtorrent as lt
 
 from precache.agent import download
 from precache.agent.sources import bittorrent as bt_source
@@ -105,6 +106,13 @@ class ServerTest(BitTorrentTestCase):
         status = handle.status()
         self.assertTrue(status.is_seeding)
         self.assertTrue(status.seed_mode)  # not re-hashed
+
+    def test_seed_is_not_left_to_libtorrent_queue(self):
+        # An auto-managed torrent may be paused by libtorrent's queue;
+        # the service's seed must run until precache stops it.
+        flags = self.server.seeder.handle(self.image.id).flags()
+        self.assertFalse(flags & lt.torrent_flags.auto_managed)
+        self.assertFalse(flags & lt.torrent_flags.paused)
 
     def test_serving_again_reuses_the_torrent(self):
         again = self.server.serve(self.image, self.path)
