@@ -16,10 +16,12 @@ d. ``bittorrent``: the ``bittorrent`` ImageServer and ImageSource plugins.
 
 For each it prints the completion time of the last host and the median,
 their ratio to the bound S_c/B_host + decompression (S_c the compressed
-artifact's size), the bytes the origin's interface sent divided by S_c, and
-the machine's CPU utilisation (a figure near 100 % means the CPU, not the
-links, limited the run). ``--json`` writes everything, including the
-calibration figures ``flow_simulation.py`` reads.
+artifact's size), the bytes the origin's interface sent divided by S_c, the
+hosts' median landing time (from an agent's log line that ends the
+download to the one that says the image is cached: checks, conversion to
+raw, rename) and the machine's CPU utilisation (a figure near 100 % means
+the CPU, not the links, limited the run). ``--json`` writes everything,
+including the calibration figures ``flow_simulation.py`` reads.
 
 Needs root, squid, qemu-utils and rabbitmq-server. Every wait is bounded;
 the testbed is removed on exit, failure or Ctrl-C
@@ -155,10 +157,11 @@ class Benchmark(object):
             proxies_sent = sum(self.cluster.proxy_counters()) - sum(
                 proxies_before)
         return self._record(strategy, hosts, rnd.arrivals, start,
-                            origin_sent, proxies_sent, cpu)
+                            origin_sent, proxies_sent, cpu,
+                            rnd.landing_seconds(IMAGE_ID))
 
     def _record(self, strategy, hosts, arrivals, start, origin_sent,
-                proxies_sent, cpu):
+                proxies_sent, cpu, landing):
         done = {h: (t - start, report) for h, (t, report) in
                 arrivals.items()}
         cached = sorted(t for t, report in done.values()
@@ -171,18 +174,20 @@ class Benchmark(object):
             'strategy': strategy, 'hosts': len(hosts),
             'cached': len(cached), 'failures': failures,
             'last': cached[-1] if cached else None,
-            'p50': statistics.median(cached) if cached else None,
+            'p50': _median(cached),
             'sources': sorted({r.get('source') for _t, r in done.values()
                                if r.get('source')}),
             'origin_bytes': origin_sent, 'proxy_bytes': proxies_sent,
             'cpu_average': cpu.average, 'cpu_peak': cpu.peak,
-            'times': sorted(cached)}
+            'times': sorted(cached), 'landing': sorted(landing.values())}
         self.results.append(result)
         self.on_result()
         print('  %s: %d/%d cached, last %.1fs, origin sent %.2f x S_c, '
-              'CPU %.0f%% (peak %.0f%%)' % (
+              'landing p50 %s s, CPU %.0f%% (peak %.0f%%)' % (
                   strategy, len(cached), len(hosts), result['last'] or 0,
-                  origin_sent / self.size, cpu.average, cpu.peak),
+                  origin_sent / self.size,
+                  _fmt(_median(result['landing']), '%.2f'), cpu.average,
+                  cpu.peak),
               flush=True)
         return result
 
@@ -200,11 +205,11 @@ def print_table(summary):
               summary['raw_bytes'] / 1e6, summary['transfer_seconds'],
               summary['decompress_seconds']))
     header = ('strategy', 'cached', 'last s', 'p50 s', 'last/bound',
-              'origin/S_c', 'CPU avg/peak %')
+              'origin/S_c', 'landing p50 s', 'CPU avg/peak %')
     rows = [header]
     for r in summary['results']:
         if r.get('skipped'):
-            rows.append((r['strategy'], '-', '-', '-', '-', '-',
+            rows.append((r['strategy'], '-', '-', '-', '-', '-', '-',
                          'not run: ' + r['skipped']))
             continue
         rows.append((
@@ -212,15 +217,20 @@ def print_table(summary):
             _fmt(r['last']), _fmt(r['p50']),
             _fmt(r['last'] and r['last'] / bound, '%.2f'),
             '%.2f' % (r['origin_bytes'] / size),
+            _fmt(_median(r.get('landing')), '%.2f'),
             '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak'])))
-    widths = [max(len(str(row[i])) for row in rows[:]) for i in range(6)]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(7)]
     for row in rows:
         print('  '.join(str(c).rjust(w) if i else str(c).ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths))) +
-              '  ' + str(row[6]))
+              '  ' + str(row[7]))
     for r in summary['results']:
         for host, reason in sorted((r.get('failures') or {}).items()):
             print('%s: %s failed: %s' % (r['strategy'], host, reason))
+
+
+def _median(values):
+    return statistics.median(values) if values else None
 
 
 def _fmt(value, fmt='%.1f'):

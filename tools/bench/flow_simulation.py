@@ -24,9 +24,15 @@ compressed artifact, one flow per host):
 
 The efficiency of a strategy is the model's network time on the testbed's
 parameters divided by the measured time of the last host less its landing
-time. The per-host landing time is measured by the testbed's sequential
-strategy (per-host time less S_c / B); at another image size it is scaled
-by the image's size at the decompression rate (``--decompress-rate``).
+time. The per-host landing time is the median the testbed's sequential
+strategy measured in the agents' logs (download done to image cached, one
+host at a time, so on an otherwise idle machine, as every host of a cloud
+lands on its own CPU and disk); a JSON written before the benchmark
+recorded it gives the per-host step less S_c / B instead. At another image
+size the landing time is scaled by the image's size (the decompressed
+artifact) at the rate measured, or at ``--decompress-rate``. Scaling the
+whole of it overstates a large image's landing: part of it (starting
+qemu-img, fsync, rename) does not grow with the size.
 
     python tools/bench/flow_simulation.py --calibration result.json
     python tools/bench/flow_simulation.py            # ideal protocols
@@ -157,7 +163,9 @@ def calibrate(summary):
                 if not r.get('skipped') and r['last']}
     seq = measured.get('sequential')
     one = s.artifact_bits / min(s.host_bps, s.origin_bps)
-    if seq:
+    if seq and seq.get('landing'):
+        land = statistics.median(seq['landing'])
+    elif seq:
         steps = [b - a for a, b in zip([0] + seq['times'], seq['times'])]
         land = max(0.0, statistics.median(steps) - one)
     else:

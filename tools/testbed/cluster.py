@@ -9,8 +9,10 @@ side (``origin.py``), each proxy node a Squid configured by
 ``precache-agent`` process with a Nova-style store of its own.
 """
 
+import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -34,6 +36,33 @@ ORIGIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 ORIGIN_PORT = 8780
 PROXY_PORT = 3128
 START_TIMEOUT = 300
+#: oslo.log's default line start: date, time and milliseconds.
+_LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ')
+
+
+def landing_seconds(log_file, image_id):
+    """Return how long an agent took to land ``image_id`` once downloaded.
+
+    The time from the agent's log line that ends the download (the last
+    byte received, decompressed and hashed: the sources stream) to the one
+    that says the image is cached: the checks, the conversion to raw and
+    the rename, on this host's CPU and disk. None if the log lacks either.
+    """
+    downloaded = 'Image %s: ' % image_id
+    cached = 'Image %s cached in ' % image_id
+    start = None
+    with open(log_file, errors='replace') as f:
+        for line in f:
+            match = _LOG_TIME.match(line)
+            if not match:
+                continue
+            when = datetime.datetime.strptime(match.group(1),
+                                              '%Y-%m-%d %H:%M:%S.%f')
+            if downloaded in line and ' received) from ' in line:
+                start = when
+            elif cached in line and start is not None:
+                return (when - start).total_seconds()
+    return None
 
 
 class CpuMonitor(object):
@@ -106,6 +135,7 @@ class Round(object):
         self.base_dir = os.path.join(cluster.work_dir, name)
         self.agent_options = agent_options
         self.arrivals = {}
+        self.agents = []
         self._lock = threading.Condition()
         self._fixtures = []
 
@@ -150,6 +180,12 @@ class Round(object):
         with self._lock:
             self.arrivals[host] = (time.monotonic(), payload)
             self._lock.notify_all()
+
+    def landing_seconds(self, image_id):
+        """Return ``{host: seconds}``: each agent's :func:`landing_seconds`."""
+        found = {agent.host: landing_seconds(agent.log_file, image_id)
+                 for agent in self.agents if os.path.exists(agent.log_file)}
+        return {host: s for host, s in found.items() if s is not None}
 
     def cast(self, image_id, meta, host=None):
         """Cast ``cache``; return the monotonic time it was sent."""

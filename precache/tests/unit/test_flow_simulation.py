@@ -76,6 +76,22 @@ class CalibrationTest(base.TestCase):
         self.assertAlmostEqual(0.5, efficiency['parallel'])
         self.assertNotIn('bittorrent', efficiency)
 
+    def test_landing_time_measured_by_the_agents_is_preferred(self):
+        summary = {
+            'hosts': 2, 'proxies': 1, 'host_bps': 80e6, 'origin_bps': 80e6,
+            'proxy_bps': 80e6, 'artifact_bytes': 10 * MB,
+            'image_bytes': 40e6, 'piece_size_kb': 1024,
+            'decompress_seconds': 0.1,
+            'results': [
+                # 1 s transfer, 0.5 s landing and 0.5 s of the protocol's
+                # own per host: the step alone would say 1 s of landing.
+                {'strategy': 'sequential', 'hosts': 2, 'last': 4.0,
+                 'times': [2.0, 4.0], 'landing': [0.4, 0.5, 0.6]}]}
+        _s, efficiency, land, rate = sim.calibrate(summary)
+        self.assertAlmostEqual(0.5, land)
+        self.assertAlmostEqual(80e6, rate)
+        self.assertAlmostEqual(1.0 / 1.5, efficiency['sequential'])
+
     def test_cern_tier_size(self):
         # 1300 hosts x 393 MB in 9 minutes at 1 Gbit/s per proxy.
         self.assertEqual(8, sim.cern_proxies(1300, 393 * MB, GBIT))
