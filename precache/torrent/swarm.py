@@ -36,8 +36,8 @@ With ``inject_url`` (the built-in tracker's first copies), an
 :class:`~precache.torrent.injector.Injector` thread adds the pieces the
 tracker assigns to this agent, fetched from the origin; the listed peers
 (the seed) are then connected only when that fails, or when the download
-makes no progress for :data:`SEED_FALLBACK_IDLE` seconds once the
-injector is done.
+makes no progress for ``seed_fallback_delay`` seconds once the injector
+is done.
 
 A download fails with :class:`SwarmError` (and a precise reason) when it
 makes no progress for ``stall_timeout`` seconds, when too many pieces fail
@@ -72,8 +72,9 @@ MAX_HASH_FAILURES = 10
 #: band first.
 BAND_PRIORITIES = (6, 5, 4, 3)
 #: Seconds without progress, once first copies are no longer fetched,
-#: before the listed peers (the seed) are connected after all.
-SEED_FALLBACK_IDLE = 5.0
+#: before the listed peers (the seed) are connected after all; the
+#: default of ``[bittorrent_source] seed_fallback_delay``.
+SEED_FALLBACK_DELAY = 5.0
 
 
 def home_priorities(num_pieces, home):
@@ -264,11 +265,14 @@ class SwarmDownload(object):
     :param inject_url: the built-in tracker's first-copy URL: pieces are
         fetched from the origin as it says (:mod:`injector`), and the
         listed peers are connected only if that fails or stalls.
+    :param seed_fallback_delay: seconds without progress once the first
+        copies are no longer fetched before the listed peers are
+        connected after all.
     """
 
     def __init__(self, session, params, save_path, peers, stall_timeout,
                  web_seed_delay, window, home=None, handle=None,
-                 inject_url=None):
+                 inject_url=None, seed_fallback_delay=SEED_FALLBACK_DELAY):
         self.session = session
         self.key = session_mod.info_hash(params.ti)
         self.num_pieces = params.ti.num_pieces()
@@ -277,6 +281,7 @@ class SwarmDownload(object):
         self.peers = list(peers)
         self.stall_timeout = stall_timeout
         self.web_seed_delay = web_seed_delay
+        self.seed_fallback_delay = seed_fallback_delay
         self.window = window
         self._web_seeds = list(params.url_seeds)
         self._events = queue.Queue()
@@ -441,7 +446,7 @@ class SwarmDownload(object):
         if injector.error:
             reason = 'fetching first copies failed'
         elif (not injector.running and
-              watchdog.idle(now) >= SEED_FALLBACK_IDLE):
+              watchdog.idle(now) >= self.seed_fallback_delay):
             reason = ('no progress for %.0f s after the first copies'
                       % watchdog.idle(now))
         else:

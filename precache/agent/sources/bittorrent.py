@@ -109,6 +109,14 @@ bittorrent_source_opts = [
                      'the origin once. The seed is connected only if that '
                      'fails or stalls. Off, this agent downloads from the '
                      'seed and the other agents alike.'),
+    cfg.FloatOpt('seed_fallback_delay',
+                 default=swarm.SEED_FALLBACK_DELAY, min=0.0,
+                 help='With first_copies: seconds without progress, once '
+                      'this agent fetches no more first copies, after '
+                      'which it connects the seed after all. Raise it on '
+                      'busy hosts where the swarm can pause for seconds, '
+                      'so the seed does not send pieces the other agents '
+                      'would have; lower it to lean on the seed sooner.'),
     cfg.BoolOpt('spread_pieces',
                 default=True,
                 help='Start with the pieces of a band of the torrent '
@@ -179,7 +187,8 @@ class BitTorrentSource(base.ImageSource):
                 home=self._home() if opts.spread_pieces else None,
                 handle=earlier.handle if earlier else None,
                 inject_url=(source.get('inject_url')
-                            if opts.first_copies else None))
+                            if opts.first_copies else None),
+                seed_fallback_delay=opts.seed_fallback_delay)
         except RuntimeError as exc:
             raise self.failed(image, source,
                               'libtorrent refused the torrent: %s' % exc)

@@ -28,12 +28,6 @@ from precache.torrent import tracker as tracker_mod
 MiB = 1024 * 1024
 
 
-def _closed_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 class BitTorrentTestCase(base.TestCase):
     """A seeding server with one served image, and a source."""
 
@@ -283,11 +277,46 @@ class SourceTest(BitTorrentTestCase):
 
     def test_failing_first_copies_fall_back_on_the_seed(self):
         torrent_source = self.serve_with_tracker()
-        dead = 'http://127.0.0.1:%d/inject' % _closed_port()
+        dead = 'http://127.0.0.1:%d/inject' % self.refusing_port()
         source_plugin = self.make_source()
         self.assertEqual(self.data, self.receive(
             source_plugin, dict(torrent_source, inject_url=dead)))
         self.assertEqual(len(self.data), self.seed_uploaded())
+
+    def other_agents_took_every_first_copy(self, torrent_source):
+        key = bytes.fromhex(torrent_source['info_hash'])
+        taken = []
+        while True:
+            answer = self.server.tracker.swarms.take_first_copy(key, taken)
+            if answer == 'done':
+                return
+            taken = [answer]
+
+    def test_idle_after_first_copies_connects_the_seed_after_the_delay(self):
+        # The other agents (gone) took every first copy: this one gets
+        # "done" at once and, with no peer sending, waits
+        # seed_fallback_delay before it asks the seed.
+        self.flags(group=bt_source.GROUP, seed_fallback_delay=1,
+                   stall_timeout=4)
+        torrent_source = self.serve_with_tracker()
+        self.other_agents_took_every_first_copy(torrent_source)
+        started = time.monotonic()
+        self.assertEqual(self.data, self.receive(self.make_source(),
+                                                 torrent_source))
+        self.assertGreaterEqual(time.monotonic() - started, 1)
+        self.assertEqual(len(self.data), self.seed_uploaded())
+
+    def test_no_seed_before_the_delay(self):
+        # Longer than the default delay (5 s) and shorter than the one set.
+        self.flags(group=bt_source.GROUP, seed_fallback_delay=30,
+                   stall_timeout=7)
+        torrent_source = self.serve_with_tracker()
+        self.other_agents_took_every_first_copy(torrent_source)
+        error = self.assertRaises(
+            exception.SourceFailed, self.receive, self.make_source(),
+            torrent_source)
+        self.assertIn('no progress', str(error))
+        self.assertEqual(0, self.seed_uploaded())
 
     def test_agents_without_first_copies_use_the_seed(self):
         torrent_source = self.serve_with_tracker()
@@ -302,13 +331,13 @@ class SourceTest(BitTorrentTestCase):
                    stall_timeout=15)
         source_plugin = self.make_source()
         source = dict(self.sources[0],
-                      peers=['127.0.0.1:%d' % _closed_port()])
+                      peers=['127.0.0.1:%d' % self.refusing_port()])
         self.assertEqual(self.data, self.receive(source_plugin, source))
 
     def test_stall_fails_with_the_reason(self):
         self.flags(group=bt_source.GROUP, stall_timeout=2)
         source_plugin = self.make_source()
-        dead = '127.0.0.1:%d' % _closed_port()
+        dead = '127.0.0.1:%d' % self.refusing_port()
         source = dict(self.sources[0], peers=[dead])
         exc = self.assertRaises(exception.SourceFailed, self.receive,
                                 source_plugin, source)
@@ -365,7 +394,7 @@ class DownloaderFallbackTest(BitTorrentTestCase):
         self.addCleanup(downloader.close)
         torrent_source, http_source = self.sources
         torrent_source = dict(torrent_source,
-                              peers=['127.0.0.1:%d' % _closed_port()])
+                              peers=['127.0.0.1:%d' % self.refusing_port()])
         target = os.path.join(self.tempdir, 'landed')
         with open(target, 'w+b') as f:
             result = downloader.download(self.image,

@@ -8,7 +8,6 @@ import io
 import os
 import random
 import re
-import socket
 import threading
 import urllib.parse
 
@@ -57,13 +56,6 @@ def _record(data, image_id='img-1'):
 def _compress(data, algorithm):
     packer = compression.compressor(algorithm)
     return packer.process(data) + packer.finish()
-
-
-def _closed_port():
-    """Return a local port nothing listens on (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 class _Artifact(object):
@@ -346,7 +338,7 @@ class TestProxies(DownloadTestCase):
 
     def setUp(self):
         super().setUp()
-        self.dead = 'http://127.0.0.1:%d' % _closed_port()
+        self.dead = 'http://127.0.0.1:%d' % self.refusing_port()
         self.live = self.httpd.url
         # A host name for which the dead proxy ranks first.
         host = next('cmp-%d' % n for n in range(1000)
