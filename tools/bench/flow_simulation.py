@@ -39,6 +39,7 @@ qemu-img, fsync, rename) does not grow with the size.
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -84,11 +85,23 @@ class Setup(object):
         return self.artifact_bits / self.host_bps
 
 
-def proxy_loads(hosts, proxies):
-    """Hosts per proxy, assigned as the agents assign themselves."""
+@functools.lru_cache(maxsize=None)
+def _proxies_module():
+    """Return :mod:`precache.agent.proxies`, or None (said once)."""
     try:
         from precache.agent import proxies as proxies_mod
-    except ImportError:  # not installed: an even spread
+    except ImportError:
+        print('precache is not importable (run this with its virtualenv\'s '
+              'python): hosts are spread evenly over the proxies, not as '
+              'the agents spread themselves', file=sys.stderr)
+        return None
+    return proxies_mod
+
+
+def proxy_loads(hosts, proxies):
+    """Hosts per proxy, assigned as the agents assign themselves."""
+    proxies_mod = _proxies_module()
+    if proxies_mod is None:
         return [hosts // proxies + (1 if p < hosts % proxies else 0)
                 for p in range(proxies)]
     urls = ['http://proxy-%d:3128' % p for p in range(proxies)]
