@@ -172,7 +172,7 @@ class SwiftServerFixture(fixtures.Fixture):
         self._make_dir('srv', 'node', DEVICE)
         _check_xattrs(self.devices)
         names = ('memcached', 'proxy') + tuple(STORAGE_SERVERS)
-        self.ports = {name: servers.free_port() for name in names}
+        self.ports = self.useFixture(servers.ReservedPorts(names)).ports
         self.proxy_url = 'http://127.0.0.1:%d' % self.ports['proxy']
         self.auth_url = self.proxy_url + '/auth/v1.0'
 
