@@ -1,4 +1,4 @@
-"""Base classes and fixtures shared by precache's unit tests."""
+"""Base classes and fixtures shared by precache's tests."""
 
 import socket
 
@@ -10,19 +10,35 @@ import precache.conf  # noqa: F401  (registers the options)
 from precache.conf import CONF
 
 
-class RefusingPort(fixtures.Fixture):
-    """A local TCP port that refuses connections while the test runs.
+class ReservedPorts(fixtures.Fixture):
+    """Distinct loopback ports held for the length of a test.
 
-    The port is bound and never listened on, so connecting to it is
-    refused at once and no other process can take it meanwhile (as it
-    could a port that was only free for a moment).
+    A port that was free a moment ago (bind to 0, close) may be handed out
+    twice, or taken by another test meanwhile. Servers that bind with
+    ``SO_REUSEPORT`` (eventlet's, hence Swift's) do not even fail then:
+    they share the port and the kernel splits the connections between
+    them. Each port here stays bound by a socket that never listens, with
+    ``SO_REUSEADDR`` and ``SO_REUSEPORT``, until the test ends: a server
+    meant for it can bind it (either option lets it), no automatic port
+    choice on the machine hands it out, and while nothing listens on it
+    connections are refused.
+
+    :param names: a name for each port wanted.
     """
 
+    def __init__(self, names):
+        super().__init__()
+        self.names = tuple(names)
+
     def _setUp(self):
-        sock = socket.socket()
-        self.addCleanup(sock.close)
-        sock.bind(('127.0.0.1', 0))
-        self.port = sock.getsockname()[1]
+        self.ports = {}
+        for name in self.names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(sock.close)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(('127.0.0.1', 0))
+            self.ports[name] = sock.getsockname()[1]
 
 
 class TestCase(base.BaseTestCase):
@@ -42,8 +58,8 @@ class TestCase(base.BaseTestCase):
         self.flags(staging_dir=self.tempdir + '/staging', group='service')
 
     def refusing_port(self):
-        """Return a :class:`RefusingPort`'s port, held for this test."""
-        return self.useFixture(RefusingPort()).port
+        """Return a port that refuses connections (nothing listens)."""
+        return self.useFixture(ReservedPorts(['refusing'])).ports['refusing']
 
     def flags(self, group=None, **kw):
         """Override configuration options for this test."""

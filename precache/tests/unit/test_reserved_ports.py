@@ -1,10 +1,9 @@
-"""The functional tests' port reservations (servers.ReservedPorts)."""
+"""Port reservations for test servers (base.ReservedPorts)."""
 
 import errno
 import socket
 
 from precache.tests import base
-from precache.tests.functional import servers
 
 
 def _listener(port, reuse_port):
@@ -22,7 +21,7 @@ class ReservedPortsTest(base.TestCase):
     def setUp(self):
         super().setUp()
         self.ports = self.useFixture(
-            servers.ReservedPorts(['proxy', 'object', 'memcached'])).ports
+            base.ReservedPorts(['proxy', 'object', 'memcached'])).ports
 
     def test_ports_are_distinct_and_named(self):
         self.assertEqual({'proxy', 'object', 'memcached'}, set(self.ports))

@@ -12,8 +12,6 @@ import time
 import urllib.error
 import urllib.request
 
-import fixtures
-
 #: Environment variable naming the directory made by install.sh.
 SERVERS_ENV = 'PRECACHE_TEST_SERVERS'
 
@@ -52,36 +50,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
-
-
-class ReservedPorts(fixtures.Fixture):
-    """Distinct loopback ports held for servers about to start.
-
-    :func:`free_port` gives a port that was free a moment ago; two calls
-    may give the same one, and another test may take it meanwhile. Servers
-    that bind with ``SO_REUSEPORT`` (eventlet's, hence Swift's) do not
-    even fail then: they share the port and the kernel splits the
-    connections between them. Each port here stays bound by a socket
-    that never listens, with ``SO_REUSEADDR`` and ``SO_REUSEPORT``, until
-    the test ends: the server it is meant for can bind it (either option
-    lets it), while no automatic port choice on the machine hands it out.
-
-    :param names: a name for each port wanted.
-    """
-
-    def __init__(self, names):
-        super().__init__()
-        self.names = tuple(names)
-
-    def _setUp(self):
-        self.ports = {}
-        for name in self.names:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.addCleanup(sock.close)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(('127.0.0.1', 0))
-            self.ports[name] = sock.getsockname()[1]
 
 
 def _check_alive(process):

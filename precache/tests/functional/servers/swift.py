@@ -25,6 +25,7 @@ import uuid
 import fixtures
 from swiftclient import client as swift_client
 
+from precache.tests import base
 from precache.tests.functional import servers
 
 START_TIMEOUT = 60
@@ -172,7 +173,7 @@ class SwiftServerFixture(fixtures.Fixture):
         self._make_dir('srv', 'node', DEVICE)
         _check_xattrs(self.devices)
         names = ('memcached', 'proxy') + tuple(STORAGE_SERVERS)
-        self.ports = self.useFixture(servers.ReservedPorts(names)).ports
+        self.ports = self.useFixture(base.ReservedPorts(names)).ports
         self.proxy_url = 'http://127.0.0.1:%d' % self.ports['proxy']
         self.auth_url = self.proxy_url + '/auth/v1.0'
 
