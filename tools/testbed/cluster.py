@@ -53,16 +53,19 @@ def landing_seconds(log_file, image_id):
     start = None
     with open(log_file, errors='replace') as f:
         for line in f:
-            match = _LOG_TIME.match(line)
-            if not match:
-                continue
-            when = datetime.datetime.strptime(match.group(1),
-                                              '%Y-%m-%d %H:%M:%S.%f')
             if downloaded in line and ' received) from ' in line:
-                start = when
+                start = _log_time(line)
             elif cached in line and start is not None:
-                return (when - start).total_seconds()
+                end = _log_time(line)
+                return (end - start).total_seconds() if end else None
     return None
+
+
+def _log_time(line):
+    """Return the time an oslo.log line starts with, or None."""
+    match = _LOG_TIME.match(line)
+    return match and datetime.datetime.strptime(match.group(1),
+                                                '%Y-%m-%d %H:%M:%S.%f')
 
 
 class CpuMonitor(object):
