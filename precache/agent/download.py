@@ -6,7 +6,7 @@ For each source in turn, until one delivers verified bytes::
     (read thread)                  + sparse write  (hash thread)
                                    (caller's thread)
 
-Each arrow is a bounded queue (see :mod:`precache.streams`): memory
+Each arrow is a bounded queue (see :mod:`precache.common.streams`): memory
 stays at a few chunks whatever the image's size, and reading,
 decompressing (and writing) and hashing run on different CPUs. Hashing
 the image (sha512 by default) is the most expensive step; it has a thread
@@ -22,11 +22,11 @@ import zstandard
 
 from precache.agent import sparse
 from precache.agent import throttle
-from precache import compression
-from precache import exception
-from precache import plugin
-from precache import streams
-from precache import verify
+from precache.common import compression
+from precache.common import exception
+from precache.common import plugin
+from precache.common import streams
+from precache.common import verify
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ class Downloader(object):
     def download(self, image, sources, fileobj):
         """Write ``image``'s verified bytes into ``fileobj``.
 
-        :param image: the :class:`~precache.image.ImageRecord` to download;
+        :param image: the :class:`~precache.objects.image.ImageRecord` to
+            download;
             its hash and size are what the bytes are verified against.
         :param sources: ``meta['sources']``, tried in order. A source whose
             method has no plugin here is skipped with a warning.

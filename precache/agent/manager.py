@@ -10,11 +10,11 @@ import oslo_messaging as messaging
 from precache.agent import download
 from precache.agent import targeting
 from precache.agent import wanted
-from precache import exception
-from precache import image as image_mod
-from precache import meta as meta_mod
-from precache import plugin
-from precache import rpc
+from precache.common import exception
+from precache.common import plugin
+from precache.common import rpc
+from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
 from precache import version
 
 LOG = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 import oslo_messaging as messaging
 
-from precache import rpc
+from precache.common import rpc
 
 
 class AgentAPI(object):
@@ -26,7 +26,7 @@ class AgentAPI(object):
         """Ask agents to cache an image.
 
         :param image_id: the image's id (also in ``meta``).
-        :param meta: a dict built by :func:`precache.meta.build`.
+        :param meta: a dict built by :func:`precache.objects.meta.build`.
         :param host: cast to this host only; by default fan out to every
             agent (at most once: an agent that is down misses it).
         """

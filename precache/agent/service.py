@@ -7,7 +7,7 @@ import oslo_messaging as messaging
 from oslo_service import service
 
 from precache.agent import manager
-from precache import rpc
+from precache.common import rpc
 from precache.service import rpcapi as service_rpcapi
 
 LOG = logging.getLogger(__name__)

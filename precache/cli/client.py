@@ -12,10 +12,10 @@ from oslo_config import cfg
 import oslo_messaging as messaging
 
 from precache.cli import errors
+from precache.common import exception
+from precache.common import rpc
 from precache import conf as precache_conf
 from precache.conf import defaults as conf_defaults
-from precache import exception
-from precache import rpc
 from precache.service import rpcapi
 from precache import version
 
@@ -162,7 +162,7 @@ def connect(options):
 
     ``options`` carries ``config_file``, ``config_dir`` and
     ``rpc_timeout``; the transports are created here and closed by
-    :func:`precache.rpc.cleanup`.
+    :func:`precache.common.rpc.cleanup`.
     """
     conf = load_config(options.config_file, options.config_dir)
     try:

@@ -5,7 +5,7 @@ failed), 2 when the command could not be carried out at all (unknown
 image, unreachable service, bad configuration).
 """
 
-from precache import exception
+from precache.common import exception
 
 
 class CLIError(exception.PrecacheException):

@@ -14,9 +14,9 @@ try:
 except backend.exceptions.BackendAlreadySelected:
     pass
 
+from precache.common import exception  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
-from precache import exception  # noqa: E402
 from precache import version  # noqa: E402
 
 LOG = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ import tempfile
 
 from oslo_config import cfg
 
-from precache import all_in_one
 from precache import cmd
+from precache.cmd import all_in_one_runner as all_in_one
 
 cli_opts = [
     cfg.IntOpt('hosts', default=3, min=1,

@@ -1,7 +1,7 @@
 """precache's configuration options, one module per option group.
 
 Options that belong to a plugin are declared by the plugin itself (see
-:mod:`precache.plugin`) and registered when the plugin is loaded.
+:mod:`precache.common.plugin`) and registered when the plugin is loaded.
 """
 
 from oslo_config import cfg

@@ -6,8 +6,8 @@ Options of installed plugins are included under their own groups.
 
 import collections
 
+from precache.common import plugin
 from precache import conf
-from precache import plugin
 
 
 def list_opts():

@@ -16,10 +16,10 @@ from oslo_log import log as logging
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
+from precache.common import exception
 from precache.db import migration
 from precache.db import models
-from precache import exception
-from precache import image as image_mod
+from precache.objects import image as image_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class StateDB(object):
     def record_listing(self, records, complete, now=None):
         """Store the images the listers returned.
 
-        :param records: the :class:`~precache.image.ImageRecord` list.
+        :param records: the :class:`~precache.objects.image.ImageRecord` list.
         :param complete: every lister answered: images not in ``records``
             are no longer listed. When a lister failed, images keep their
             listed state.

@@ -6,8 +6,8 @@ import time
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from precache.common import exception
 from precache.db import api as db_api
-from precache import exception
 
 LOG = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ They are sent through oslo.messaging's Notifier: set
 
 from oslo_log import log as logging
 
-from precache import rpc
+from precache.common import rpc
 from precache.service import views
 
 LOG = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import time
 
 from oslo_log import log as logging
 
+from precache.common import exception
+from precache.common import plugin
 from precache.db import api as db_api
-from precache import exception
-from precache import meta as meta_mod
-from precache import plugin
+from precache.objects import meta as meta_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import oslo_messaging as messaging
 
-from precache import rpc
+from precache.common import rpc
 
 
 class ServiceAPI(object):
@@ -63,7 +63,7 @@ class ServiceAPI(object):
     def desired(self, context, host, labels):
         """Return the meta of every image ``host`` should have (1.1).
 
-        :returns: a list of meta dicts (see :mod:`precache.meta`).
+        :returns: a list of meta dicts (see :mod:`precache.objects.meta`).
         """
         return self._call(context, 'desired', host=host, labels=labels)
 

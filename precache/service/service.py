@@ -7,8 +7,8 @@ import oslo_messaging as messaging
 from oslo_service import service
 
 from precache.agent import rpcapi as agent_rpcapi
+from precache.common import rpc
 from precache.db import api as db_api
-from precache import rpc
 from precache.service import convergence
 from precache.service import manager
 from precache.service import notifications

@@ -11,7 +11,7 @@ import socket
 
 import libtorrent as lt
 
-from precache import exception
+from precache.common import exception
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -21,7 +21,7 @@ import time
 import libtorrent as lt
 from oslo_log import log as logging
 
-from precache import exception
+from precache.common import exception
 
 LOG = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ import urllib.parse
 import libtorrent as lt
 from oslo_log import log as logging
 
-from precache import webserver
+from precache.common import webserver
 
 LOG = logging.getLogger(__name__)
 

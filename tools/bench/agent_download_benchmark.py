@@ -49,8 +49,8 @@ MB = 1000 * 1000
 
 # Runs precache's built-in web server: root and port as arguments.
 PRECACHE_HTTPD = """
+from precache.service.servers import httpd
 import sys
-from precache.servers import httpd
 server = httpd.Server(('127.0.0.1', int(sys.argv[2])), sys.argv[1], 60, 64)
 server.serve_forever()
 """
@@ -147,7 +147,7 @@ class Bench(object):
         if server == 'precache':
             command = [sys.executable, '-c', PRECACHE_HTTPD, self.workdir,
                        str(port)]
-            self.server_name = 'precache.servers.httpd (sendfile)'
+            self.server_name = 'precache.service.servers.httpd (sendfile)'
         else:
             command = [sys.executable, '-m', 'http.server', '--bind',
                        '127.0.0.1', '--directory', self.workdir, str(port)]
@@ -270,9 +270,9 @@ class Bench(object):
 def child(request):
     """Download like the agent does; print a JSON result line."""
     from precache.agent import download
+    from precache.common import fileutils
     from precache.conf import CONF
-    from precache import fileutils
-    from precache import image as image_mod
+    from precache.objects import image as image_mod
 
     CONF([], project='precache', default_config_files=[])
     image = image_mod.ImageRecord(

@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from precache.db import api as db_api
 from precache.db import models
-from precache import image as image_mod
-from precache import meta as meta_mod
+from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
 
 HOSTS = db_api.HOSTS
 HOST_IMAGES = db_api.HOST_IMAGES
@@ -88,7 +88,7 @@ def image_id(index):
 
 
 def record(image_index, listed_by='glance'):
-    """An :class:`~precache.image.ImageRecord` like a Glance lister's."""
+    """An :class:`~.image.ImageRecord` like a Glance lister's."""
     iid = image_id(image_index)
     return image_mod.ImageRecord(
         id=iid, name='golden-%02d' % image_index, disk_format='qcow2',

@@ -92,7 +92,7 @@ def make_image(directory, size_mib):
 
 def decompress_seconds(path, algorithm):
     """Time precache's own decompression of the artifact at ``path``."""
-    from precache import compression
+    from precache.common import compression
 
     class _Discard(object):
         def write(self, data):
@@ -109,7 +109,7 @@ def decompress_seconds(path, algorithm):
 
 def plugins_available():
     """Tell whether the BitTorrent server and source plugins exist."""
-    from precache import plugin
+    from precache.common import plugin
     return (BITTORRENT in plugin.available_plugins('precache.servers') and
             BITTORRENT in plugin.available_plugins('precache.sources'))
 

@@ -63,10 +63,10 @@ sys.path.insert(0, HERE)
 import benchdb  # noqa: E402
 
 from precache.agent import rpcapi as agent_rpcapi  # noqa: E402
+from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
-from precache import rpc  # noqa: E402
 from precache.service import convergence  # noqa: E402
 from precache.service import manager as service_manager  # noqa: E402
 from precache.service import notifications  # noqa: E402
@@ -387,7 +387,7 @@ def main():
         os.setpgrp()
     broker = None
     if not args.transport_url:
-        from precache.tests.functional.servers import rabbitmq
+        from precache.tests.fixtures import rabbitmq
         broker = rabbitmq.RabbitMQFixture()
         broker.setUp()
         args.transport_url = broker.transport_url

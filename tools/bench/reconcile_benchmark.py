@@ -59,11 +59,11 @@ sys.path.insert(0, HERE)
 
 import benchdb  # noqa: E402
 
+from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
 from precache.db import models  # noqa: E402
-from precache import rpc  # noqa: E402
 from precache.service import convergence  # noqa: E402
 from precache.service import notifications  # noqa: E402
 

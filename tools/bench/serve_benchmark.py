@@ -11,7 +11,7 @@ burst of load on the machine hits both alike:
 (b) ``HTTPServer.serve(image, IMAGE)`` with the ``file`` fetcher's
     semantics (the image is already local): zstd level 3, one worker per
     CPU, sha256 of the artifact, written with
-    :func:`precache.fileutils.atomic_write` (which fsyncs) into a fresh
+    :func:`precache.common.fileutils.atomic_write` (which fsyncs) into a fresh
     document root each round.
 
 The image is read once beforehand, so both read it from the page cache;
@@ -48,8 +48,8 @@ import imagegen  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 import zstandard  # noqa: E402
 
-from precache import image as image_mod  # noqa: E402
-from precache.servers import http as http_server  # noqa: E402
+from precache.objects import image as image_mod  # noqa: E402
+from precache.service.servers import http as http_server  # noqa: E402
 
 MB = 1000 * 1000
 _UNITS = {'': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}

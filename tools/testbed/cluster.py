@@ -21,13 +21,13 @@ import time
 from oslo_config import cfg
 
 from precache.agent import rpcapi as agent_rpcapi
+from precache.common import rpc
 import precache.conf  # noqa: F401 (registers the options)
 from precache.db import models
-from precache import rpc
-from precache.tests.functional import control_plane
-from precache.tests.functional import servers
-from precache.tests.functional.servers import rabbitmq
-from precache.tests.functional.servers import squid
+from precache.tests import fixtures as servers
+from precache.tests.fixtures import control_plane
+from precache.tests.fixtures import rabbitmq
+from precache.tests.fixtures import squid
 
 import netns
 

@@ -20,8 +20,8 @@ import sys
 import threading
 
 from precache import cmd
-from precache import fileutils
-from precache import rpc
+from precache.common import fileutils
+from precache.common import rpc
 from precache.service import pipeline as pipeline_mod
 
 

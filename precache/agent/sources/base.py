@@ -5,8 +5,8 @@ import hashlib
 
 from oslo_log import log as logging
 
-from precache import exception
-from precache import plugin
+from precache.common import exception
+from precache.common import plugin
 
 LOG = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
     :meth:`stream`. A plugin implements :meth:`iter_chunks`; the base
     class checks what was transferred against the source's ``size`` and
     ``hash_value`` and turns every failure into
-    :class:`~precache.exception.SourceFailed`. Decompression and the
+    :class:`~precache.common.exception.SourceFailed`. Decompression and the
     verification of the image's own hash are the Downloader's job.
 
     One instance serves every download of the agent, possibly several at
@@ -47,10 +47,10 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
         proxies belong here: when this generator ends, every byte must
         have been yielded exactly once.
 
-        :param image: the :class:`~precache.image.ImageRecord` being
+        :param image: the :class:`~precache.objects.image.ImageRecord` being
             downloaded.
         :param source: one entry of ``meta['sources']`` (see
-            :mod:`precache.meta`) whose ``method`` is :attr:`method`.
+            :mod:`precache.objects.meta`) whose ``method`` is :attr:`method`.
         :raises SourceFailed: the source cannot deliver the artifact; the
             reason must say precisely why (which URL or proxy, which HTTP
             status, after how many attempts) so an operator can act.
@@ -72,7 +72,7 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
         return source.get('url') or self.method
 
     def failed(self, image, source, reason):
-        """Return a :class:`~precache.exception.SourceFailed` to raise."""
+        """Return a :class:`.exception.SourceFailed` to raise."""
         return exception.SourceFailed(image_id=image.id, method=self.method,
                                       locator=self.locator(source),
                                       reason=reason)

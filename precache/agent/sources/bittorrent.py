@@ -23,7 +23,7 @@ BitTorrent.
 
 A swarm that makes no progress for ``stall_timeout`` seconds, a torrent
 that is not valid or does not match the source, repeated hash failures
-and storage errors raise :class:`~precache.exception.SourceFailed` with
+and storage errors raise :class:`~precache.common.exception.SourceFailed` with
 the reason, and the Downloader tries the next source (the plain ``http``
 one the ``bittorrent`` server lists after it).
 

@@ -3,12 +3,12 @@
 This is what Nova does on a cache miss, and the baseline the other
 sources improve on: every host reads the whole image from Glance. The
 client is built from the agent's ``[glance]`` options (see
-:mod:`precache.glance`). Glance serves the image's own bytes, so a
+:mod:`precache.common.glance`). Glance serves the image's own bytes, so a
 ``glance`` source has no ``compression`` (``none``).
 """
 
 from precache.agent.sources import base
-from precache import glance
+from precache.common import glance
 
 
 class GlanceSource(glance.ClientMixin, base.ImageSource):

@@ -1,6 +1,6 @@
 """Base class of the functional tests (real servers, real clients)."""
 
-from precache import glance
+from precache.common import glance
 from precache.tests import base
 
 
@@ -8,7 +8,7 @@ class FunctionalTestCase(base.TestCase):
     """A :class:`precache.tests.base.TestCase` for tests on real servers.
 
     The servers themselves are fixtures in
-    :mod:`precache.tests.functional.servers`.
+    :mod:`precache.tests.fixtures`.
     """
 
     @classmethod
@@ -31,7 +31,7 @@ class FunctionalTestCase(base.TestCase):
         server's endpoint are configured, as an operator would.
 
         :param glance_server: a started
-            :class:`~precache.tests.functional.servers.glance.GlanceServerFixture`.
+            :class:`~precache.tests.fixtures.glance.GlanceServerFixture`.
         """
         self.config_fixture.register_opts(glance.auth_plugin_opts('none'),
                                           group='glance')

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from precache import image as image_mod
+from precache.objects import image as image_mod
 from precache.tests.functional import base
 
 

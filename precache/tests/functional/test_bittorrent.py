@@ -18,12 +18,12 @@ import time
 from oslo_log import log as logging
 from testtools import content
 
-from precache import image as image_mod
-from precache import plugin
-from precache import rpc
-from precache.tests.functional import control_plane
+from precache.common import plugin
+from precache.common import rpc
+from precache.common import verify
+from precache.objects import image as image_mod
+from precache.tests.fixtures import control_plane
 from precache.tests.functional import test_distribution
-from precache import verify
 
 LOG = logging.getLogger(__name__)
 

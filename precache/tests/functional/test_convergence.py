@@ -18,11 +18,11 @@ import subprocess
 import sys
 import time
 
-from precache import image as image_mod
-from precache import rpc
-from precache.tests.functional import control_plane
+from precache.common import rpc
+from precache.common import verify
+from precache.objects import image as image_mod
+from precache.tests.fixtures import control_plane
 from precache.tests.functional import test_distribution
-from precache import verify
 
 HOSTS = ['cmp-%d' % i for i in range(1, 7)]
 LATE_HOST = 'cmp-6'

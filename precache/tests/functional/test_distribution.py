@@ -14,15 +14,15 @@ import time
 from oslo_concurrency import lockutils
 
 from precache.agent import rpcapi as agent_rpcapi
-from precache import image as image_mod
-from precache import meta as meta_mod
-from precache import plugin
-from precache import rpc
+from precache.common import plugin
+from precache.common import rpc
+from precache.common import verify
+from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
 from precache.service import pipeline as pipeline_mod
+from precache.tests.fixtures import control_plane
+from precache.tests.fixtures import rabbitmq
 from precache.tests.functional import base
-from precache.tests.functional import control_plane
-from precache.tests.functional.servers import rabbitmq
-from precache import verify
 
 MiB = 1024 * 1024
 
@@ -244,7 +244,7 @@ class AgentFaultsTest(DistributionTestCase):
         self.assertNothingLanded(agent, self.image_id)
 
     def test_dead_first_proxy_falls_back(self):
-        from precache.tests.functional import servers
+        from precache.tests import fixtures as servers
         dead_proxy = 'http://127.0.0.1:%d' % servers.free_port()
         agent, = self.start_agents(1, options={
             'agent': {'proxies': [dead_proxy]}})

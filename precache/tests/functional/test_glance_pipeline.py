@@ -7,14 +7,14 @@ import os
 import requests
 
 from precache.agent import download
-from precache import compression
-from precache import image as image_mod
-from precache import meta as meta_mod
-from precache import plugin
+from precache.common import compression
+from precache.common import plugin
+from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
 from precache.service import pipeline as pipeline_mod
+from precache.tests.fixtures import glance as glance_server
 from precache.tests.functional import base
-from precache.tests.functional.servers import glance as glance_server
-from precache.tests.unit import test_pipeline
+from precache.tests.unit.service import test_pipeline
 
 
 class GlancePipelineTest(base.FunctionalTestCase):

@@ -5,11 +5,11 @@ import hashlib
 import os
 import uuid
 
-from precache import exception
-from precache import image as image_mod
-from precache import plugin
+from precache.common import exception
+from precache.common import plugin
+from precache.objects import image as image_mod
+from precache.tests.fixtures import glance as glance_server
 from precache.tests.functional import base
-from precache.tests.functional.servers import glance as glance_server
 
 
 class TestGlancePlugins(base.FunctionalTestCase):

@@ -9,7 +9,7 @@ from keystoneauth1 import noauth
 from keystoneauth1 import session as ks_session
 from oslotest import base
 
-from precache.tests.functional.servers import glance
+from precache.tests.fixtures import glance
 
 
 def _ids(images):

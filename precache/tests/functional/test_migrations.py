@@ -1,7 +1,7 @@
 """The schema migrations on sqlite, MySQL/MariaDB and PostgreSQL.
 
 Each backend runs the same tests (one class per backend), each on a fresh
-database of :class:`~precache.tests.functional.db.DatabaseFixture`:
+database of :class:`~precache.tests.fixtures.databases.DatabaseFixture`:
 
 * upgrade to head records the head revision and creates the models' tables;
 * downgrade to base leaves nothing behind, and upgrading again works;
@@ -29,8 +29,8 @@ import sqlalchemy as sa
 
 from precache.db import migration
 from precache.db import models
+from precache.tests.fixtures import databases as db
 from precache.tests.functional import base
-from precache.tests.functional import db
 
 ALEMBIC_TABLE = 'alembic_version'
 
@@ -57,7 +57,7 @@ def _row_counts(engine):
 class MigrationsMixin(test_migrations.ModelsMigrationsSync):
     """The migration tests; a subclass names its ``BACKEND``."""
 
-    #: One of :data:`precache.tests.functional.db.BACKENDS`.
+    #: One of :data:`precache.tests.fixtures.databases.BACKENDS`.
     BACKEND = None
 
     def setUp(self):

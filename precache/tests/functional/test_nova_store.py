@@ -11,18 +11,18 @@ import subprocess
 import sys
 import threading
 
-from precache import exception
-from precache.stores import base as store_base
+from precache.agent.stores import base as store_base
+from precache.common import exception
 from precache.tests import base
-from precache.tests.unit import test_store_base as helpers
+from precache.tests.unit.agent.stores import test_base as helpers
 
 MiB = 1024 * 1024
 # What nova.utils.synchronized(<sha1>, external=True, lock_path=...) does
 # around Nova's fetch into the image cache (imagebackend.Image.cache);
 # after the release line it may write the base file as Nova's fetch would.
 NOVA_LOCK_HOLDER = """
-import sys
 from oslo_concurrency import lockutils
+import sys
 
 synchronized = lockutils.synchronized_with_prefix('nova-')
 
@@ -39,8 +39,8 @@ fetch_func_sync()
 """
 # Tries Nova's lock without waiting; prints whether it got it.
 NOVA_LOCK_PROBE = """
-import sys
 from oslo_concurrency import lockutils
+import sys
 
 lock = lockutils.external_lock(sys.argv[1], lock_file_prefix='nova-',
                                lock_path=sys.argv[2])

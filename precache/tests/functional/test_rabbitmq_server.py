@@ -8,7 +8,7 @@ import oslo_messaging
 from oslo_messaging import conffixture
 from oslotest import base
 
-from precache.tests.functional.servers import rabbitmq
+from precache.tests.fixtures import rabbitmq
 
 DELIVERY_TIMEOUT = 20
 

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from precache import fileutils
+from precache.common import fileutils
 from precache.tests.functional import base
 
 MiB = 1024 * 1024

@@ -1,7 +1,8 @@
 """The sample Squid configuration in front of the http server's web server.
 
 A real Squid, configured by ``etc/squid/precache-squid.conf`` with only its
-placeholders replaced, proxies a real :class:`precache.servers.httpd.Server`
+placeholders replaced, proxies a real
+:class:`precache.service.servers.httpd.Server`
 whose requests are counted: a second fetch must be a hit that costs the
 origin nothing, a resumed (Range) first fetch must still cache the whole
 artifact, and an expired entry must be revalidated with the ETag (304, no
@@ -14,9 +15,9 @@ import time
 
 import requests
 
-from precache.servers import httpd
+from precache.service.servers import httpd
+from precache.tests.fixtures import squid
 from precache.tests.functional import base
-from precache.tests.functional.servers import squid
 
 ARTIFACT_SIZE = 3 * 1024 * 1024 + 17
 

@@ -1,6 +1,6 @@
 """The state database's queries on MariaDB and PostgreSQL.
 
-The unit tests of :mod:`precache.tests.unit.test_state_db` (listing,
+The unit tests of :mod:`precache.tests.unit.db.test_api` (listing,
 heartbeat and inventory, reports and rounds, ``lacking``, duplicate
 answers from concurrent threads) run here on a fresh database of each
 server, made by :class:`DatabaseFixture` and migrated by
@@ -8,9 +8,9 @@ server, made by :class:`DatabaseFixture` and migrated by
 (fails with ``PRECACHE_REQUIRE_DATABASES=1``).
 """
 
-from precache.tests.functional import db as db_fixture
-from precache.tests.unit import state_base
-from precache.tests.unit import test_state_db
+from precache.tests.fixtures import databases as db_fixture
+from precache.tests.unit.db import test_api as test_state_db
+from precache.tests.unit.service import state_base
 
 
 class BackendMixin(object):

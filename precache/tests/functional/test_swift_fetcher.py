@@ -4,11 +4,11 @@ import hashlib
 import os
 import uuid
 
-from precache import exception
-from precache import image as image_mod
-from precache import plugin
+from precache.common import exception
+from precache.common import plugin
+from precache.objects import image as image_mod
+from precache.tests.fixtures import swift as swift_server
 from precache.tests.functional import base
-from precache.tests.functional.servers import swift as swift_server
 
 
 def _record(data, image_id=None):

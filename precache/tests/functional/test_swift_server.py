@@ -8,7 +8,7 @@ from oslotest import base
 import requests
 from swiftclient import utils as swift_utils
 
-from precache.tests.functional.servers import swift
+from precache.tests.fixtures import swift
 
 TEMPURL_TTL = 300
 

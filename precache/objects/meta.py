@@ -1,0 +1,182 @@
+"""``meta``: the wire contract of ``cache(image_id, meta)``.
+
+``meta`` is a JSON-serialisable dict, built by the service and validated by
+:func:`validate` on both ends. Its ``version`` is ``MAJOR.MINOR``: an agent
+accepts any minor version of the major versions it knows, ignoring keys it
+does not know, and refuses other major versions.
+
+Example::
+
+    {"version": "1.0",
+     "generation": 1795046400123,
+     "image": {"id": "...", "name": "...", "disk_format": "qcow2",
+               "size": 123, "os_hash_algo": "sha512",
+               "os_hash_value": "...", "checksum": "..."},
+     "sources": [{"method": "http", "url": "http://origin/x.zst",
+                  "compression": "zstd", "size": 45,
+                  "hash_algo": "sha256", "hash_value": "..."},
+                 {"method": "bittorrent", "torrent": "<base64>",
+                  "info_hash": "<40 hex digits>",
+                  "peers": ["seed.example.org:6881"],
+                  "inject_url": "http://seed.example.org:6969/inject",
+                  "compression": "zstd", "size": 45,
+                  "hash_algo": "sha256", "hash_value": "..."},
+                 {"method": "glance"}],
+     "targets": {"hosts": ["cmp-*"], "labels": ["az1"]},
+     "pin_until": null}
+
+``image.os_hash_value`` (or the md5 ``checksum`` when there is no multihash)
+is the hash of the image's bytes as Glance stores them, after the source's
+compression is undone: the agent verifies that before anything lands.
+
+Version history:
+
+* 1.0 - first version.
+* 1.1 - ``bittorrent`` sources: ``torrent`` (base64 of a bencoded v1
+  torrent of the artifact), ``info_hash`` (its hex v1 info-hash) and
+  ``peers`` (``host:port`` of peers to connect to, e.g. the seed) and
+  optionally ``inject_url`` (the service tracker's first-copy URL, see
+  :mod:`precache.torrent.injector`).
+"""
+
+import time
+
+import jsonschema
+
+from precache.common import exception
+
+VERSION = '1.1'
+MAJOR_VERSION = 1
+
+METHODS = ('http', 'glance', 'swift', 'bittorrent')
+COMPRESSIONS = ('none', 'gzip', 'zstd')
+
+_HEX = {'type': 'string', 'pattern': '^[0-9a-fA-F]+$'}
+_NULLABLE_STR = {'type': ['string', 'null']}
+_NULLABLE_INT = {'type': ['integer', 'null'], 'minimum': 0}
+_BASE64 = {'type': 'string', 'minLength': 4,
+           'pattern': '^[A-Za-z0-9+/]+={0,2}$'}
+# host:port, [IPv6]:port
+_PEER = {'type': 'string',
+         'pattern': r'^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]/]+):[0-9]{1,5}$'}
+
+IMAGE_SCHEMA = {
+    'type': 'object',
+    'required': ['id', 'disk_format', 'size'],
+    'properties': {
+        'id': {'type': 'string', 'minLength': 1, 'maxLength': 255,
+               'pattern': r'^[^/\\\x00]+$'},
+        'name': _NULLABLE_STR,
+        'disk_format': {'type': 'string', 'minLength': 1},
+        'container_format': _NULLABLE_STR,
+        'size': {'type': 'integer', 'minimum': 0},
+        'virtual_size': _NULLABLE_INT,
+        'os_hash_algo': _NULLABLE_STR,
+        'os_hash_value': {'anyOf': [_HEX, {'type': 'null'}]},
+        'checksum': {'anyOf': [_HEX, {'type': 'null'}]},
+        'updated_at': _NULLABLE_STR,
+    },
+    'anyOf': [
+        {'required': ['os_hash_algo', 'os_hash_value'],
+         'properties': {'os_hash_algo': {'type': 'string'},
+                        'os_hash_value': _HEX}},
+        {'required': ['checksum'], 'properties': {'checksum': _HEX}},
+    ],
+}
+
+SOURCE_SCHEMA = {
+    'type': 'object',
+    'required': ['method'],
+    'properties': {
+        'method': {'type': 'string', 'minLength': 1},
+        'url': {'type': 'string', 'pattern': '^https?://'},
+        'compression': {'enum': list(COMPRESSIONS)},
+        'size': _NULLABLE_INT,
+        'hash_algo': _NULLABLE_STR,
+        'hash_value': {'anyOf': [_HEX, {'type': 'null'}]},
+        'torrent': _BASE64,
+        'info_hash': {'type': 'string', 'pattern': '^[0-9a-fA-F]{40}$'},
+        'peers': {'type': 'array', 'items': _PEER},
+        'inject_url': {'type': 'string', 'pattern': '^https?://'},
+    },
+    'allOf': [
+        {'if': {'properties': {'method': {'enum': ['http', 'swift']}}},
+         'then': {'required': ['url', 'compression']}},
+        {'if': {'properties': {'method': {'const': 'bittorrent'}}},
+         'then': {'required': ['torrent', 'info_hash', 'compression']}},
+    ],
+}
+
+META_SCHEMA = {
+    'type': 'object',
+    'required': ['version', 'generation', 'image', 'sources'],
+    'properties': {
+        'version': {'type': 'string', 'pattern': r'^\d+\.\d+$'},
+        'generation': {'type': 'integer', 'minimum': 0},
+        'image': IMAGE_SCHEMA,
+        'sources': {'type': 'array', 'minItems': 1, 'items': SOURCE_SCHEMA},
+        'targets': {
+            'type': ['object', 'null'],
+            'properties': {
+                'hosts': {'type': 'array', 'items': {'type': 'string'}},
+                'labels': {'type': 'array', 'items': {'type': 'string'}},
+            },
+        },
+        'pin_until': {'type': ['number', 'null']},
+    },
+}
+
+_VALIDATOR = jsonschema.Draft7Validator(META_SCHEMA)
+
+
+def new_generation():
+    """Return a generation number: later calls return larger numbers."""
+    return time.time_ns() // 1000
+
+
+def build(image, sources, targets=None, pin_until=None, generation=None):
+    """Build and validate a meta dict.
+
+    :param image: the :class:`precache.objects.image.ImageRecord` being
+        distributed.
+    :param sources: list of source dicts, most preferred first.
+    :param targets: optional ``{'hosts': [...], 'labels': [...]}``; hosts
+        may be shell-style globs. ``None`` means every host.
+    :param pin_until: optional UNIX time until which agents keep the image.
+    :param generation: decision sequence number; a fresh one by default.
+    :returns: the meta dict.
+    :raises InvalidMeta: the result does not follow the schema.
+    """
+    record = image.to_dict()
+    meta = {
+        'version': VERSION,
+        'generation': new_generation() if generation is None else generation,
+        'image': {k: record[k] for k in IMAGE_SCHEMA['properties']},
+        'sources': list(sources),
+        'targets': targets,
+        'pin_until': pin_until,
+    }
+    return validate(meta)
+
+
+def validate(meta):
+    """Check ``meta`` against the schema and its version.
+
+    :returns: ``meta`` itself.
+    :raises InvalidMeta: with every problem found, so a sender can be fixed
+        from one log line.
+    """
+    if not isinstance(meta, dict):
+        raise exception.InvalidMeta(
+            reason='expected an object, got %s' % type(meta).__name__)
+    errors = sorted(_VALIDATOR.iter_errors(meta), key=lambda e: e.path)
+    if errors:
+        raise exception.InvalidMeta(reason='; '.join(
+            '%s: %s' % ('/'.join(str(p) for p in e.absolute_path) or '.',
+                        e.message) for e in errors))
+    major = int(meta['version'].split('.')[0])
+    if major != MAJOR_VERSION:
+        raise exception.InvalidMeta(
+            reason='version %s is not supported (this agent speaks %d.x)'
+            % (meta['version'], MAJOR_VERSION))
+    return meta

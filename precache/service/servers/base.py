@@ -1,0 +1,42 @@
+"""The ImageServer plugin interface (namespace ``precache.servers``)."""
+
+import abc
+
+from precache.common import plugin
+
+
+class ImageServer(plugin.Plugin, metaclass=abc.ABCMeta):
+    """Makes a fetched image available to the agents.
+
+    :param conf: the process's ConfigOpts.
+    """
+
+    #: True when the server needs the image's bytes in the staging area;
+    #: a server that lets agents download from elsewhere (e.g. Glance)
+    #: sets it to False and the service skips the fetch.
+    needs_local_copy = True
+
+    def start(self):
+        """Start what runs for the life of the service.
+
+        A web server or a seeder, for instance. Called once before the
+        first run; the default does nothing.
+        """
+
+    def stop(self):
+        """Stop what :meth:`start` started. The default does nothing."""
+
+    @abc.abstractmethod
+    def serve(self, image, path):
+        """Publish ``image`` and describe how to download it.
+
+        Must be idempotent and cheap when the image is already served
+        unchanged: it is called on every run.
+
+        :param image: a :class:`precache.objects.image.ImageRecord`.
+        :param path: local path of the verified image bytes, or ``None``
+            when :attr:`needs_local_copy` is False.
+        :returns: the list of source dicts for ``meta['sources']`` (see
+            :mod:`precache.objects.meta`), most preferred first.
+        :raises ServeFailed: the image could not be published.
+        """

@@ -1,0 +1,346 @@
+"""The ``bittorrent`` image server: a swarm seeded by the service.
+
+The compressed artifact is made and served by the ``http`` server (its
+``[http_server]`` options apply unchanged). This plugin describes that
+file in a v1 torrent with an explicit piece size, lists the artifact's
+HTTP URL in the torrent as a web seed (BEP 19), and seeds it from the
+service's own libtorrent session in seed mode: the file was just written
+and its sha256 checked by the ``http`` server, so it is not hashed again
+for seeding (only once, to make the torrent, the first time the artifact
+is served by this process).
+
+``meta`` gets two sources: ``bittorrent`` first, the plain ``http`` one
+after it as the fallback of agents without BitTorrent or whose swarm
+stalls.
+
+How agents find peers, without DHT or a public tracker:
+
+* the service runs its own small tracker (:mod:`precache.torrent.tracker`,
+  ``tracker_port``), written first into every torrent: an agent's first
+  announce returns the agents already in the swarm, so it connects to
+  them at once and the swarm is a mesh within seconds of the cast. The
+  tracker also hands out first copies (the source's ``inject_url``):
+  each piece is fetched from the origin's web server by one agent, which
+  passes it on; the seed does not announce, so those agents trade only
+  with each other;
+* the seed's address (``peer_host``, port of the session) is always in
+  the ``bittorrent`` source's ``peers``; agents connect to it when they
+  do not take first copies, when fetching them fails or stalls, or when
+  the tracker cannot be reached;
+* peer exchange (``ut_pex``, on in every precache session) passes
+  addresses on as well, once a minute;
+* ``trackers`` optionally names trackers run by the operator (e.g.
+  Debian's ``opentracker``), written into the torrent after the built-in
+  one; agents announce to every tracker of a torrent.
+
+DHT, local service discovery, UPnP and NAT-PMP are always off; uTP is off
+unless ``enable_utp`` is set.
+"""
+
+import socket
+import threading
+
+import libtorrent as lt
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from precache.common import exception
+from precache.common import plugin
+from precache.service.servers import base
+from precache.torrent import metainfo
+from precache.torrent import session as session_mod
+from precache.torrent import tracker as tracker_mod
+
+LOG = logging.getLogger(__name__)
+
+GROUP = 'bittorrent_server'
+_WILDCARD_HOSTS = ('', '0.0.0.0', '::')
+
+bittorrent_server_opts = [
+    cfg.HostAddressOpt('listen_host',
+                       default='0.0.0.0',
+                       help='Address the seeding BitTorrent session '
+                            'listens on. The default, every IPv4 '
+                            'address, lets the agents of all compute '
+                            'hosts connect; use a specific address to '
+                            'seed on one network only (127.0.0.1 for a '
+                            'single-host test).'),
+    cfg.PortOpt('listen_port',
+                default=6881,
+                help='TCP port of the seeding session; 0 picks a free '
+                     'port (the one chosen is put in meta).'),
+    cfg.StrOpt('peer_host',
+               sample_default='<listen_host, or this host\'s fully '
+                              'qualified name>',
+               help='Address or name of this host that agents connect to, '
+                    'put in meta as the seed\'s peer address. Unset means '
+                    'listen_host when it is a specific address, else this '
+                    'host\'s fully qualified name.'),
+    cfg.IntOpt('piece_size_kb',
+               default=1024, min=16,
+               help='Piece size of the torrents in KiB, a power of two of '
+                    '16 or more. An agent passes a piece on to other '
+                    'agents only once it has all of it, and each piece '
+                    'comes from one or a few connections, each with a '
+                    'share of a link: smaller pieces move through the '
+                    'swarm sooner, larger ones make smaller torrents '
+                    '(20 bytes per piece in meta). 1 MiB suits images of '
+                    'up to a few GB (a 4 GB artifact: 80 KB of hashes); '
+                    'use 64 to 256 KiB for a swarm of slow links (tens '
+                    'of Mbit/s), 4 MiB for '
+                    'artifacts of tens of GB. A change applies when an '
+                    'artifact is next served by a restarted service.'),
+    cfg.IntOpt('upload_rate_limit',
+               default=0, min=0,
+               help='Bytes per second the seed uploads to all agents '
+                    'together; 0 means no cap. The web seed (the http '
+                    'server) is not limited by it.'),
+    cfg.BoolOpt('tracker',
+                default=True,
+                help='Run the built-in BitTorrent tracker, listed first in '
+                     'every torrent, so that agents learn of each other '
+                     'with their first announce. Without it (and without '
+                     'operator trackers) agents know the seed and learn '
+                     'of each other through peer exchange only, about '
+                     'once a minute.'),
+    cfg.PortOpt('tracker_port',
+                default=6969,
+                help='TCP port of the built-in tracker, on listen_host; 0 '
+                     'picks a free port.'),
+    cfg.IntOpt('announce_interval',
+               default=60, min=5,
+               help='Seconds between two announces the built-in tracker '
+                    'asks of each agent; an agent that did not announce '
+                    'for three intervals is no longer handed out.'),
+    cfg.IntOpt('upload_slots',
+               default=4, min=-1,
+               help='Agents the seed uploads to at the same time (they '
+                    'take turns, every second). Few slots make the seed '
+                    'send pieces nobody has yet, which the agents then '
+                    'pass on to each other; -1 uploads to every agent at '
+                    'once, which sends the same pieces several times.'),
+    cfg.IntOpt('first_copy_streams',
+               default=tracker_mod.FIRST_COPY_STREAMS, min=1,
+               help='Pieces the built-in tracker lets agents fetch from the '
+                    'origin\'s web server at the same time (first copies, '
+                    'each handed to one agent, which passes it on). It '
+                    'bounds the fetches the origin serves at once; too few '
+                    'leave its uplink idle, as each fetch shares its '
+                    'agent\'s downlink with the swarm\'s connections.'),
+    cfg.ListOpt('trackers',
+                default=[],
+                help='Announce URLs of BitTorrent trackers run by the '
+                     'operator (e.g. http://tracker.example.org:6969/'
+                     'announce of an opentracker), written into every '
+                     'torrent after the built-in tracker. Optional: '
+                     'agents always learn the seed\'s address from meta.'),
+    cfg.BoolOpt('enable_utp',
+                default=False,
+                help='Accept and make uTP connections besides TCP. Off by '
+                     'default: TCP alone moves data faster on dedicated '
+                     'links.'),
+]
+
+
+class BitTorrentServer(base.ImageServer):
+    """Seeds compressed images; the ``http`` server is the web seed.
+
+    :param conf: the process's ConfigOpts.
+    :raises ConfigurationError: the options contradict each other.
+    """
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        self.piece_size = metainfo.check_piece_size(
+            self.options.piece_size_kb)
+        self.http = plugin.load_plugin('precache.servers', 'http', conf,
+                                       option='[service] server')
+        self.seeder = None
+        self.tracker = None
+
+    @classmethod
+    def get_config_group(cls):
+        return GROUP
+
+    @classmethod
+    def get_config_opts(cls):
+        return bittorrent_server_opts
+
+    def start(self):
+        """Start the web server, the tracker, then the seeding session."""
+        self.http.start()
+        opts = self.options
+        try:
+            if opts.tracker:
+                self.tracker = self._make_tracker(opts)
+                self.tracker.start()
+            self.seeder = Seeder(session_mod.Session(
+                session_mod.settings(opts.listen_host, opts.listen_port,
+                                     opts.enable_utp,
+                                     opts.upload_rate_limit,
+                                     upload_slots=opts.upload_slots),
+                name='seed'),
+                swarms=self.tracker.swarms if self.tracker else None)
+        except BaseException:
+            self._stop_tracker()
+            self.http.stop()
+            raise
+
+    def stop(self):
+        """Stop seeding, the tracker, then the web server."""
+        if self.seeder is not None:
+            self.seeder.stop()
+            self.seeder = None
+        self._stop_tracker()
+        self.http.stop()
+
+    @staticmethod
+    def _make_tracker(opts):
+        address = (opts.listen_host, opts.tracker_port)
+        try:
+            return tracker_mod.Tracker(address, opts.announce_interval,
+                                       opts.first_copy_streams)
+        except OSError as exc:
+            raise exception.ConfigurationError(
+                reason='the built-in tracker cannot listen on %s port %d '
+                       '(%s); check [%s] listen_host and tracker_port, or '
+                       'set tracker = false' % (address + (exc, GROUP)))
+
+    def _stop_tracker(self):
+        if self.tracker is not None:
+            self.tracker.stop()
+            self.tracker = None
+
+    @property
+    def host(self):
+        """This host's address or name, as agents reach it."""
+        host = self.options.peer_host or self.options.listen_host
+        if host in _WILDCARD_HOSTS:
+            host = socket.getfqdn()
+        return host
+
+    @property
+    def peer(self):
+        """The seed's ``host:port`` as put in meta."""
+        return metainfo.format_peer(self.host, self.seeder.port)
+
+    def tracker_url(self, path):
+        """Return the built-in tracker's URL of ``path``."""
+        return 'http://%s%s' % (
+            metainfo.format_peer(self.host, self.tracker.port), path)
+
+    @property
+    def trackers(self):
+        """Announce URLs written into the torrents: ours, the operator's."""
+        urls = list(self.options.trackers)
+        if self.tracker is not None:
+            urls.insert(0, self.tracker_url(tracker_mod.ANNOUNCE_PATH))
+        return urls
+
+    def serve(self, image, path):
+        """Publish the artifact over HTTP and seed its torrent.
+
+        :returns: ``[bittorrent source, http source]``.
+        :raises ServeFailed: the artifact or its torrent could not be
+            made, or the server is not started.
+        """
+        if self.seeder is None:
+            raise exception.ServeFailed(image_id=image.id,
+                                        reason='the bittorrent server is '
+                                               'not started')
+        http_source, = self.http.serve(image, path)
+        artifact = self.http.artifact_path(image)
+        try:
+            torrent, key = self.seeder.seed(
+                image.id, artifact, http_source['hash_value'],
+                self.piece_size, http_source['url'], self.trackers)
+        except Exception as exc:
+            raise exception.ServeFailed(
+                image_id=image.id,
+                reason='seeding %s failed: %s' % (artifact, exc)) from exc
+        source = {'method': 'bittorrent',
+                  'torrent': metainfo.encode(torrent),
+                  'info_hash': key,
+                  'peers': [self.peer]}
+        if self.tracker is not None:
+            source['inject_url'] = self.tracker_url(tracker_mod.INJECT_PATH)
+        for name in ('compression', 'size', 'hash_algo', 'hash_value'):
+            source[name] = http_source[name]
+        return [source, http_source]
+
+
+class Seeder(object):
+    """The torrents a session seeds, one per image.
+
+    :param session: a :class:`precache.torrent.session.Session`; closed
+        by :meth:`stop`.
+    :param swarms: the built-in tracker's
+        :class:`~precache.torrent.tracker.Swarms`, told which torrents are
+        seeded; None without it.
+    """
+
+    def __init__(self, session, swarms=None):
+        self.session = session
+        self.swarms = swarms
+        self._lock = threading.Lock()
+        #: image id -> (what the torrent was made of, bytes, info-hash,
+        #: handle)
+        self._torrents = {}
+
+    @property
+    def port(self):
+        return self.session.port
+
+    def seed(self, image_id, path, digest, piece_size, web_seed, trackers):
+        """Seed the file at ``path`` as image ``image_id``'s torrent.
+
+        The torrent is made once per artifact and kept while it does not
+        change; an image's previous torrent stops being seeded.
+
+        :param digest: the artifact's hash: a torrent is made again when
+            it changes.
+
+        :returns: ``(bencoded torrent, hex info-hash)``.
+        """
+        recipe = (path, digest, piece_size, web_seed, tuple(trackers))
+        with self._lock:
+            current = self._torrents.get(image_id)
+            if current is not None and current[0] == recipe:
+                return current[1], current[2]
+            torrent = metainfo.make_torrent(path, piece_size, [web_seed],
+                                            trackers)
+            params = metainfo.load(metainfo.encode(torrent))
+            params.save_path = path.rsplit('/', 1)[0]
+            params.flags |= (lt.torrent_flags.seed_mode |
+                             lt.torrent_flags.override_web_seeds)
+            params.url_seeds = []  # the seed has the file: no web seed
+            if self.swarms is not None:
+                # Agents learn of the seed from the source's peers; the
+                # built-in tracker lists agents only, which take first
+                # copies from the origin and trade them among themselves.
+                params.trackers = []
+            handle = self.session.add_torrent(params)
+            key = session_mod.info_hash(params.ti)
+            if self.swarms is not None:
+                self.swarms.track(key, params.ti.num_pieces())
+            if current is not None and current[2] != key:
+                self.session.remove_torrent(current[3])
+                if self.swarms is not None:
+                    self.swarms.untrack(current[2])
+            self._torrents[image_id] = (recipe, torrent, key, handle)
+        LOG.info('Seeding image %s: %s, %d pieces of %d KiB, info-hash %s',
+                 image_id, path, params.ti.num_pieces(),
+                 piece_size // metainfo.KiB, key)
+        return torrent, key
+
+    def handle(self, image_id):
+        """Return the torrent handle seeding ``image_id``, or None."""
+        with self._lock:
+            current = self._torrents.get(image_id)
+        return current[3] if current else None
+
+    def stop(self):
+        """Stop seeding every torrent and close the session."""
+        with self._lock:
+            self._torrents.clear()
+        self.session.close()

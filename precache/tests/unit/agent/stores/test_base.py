@@ -1,0 +1,541 @@
+"""What every ImageStore does: the landing template, space, recovery.
+
+The behaviour is run against both built-in stores. ``qemu-img`` is not
+run here (it is in the functional tests): its ``info`` is faked to report
+raw content.
+"""
+
+import errno
+import json
+import os
+import random
+import subprocess
+from unittest import mock
+import uuid
+
+import fixtures
+from oslo_concurrency import processutils
+from oslo_utils import imageutils
+
+from precache.agent.stores import base as store_base
+from precache.agent.stores import directory
+from precache.agent.stores import nova_libvirt
+from precache.common import exception
+from precache.common import fileutils
+from precache.objects.image import ImageRecord
+from precache.tests import base
+
+DATA = b'precache' * 8192
+MiB = 1024 * 1024
+
+
+def make_image(image_id=None, data=DATA, **fields):
+    """Return an ImageRecord of raw ``data``; ``fields`` override."""
+    fields.setdefault('disk_format', 'raw')
+    fields.setdefault('size', len(data))
+    if image_id is None:
+        image_id = str(uuid.uuid4())
+    return ImageRecord(id=image_id, **fields)
+
+
+def writer(data, calls=None):
+    """Return a ``write`` callable writing ``data``; counts its calls."""
+    def write(fileobj):
+        if calls is not None:
+            calls.append(fileobj.name)
+        fileobj.write(data)
+    return write
+
+
+def fake_qemu_img_info(store, image, path):
+    """Stand-in for ``ImageStore._qemu_img_info``: raw, no backing file."""
+    return imageutils.QemuImgInfo(json.dumps(
+        {'format': 'raw', 'virtual-size': os.path.getsize(path),
+         'filename': path}), format='json')
+
+
+def nova_store(test, **flags):
+    """Build a NovaLibvirtStore below ``test.tempdir`` (no nova.conf)."""
+    test.register_plugin_opts(nova_libvirt.NovaLibvirtStore)
+    flags.setdefault('instances_path', os.path.join(test.tempdir, 'nova'))
+    flags.setdefault('read_nova_config', False)
+    flags.setdefault('state_dir', os.path.join(test.tempdir, 'state'))
+    os.makedirs(flags['instances_path'], exist_ok=True)
+    test.flags(group='nova_libvirt', **flags)
+    return nova_libvirt.NovaLibvirtStore(test.conf)
+
+
+def directory_store(test, **flags):
+    """Build a DirectoryStore below ``test.tempdir``."""
+    test.register_plugin_opts(directory.DirectoryStore)
+    flags.setdefault('path', os.path.join(test.tempdir, 'images'))
+    test.flags(group='directory_store', **flags)
+    return directory.DirectoryStore(test.conf)
+
+
+class StoreTestCase(base.TestCase):
+    """A test case with qemu-img info faked and no disk reserve."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'precache.agent.stores.base.ImageStore._qemu_img_info',
+            fake_qemu_img_info))
+        self.flags(group='agent', disk_reserve_mb=0)
+
+    def cache_files(self, store):
+        """Names in the store's directory, lock directory excepted."""
+        return sorted(n for n in os.listdir(store.cache_dir)
+                      if n != '.locks')
+
+
+class LandingTests(object):
+    """Behaviour shared by every store; mixed into a StoreTestCase."""
+
+    #: Whether the store converts qcow2 images to raw by default.
+    converts = False
+
+    def make_store(self, **flags):
+        raise NotImplementedError()
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.make_store()
+
+    def test_land_writes_final_file(self):
+        image = make_image()
+        self.assertEqual(store_base.CACHED,
+                         self.store.land(image, writer(DATA)))
+        with open(self.store.path(image), 'rb') as landed:
+            self.assertEqual(DATA, landed.read())
+        self.assertTrue(self.store.exists(image))
+        self.assertEqual([os.path.basename(self.store.path(image))],
+                         self.cache_files(self.store))
+
+    def test_land_mode_0644(self):
+        self.addCleanup(os.umask, os.umask(0o077))
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        self.assertEqual(0o644, os.stat(self.store.path(image)).st_mode
+                         & 0o7777)
+
+    def test_land_configured_mode(self):
+        self.store = self.make_store(file_mode='0640')
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        self.assertEqual(0o640, os.stat(self.store.path(image)).st_mode
+                         & 0o7777)
+
+    def test_land_configured_owner(self):
+        if os.geteuid() != 0:
+            self.skipTest('changing a file owner needs root')
+        self.store = self.make_store(file_owner='nobody', file_group='0')
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        st = os.stat(self.store.path(image))
+        self.assertEqual((65534, 0), (st.st_uid, st.st_gid))
+
+    def test_existing_is_touched_not_written(self):
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        os.utime(self.store.path(image), (1000, 1000))
+        calls = []
+        self.assertEqual(store_base.EXISTING,
+                         self.store.land(image, writer(b'other', calls)))
+        self.assertEqual([], calls)
+        self.assertGreater(os.path.getmtime(self.store.path(image)), 1000)
+        with open(self.store.path(image), 'rb') as landed:
+            self.assertEqual(DATA, landed.read())
+
+    def test_temp_name(self):
+        image = make_image()
+        calls = []
+        self.store.land(image, writer(DATA, calls))
+        name = os.path.basename(calls[0])
+        self.assertTrue(name.startswith(fileutils.TEMP_PREFIX))
+        self.assertEqual(os.path.dirname(self.store.path(image)),
+                         os.path.dirname(calls[0]))
+        # Nova's cache manager acts on <sha1> and <sha1>_<anything>.
+        self.assertNotEqual(40, len(name))
+        self.assertNotEqual('_', name[40])
+
+    def test_write_failure_leaves_nothing(self):
+        image = make_image()
+
+        def write(fileobj):
+            fileobj.write(DATA)
+            raise exception.HashMismatch(image_id=image.id, algo='sha512',
+                                         actual='a', expected='b')
+
+        self.assertRaises(exception.HashMismatch, self.store.land, image,
+                          write)
+        self.assertEqual([], self.cache_files(self.store))
+        self.assertFalse(self.store.exists(image))
+
+    def test_write_enospc_is_insufficient_space(self):
+        image = make_image()
+
+        def write(fileobj):
+            fileobj.write(DATA)
+            raise OSError(errno.ENOSPC, 'No space left on device')
+
+        exc = self.assertRaises(exception.InsufficientDiskSpace,
+                                self.store.land, image, write)
+        self.assertIn(image.id, str(exc))
+        self.assertIn('ran out of space', str(exc))
+        self.assertEqual([], self.cache_files(self.store))
+
+    def test_unsafe_content_leaves_nothing(self):
+        image = make_image(disk_format='qcow2')
+        exc = self.assertRaises(exception.UnsafeImage, self.store.land,
+                                image, writer(DATA))
+        self.assertIn("the content is raw but Glance's disk_format is qcow2",
+                      str(exc))
+        self.assertEqual([], self.cache_files(self.store))
+
+    def test_rename_failure_is_store_failed(self):
+        image = make_image()
+        self.useFixture(fixtures.MockPatch(
+            'os.rename', side_effect=OSError(errno.EIO, 'I/O error')))
+        exc = self.assertRaises(exception.StoreFailed, self.store.land,
+                                image, writer(DATA))
+        self.assertIn(self.store.path(image), str(exc))
+        self.assertIn('I/O error', str(exc))
+        self.assertEqual([], self.cache_files(self.store))
+
+    def test_seek_over_zeros_makes_a_hole(self):
+        image = make_image(size=4 * MiB + 1)
+
+        def write(fileobj):
+            fileobj.write(b'x')
+            fileobj.seek(4 * MiB, os.SEEK_CUR)
+
+        self.store.land(image, write)
+        st = os.stat(self.store.path(image))
+        self.assertEqual(4 * MiB + 1, st.st_size)
+        self.assertLess(st.st_blocks * 512, MiB)
+
+    def test_recover_removes_only_temp_files(self):
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        others = ['0' * 40 + '_20', 'swap_512', 'notes.txt', '.hidden']
+        temps = [fileutils.TEMP_PREFIX + 'abc.part',
+                 fileutils.TEMP_PREFIX + 'def.raw']
+        for name in others + temps:
+            with open(os.path.join(self.store.cache_dir, name), 'w'):
+                pass
+        removed = self.store.recover()
+        self.assertEqual(sorted(os.path.join(self.store.cache_dir, n)
+                                for n in temps), sorted(removed))
+        self.assertEqual(
+            sorted(others + [os.path.basename(self.store.path(image))]),
+            self.cache_files(self.store))
+
+    def test_inventory(self):
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        [entry] = self.store.inventory()
+        st = os.stat(self.store.path(image))
+        self.assertEqual({'name': os.path.basename(self.store.path(image)),
+                          'image_id': image.id, 'size': len(DATA),
+                          'allocated': st.st_blocks * 512,
+                          'mtime': st.st_mtime}, entry)
+
+    def test_disk_usage(self):
+        self.assertEqual(0, self.store.disk_usage()['cache_bytes'])
+        self.store.land(make_image(), writer(DATA))
+        usage = self.store.disk_usage()
+        self.assertEqual({'total', 'free', 'cache_bytes'}, set(usage))
+        self.assertGreaterEqual(usage['cache_bytes'], len(DATA))
+        self.assertGreater(usage['total'], usage['free'])
+
+    def test_check_space_reserve(self):
+        self.flags(group='agent', disk_reserve_mb=2 ** 40)
+        image = make_image()
+        exc = self.assertRaises(exception.InsufficientDiskSpace,
+                                self.store.check_space, image)
+        self.assertIn(image.id, str(exc))
+        self.assertIn(self.store.cache_dir, str(exc))
+        self.assertIn('need %d bytes plus a reserve of %d' % (
+            len(DATA), 2 ** 60), str(exc))
+
+    def test_check_space_counts_conversion(self):
+        free = {'total': 10 * MiB, 'free': 10 * MiB, 'cache_bytes': 0}
+        self.useFixture(fixtures.MockPatchObject(
+            self.store, 'disk_usage', return_value=free))
+        image = make_image(disk_format='qcow2', size=4 * MiB,
+                           virtual_size=7 * MiB)
+        if self.converts:
+            exc = self.assertRaises(exception.InsufficientDiskSpace,
+                                    self.store.check_space, image)
+            self.assertIn('need %d bytes' % (11 * MiB), str(exc))
+        else:
+            self.store.check_space(image)
+        self.store.check_space(make_image(size=10 * MiB))
+
+    def test_check_space_cap(self):
+        self.flags(group='agent', cache_size_cap_mb=1)
+        data = random.Random(600).randbytes(600 * 1024)
+        self.store.check_space(make_image(data=data))
+        self.store.land(make_image(data=data), writer(data))
+        image = make_image(data=data)
+        exc = self.assertRaises(exception.CacheSizeExceeded,
+                                self.store.check_space, image)
+        self.assertIn('cap of %d bytes' % MiB, str(exc))
+        self.assertIn(image.id, str(exc))
+
+    def test_check_space_existing_needs_nothing(self):
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        self.flags(group='agent', disk_reserve_mb=2 ** 40)
+        self.store.check_space(image)
+
+
+class TestNovaLibvirtLanding(LandingTests, StoreTestCase):
+    converts = True
+
+    def make_store(self, **flags):
+        return nova_store(self, **flags)
+
+
+class TestDirectoryLanding(LandingTests, StoreTestCase):
+
+    def make_store(self, **flags):
+        return directory_store(self, **flags)
+
+
+def qemu_info(file_format='raw', **fields):
+    """A QemuImgInfo as parsed from ``qemu-img info --output=json``."""
+    fields.update({'format': file_format, 'virtual-size': MiB,
+                   'filename': 'x'})
+    return imageutils.QemuImgInfo(json.dumps(fields), format='json')
+
+
+class TestInspection(base.TestCase):
+    """The format checks Nova's fetch_to_raw makes, without qemu-img."""
+
+    def content(self, data):
+        path = os.path.join(self.tempdir, 'image')
+        with open(path, 'wb') as image_file:
+            image_file.write(data)
+        return path
+
+    def refused(self, func, *args):
+        return str(self.assertRaises(exception.UnsafeImage, func, *args))
+
+    def test_raw(self):
+        self.assertEqual('raw', store_base._inspect_content(
+            make_image(), self.content(DATA)))
+
+    def test_whole_disk_raw_detected_as_gpt(self):
+        mbr = bytearray(1024)
+        mbr[446:462] = bytes([0x80, 0, 2, 0, 0x83, 0, 0, 0,
+                              1, 0, 0, 0, 1, 0, 0, 0])
+        mbr[510:512] = b'\x55\xaa'
+        self.assertEqual('raw', store_base._inspect_content(
+            make_image(), self.content(bytes(mbr) + DATA)))
+
+    def test_ami_formats_are_raw(self):
+        for disk_format in ('ami', 'aki', 'ari'):
+            self.assertEqual('raw', store_base._inspect_content(
+                make_image(disk_format=disk_format), self.content(DATA)))
+
+    def test_no_disk_format(self):
+        self.assertIn('no disk_format', self.refused(
+            store_base._inspect_content, make_image(disk_format=None),
+            self.content(DATA)))
+
+    def test_uninspectable_disk_format(self):
+        self.assertIn('disk_format ploop is not one precache can inspect',
+                      self.refused(store_base._inspect_content,
+                                   make_image(disk_format='ploop'),
+                                   self.content(DATA)))
+
+    def test_qemu_format_must_agree(self):
+        self.assertIn('qemu-img reads the content as qcow2, expected raw',
+                      self.refused(store_base._check_qemu_info, make_image(),
+                                   qemu_info('qcow2'), 'raw'))
+
+    def test_qemu_backing_file(self):
+        self.assertIn('has a backing file: /etc/shadow', self.refused(
+            store_base._check_qemu_info, make_image(disk_format='qcow2'),
+            qemu_info('qcow2', **{'backing-filename': '/etc/shadow'}),
+            'qcow2'))
+
+    def test_qemu_data_file(self):
+        info = qemu_info('qcow2', **{'format-specific': {
+            'type': 'qcow2', 'data': {'data-file': '/dev/sda'}}})
+        self.assertIn('has an external data file: /dev/sda', self.refused(
+            store_base._check_qemu_info, make_image(disk_format='qcow2'),
+            info, 'qcow2'))
+
+    def test_qemu_vmdk_create_type(self):
+        image = make_image(disk_format='vmdk')
+        for create_type, allowed in (('monolithicSparse', True),
+                                     ('streamOptimized', True),
+                                     ('monolithicFlat', False)):
+            info = qemu_info('vmdk', **{'format-specific': {
+                'type': 'vmdk', 'data': {'create-type': create_type}}})
+            if allowed:
+                store_base._check_qemu_info(image, info, 'vmdk')
+            else:
+                self.assertIn('VMDK create-type monolithicFlat', self.refused(
+                    store_base._check_qemu_info, image, info, 'vmdk'))
+
+
+class TestQemuImgFailures(StoreTestCase):
+    """How qemu-img failures are reported (qemu-img itself is faked)."""
+
+    def setUp(self):
+        super().setUp()
+        self.store = directory_store(self)
+        self.image = make_image()
+
+    def execute_fails(self, error):
+        self.process = mock.Mock()
+
+        def execute(*cmd, on_execute=None, **kwargs):
+            on_execute(self.process)
+            raise error
+
+        self.useFixture(fixtures.MockPatch(
+            'oslo_concurrency.processutils.execute', side_effect=execute))
+
+    def run_qemu_img(self, *args):
+        return self.store._run_qemu_img(self.image, *args)
+
+    def test_timeout_kills_qemu_img(self):
+        self.execute_fails(subprocess.TimeoutExpired('qemu-img', 120))
+        exc = self.assertRaises(exception.UnsafeImage, self.run_qemu_img,
+                                'info', 'x')
+        self.assertIn('qemu-img info did not finish within 120 s', str(exc))
+        self.process.kill.assert_called_once_with()
+        self.process.wait.assert_called_once_with()
+
+    def test_not_installed(self):
+        self.execute_fails(processutils.ProcessExecutionError(
+            exit_code=127, stderr='env: qemu-img: No such file'))
+        exc = self.assertRaises(exception.StoreFailed, self.run_qemu_img,
+                                'info', 'x')
+        self.assertIn('install qemu-utils', str(exc))
+
+    def test_resource_limits(self):
+        for exit_code in (-9, -24):  # SIGKILL, SIGXCPU
+            self.execute_fails(processutils.ProcessExecutionError(
+                exit_code=exit_code))
+            exc = self.assertRaises(exception.UnsafeImage,
+                                    self.run_qemu_img, 'info', 'x')
+            self.assertIn('exceeded its resource limits', str(exc))
+
+    def test_conversion_failure(self):
+        self.execute_fails(processutils.ProcessExecutionError(
+            exit_code=1, stderr='qemu-img: Could not open x'))
+        exc = self.assertRaises(exception.ConversionFailed,
+                                self.run_qemu_img, 'convert', 'x', 'y')
+        self.assertIn('Could not open x', str(exc))
+
+    def test_conversion_failure_leaves_nothing(self):
+        self.execute_fails(processutils.ProcessExecutionError(
+            exit_code=1, stderr='qemu-img: Could not open x'))
+        os.makedirs(self.store.cache_dir)
+        path = os.path.join(self.store.cache_dir, fileutils.TEMP_PREFIX + 'x')
+        open(path, 'w').close()
+        self.assertRaises(exception.ConversionFailed,
+                          self.store.convert_to_raw, self.image, path,
+                          'qcow2')
+        self.assertEqual([os.path.basename(path)],
+                         os.listdir(self.store.cache_dir))
+
+    def test_conversion_out_of_space(self):
+        self.execute_fails(processutils.ProcessExecutionError(
+            exit_code=1, stderr='qemu-img: error while writing at byte 0: '
+                                'No space left on device'))
+        exc = self.assertRaises(exception.InsufficientDiskSpace,
+                                self.run_qemu_img, 'convert', 'x',
+                                os.path.join(self.tempdir, 'y'))
+        self.assertIn('The file system of %s ran out of space' %
+                      self.tempdir, str(exc))
+
+
+class TestQemuImgLimitsAndCache(base.TestCase):
+    """How qemu-img is run: resource limits and the conversion's cache."""
+
+    def setUp(self):
+        super().setUp()
+        self.store = directory_store(self)
+        self.image = make_image()
+        self.execute = self.useFixture(fixtures.MockPatch(
+            'oslo_concurrency.processutils.execute',
+            return_value=('{"format": "raw", "virtual-size": 1}', ''))).mock
+
+    def which(self, path):
+        self.useFixture(fixtures.MockPatch(
+            'precache.agent.stores.base.shutil.which', return_value=path))
+
+    def test_info_limited_by_util_linux_prlimit(self):
+        self.which('/usr/bin/prlimit')
+        self.store._qemu_img_info(self.image, 'x')
+        args, kwargs = self.execute.call_args
+        self.assertEqual(('/usr/bin/prlimit', '--as=%d' % (1024 * MiB),
+                          '--cpu=30', '--', 'env', 'LC_ALL=C', 'LANG=C',
+                          'qemu-img', 'info', 'x'), args[:10])
+        self.assertNotIn('prlimit', kwargs)
+
+    def test_info_limited_by_oslo_wrapper_without_prlimit(self):
+        self.which(None)
+        self.store._qemu_img_info(self.image, 'x')
+        args, kwargs = self.execute.call_args
+        self.assertEqual(('env', 'LC_ALL=C', 'LANG=C', 'qemu-img', 'info'),
+                         args[:5])
+        self.assertIs(store_base.QEMU_IMG_LIMITS, kwargs['prlimit'])
+
+    def test_convert_not_limited(self):
+        self.which('/usr/bin/prlimit')
+        self.store._run_qemu_img(self.image, 'convert', 'x', 'y')
+        args, kwargs = self.execute.call_args
+        self.assertEqual(('env', 'LC_ALL=C', 'LANG=C', 'qemu-img',
+                          'convert', 'x', 'y'), args)
+        self.assertNotIn('prlimit', kwargs)
+
+    def convert_cache_mode(self, direct_io):
+        self.useFixture(fixtures.MockPatch(
+            'precache.common.fileutils.supports_direct_io',
+            return_value=direct_io))
+        path = os.path.join(self.store.cache_dir, 'x')
+        os.makedirs(self.store.cache_dir)
+        open(path, 'w').close()
+        self.store.convert_to_raw(self.image, path, 'qcow2')
+        convert = self.execute.call_args_list[0][0]
+        return convert[convert.index('-t') + 1]
+
+    def test_convert_cache_none_with_direct_io(self):
+        self.assertEqual('none', self.convert_cache_mode(True))
+
+    def test_convert_cache_writeback_without_direct_io(self):
+        self.assertEqual('writeback', self.convert_cache_mode(False))
+
+
+class TestSupportsDirectIO(base.TestCase):
+    """The O_DIRECT probe, as Nova makes it before ``-t none``."""
+
+    def setUp(self):
+        super().setUp()
+        self.directory = self.useFixture(fixtures.TempDir()).path
+
+    def test_probe_leaves_nothing(self):
+        self.assertIsInstance(
+            fileutils.supports_direct_io(self.directory), bool)
+        self.assertEqual([], os.listdir(self.directory))
+
+    def test_einval_means_unsupported(self):
+        self.useFixture(fixtures.MockPatch(
+            'os.write', side_effect=OSError(errno.EINVAL, 'Invalid')))
+        self.assertFalse(fileutils.supports_direct_io(self.directory))
+        self.assertEqual([], os.listdir(self.directory))
+
+    def test_other_errors_propagate(self):
+        self.useFixture(fixtures.MockPatch(
+            'os.write', side_effect=OSError(errno.ENOSPC, 'Full')))
+        self.assertRaises(OSError, fileutils.supports_direct_io,
+                          self.directory)
+        self.assertEqual([], os.listdir(self.directory))

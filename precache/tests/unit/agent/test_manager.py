@@ -1,0 +1,258 @@
+"""The agent's endpoint: idempotence, targeting, reports, keep-alive."""
+
+import threading
+
+from precache.agent import manager
+from precache.common import exception
+from precache.objects import meta as meta_mod
+from precache.tests import base
+from precache.tests.unit.objects import test_meta
+
+SOURCES = [test_meta.HTTP_SOURCE]
+
+
+class FakeStore(object):
+    def __init__(self):
+        self.files = set()
+        self.touched = []
+        self.expired_with = None
+        self.space_error = None
+
+    def exists(self, image):
+        return image.id in self.files
+
+    def touch(self, image):
+        self.touched.append(image.id)
+
+    def check_space(self, image):
+        if self.space_error:
+            raise self.space_error
+
+    def land(self, image, write):
+        write(object())
+        self.files.add(image.id)
+        return manager.CACHED
+
+    def expire(self, wanted_ids):
+        self.expired_with = wanted_ids
+
+    def disk_usage(self):
+        return {'total': 100, 'free': 50, 'cache_bytes': 10}
+
+    def inventory(self):
+        return [{'name': 'x', 'image_id': 'img'}]
+
+
+class FakeDownloader(object):
+    def __init__(self, gate=None, error=None):
+        self.calls = 0
+        self.gate = gate
+        self.error = error
+        self.started = threading.Event()
+
+    def download(self, image, sources, fileobj):
+        self.calls += 1
+        self.started.set()
+        if self.gate:
+            self.gate.wait(10)
+        if self.error:
+            raise self.error
+        return {'method': 'http', 'bytes_received': 4}
+
+
+class FakeServiceAPI(object):
+    """Keeps answers in ``reports``, ``downloading`` notices apart."""
+
+    def __init__(self, desired=()):
+        self.reports = []
+        self.downloading = []
+        self.heartbeats = []
+        self.desired_metas = desired
+        self.desired_calls = []
+
+    def report(self, context, host, image_id, status, detail):
+        if status == 'downloading':
+            self.downloading.append(image_id)
+            return
+        self.reports.append((host, image_id, status, detail))
+
+    def desired(self, context, host, labels):
+        self.desired_calls.append((host, labels))
+        if isinstance(self.desired_metas, Exception):
+            raise self.desired_metas
+        return self.desired_metas
+
+    def heartbeat(self, context, host, status):
+        self.heartbeats.append((host, status))
+
+
+class AgentManagerTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(host='cmp-1')
+        self.flags(group='agent', labels=['az1'])
+        self.store = FakeStore()
+        self.api = FakeServiceAPI()
+        self.image = test_meta.make_image()
+
+    def make(self, downloader=None):
+        self.downloader = downloader or FakeDownloader()
+        return manager.AgentManager(self.conf, self.api, store=self.store,
+                                    downloader=self.downloader)
+
+    def meta(self, **kw):
+        return meta_mod.build(self.image, SOURCES, **kw)
+
+    def test_cache_lands_and_reports(self):
+        agent = self.make()
+        agent.cache(None, self.image.id, self.meta())
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual([self.image.id], self.api.downloading)
+        (host, image_id, status, detail), = self.api.reports
+        self.assertEqual(('cmp-1', self.image.id, 'cached'),
+                         (host, image_id, status))
+        self.assertEqual(4, detail['bytes'])
+        self.assertEqual('http', detail['source'])
+
+    def test_second_request_reports_existing_and_touches(self):
+        agent = self.make()
+        agent.cache(None, self.image.id, self.meta())
+        agent.cache(None, self.image.id, self.meta())
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual('existing', self.api.reports[1][2])
+        self.assertEqual([self.image.id], self.store.touched)
+
+    def test_concurrent_requests_download_once(self):
+        gate = threading.Event()
+        agent = self.make(FakeDownloader(gate=gate))
+        first = threading.Thread(target=agent.cache,
+                                 args=(None, self.image.id, self.meta()))
+        first.start()
+        self.assertTrue(self.downloader.started.wait(10))
+        agent.cache(None, self.image.id, self.meta())  # returns at once
+        gate.set()
+        first.join(10)
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual(['cached'], [r[2] for r in self.api.reports])
+
+    def test_failure_is_reported_with_code_and_reason(self):
+        error = exception.HashMismatch(image_id=self.image.id, algo='sha512',
+                                       actual='1', expected='2')
+        agent = self.make(FakeDownloader(error=error))
+        agent.cache(None, self.image.id, self.meta())
+        (_, _, status, detail), = self.api.reports
+        self.assertEqual('failed', status)
+        self.assertEqual('hash_mismatch', detail['code'])
+        self.assertIn('expected 2', detail['reason'])
+
+    def test_no_space_is_refused_before_download(self):
+        self.store.space_error = exception.InsufficientDiskSpace(
+            path='/x', image_id=self.image.id, needed=10, reserve=1, free=2)
+        agent = self.make()
+        agent.cache(None, self.image.id, self.meta())
+        self.assertEqual(0, self.downloader.calls)
+        self.assertEqual('no_space', self.api.reports[0][3]['code'])
+
+    def test_malformed_meta_is_reported(self):
+        agent = self.make()
+        agent.cache(None, 'some-id', {'version': '1.0'})
+        (_, image_id, status, detail), = self.api.reports
+        self.assertEqual(('some-id', 'failed', 'invalid_meta'),
+                         (image_id, status, detail['code']))
+        self.assertEqual(0, self.downloader.calls)
+
+    def test_image_id_must_match_meta(self):
+        agent = self.make()
+        agent.cache(None, 'other-id', self.meta())
+        self.assertEqual('invalid_meta', self.api.reports[0][3]['code'])
+
+    def test_request_for_other_hosts_is_ignored(self):
+        agent = self.make()
+        agent.cache(None, self.image.id,
+                    self.meta(targets={'hosts': ['cmp-9*'],
+                                       'labels': ['az2']}))
+        self.assertEqual([], self.api.reports)
+        agent.cache(None, self.image.id,
+                    self.meta(targets={'labels': ['az1']}))
+        self.assertEqual('cached', self.api.reports[0][2])
+
+    def test_stale_request_is_ignored(self):
+        agent = self.make()
+        newer = self.meta()
+        older = dict(newer, generation=newer['generation'] - 1)
+        agent.cache(None, self.image.id, newer)
+        agent.cache(None, self.image.id, older)
+        self.assertEqual(1, len(self.api.reports))
+
+    def test_keep_alive_touches_wanted_images(self):
+        agent = self.make()
+        agent.cache(None, self.image.id, self.meta())
+        self.store.touched = []
+        agent.keep_alive()
+        self.assertEqual([self.image.id], self.store.touched)
+        self.assertEqual([self.image.id], self.store.expired_with)
+
+    def test_heartbeat_carries_inventory_and_disk(self):
+        agent = self.make()
+        agent.heartbeat()
+        (host, status), = self.api.heartbeats
+        self.assertEqual('cmp-1', host)
+        self.assertEqual(['az1'], status['labels'])
+        self.assertEqual(50, status['disk']['free'])
+        self.assertEqual('img', status['inventory'][0]['image_id'])
+        self.assertTrue(status['version'])
+
+
+class DesiredSetTest(base.TestCase):
+    """An agent asks for the desired set (start-up, keep-alive)."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(host='cmp-1')
+        self.flags(group='agent', labels=['az1'])
+        self.store = FakeStore()
+        self.image = test_meta.make_image()
+
+    def make(self, desired):
+        self.api = FakeServiceAPI(desired)
+        self.downloader = FakeDownloader()
+        return manager.AgentManager(self.conf, self.api, store=self.store,
+                                    downloader=self.downloader)
+
+    def test_lacking_images_are_downloaded_and_reported(self):
+        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        self.assertEqual(1, agent.sync_desired())
+        self.assertEqual([('cmp-1', ['az1'])], self.api.desired_calls)
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual(['cached'], [r[2] for r in self.api.reports])
+
+    def test_present_images_are_touched_without_a_report(self):
+        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        agent.sync_desired()
+        agent.sync_desired()
+        self.assertEqual(1, self.downloader.calls)
+        self.assertEqual(['cached'], [r[2] for r in self.api.reports])
+        self.assertEqual([self.image.id],
+                         [i.id for i in agent.wanted.current()])
+
+    def test_retried_until_the_service_answers(self):
+        agent = self.make(RuntimeError('service down'))
+        stopped = threading.Event()
+        calls = []
+
+        def answer_on_third_call(context, host, labels):
+            calls.append(host)
+            if len(calls) < 3:
+                raise RuntimeError('service down')
+            return []
+
+        self.api.desired = answer_on_third_call
+        self.assertTrue(agent.sync_desired_until_done(stopped, 0.01))
+        self.assertEqual(3, len(calls))
+
+    def test_stopping_ends_the_retries(self):
+        agent = self.make(RuntimeError('service down'))
+        stopped = threading.Event()
+        stopped.set()
+        self.assertFalse(agent.sync_desired_until_done(stopped, 0.01))

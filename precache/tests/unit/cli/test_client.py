@@ -1,0 +1,103 @@
+"""The ``precache`` CLI over oslo.messaging's ``fake:/`` transport: the
+real configuration loading, RPC client and error translation."""
+
+import io
+import json
+import os
+
+import fixtures
+import oslo_messaging as messaging
+from oslo_messaging import opts as messaging_opts
+
+from precache.cli import app
+from precache.cli import client
+from precache.common import exception
+from precache.common import rpc
+from precache.tests import base
+from precache.tests.unit.cli import test_commands as test_cli
+
+
+class ServiceEndpoint(object):
+    """Answers two operator calls the way precache-service does."""
+
+    target = messaging.Target(version='1.1')
+
+    def list_hosts(self, context):
+        return [{'name': 'cmp1', 'up': True, 'labels': [],
+                 'cache_bytes': 2048}]
+
+    def show_image(self, context, image_id):
+        raise exception.ImageNotFound(image_id=image_id, reason='never seen')
+
+
+class TransportDefaults(fixtures.Fixture):
+    """Restores oslo.messaging's ``control_exchange`` default.
+
+    precache's defaults set it on the option object itself, which would
+    otherwise leak into later tests of the same process.
+    """
+
+    def _setUp(self):
+        [opt] = [opt for _group, opts in messaging_opts.list_opts()
+                 for opt in opts if opt.name == 'control_exchange']
+        self.addCleanup(messaging.set_transport_defaults, opt.default)
+
+
+class CLIOverRPCTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(test_cli.RootLogger())
+        self.useFixture(TransportDefaults())
+        self.addCleanup(rpc.cleanup)
+        self.config_file = os.path.join(self.tempdir, 'precache.conf')
+        with open(self.config_file, 'w') as f:
+            f.write('[DEFAULT]\ntransport_url = fake:/\n'
+                    '[rpc]\nservice_topic = cli-test-service\n')
+
+    def start_service(self):
+        rpc.init(client.load_config([self.config_file]))
+        server = rpc.get_server(
+            messaging.Target(topic='cli-test-service', server='svc'),
+            [ServiceEndpoint()])
+        server.start()
+        self.addCleanup(server.wait)
+        self.addCleanup(server.stop)
+
+    def run_cli(self, *argv):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        cli = app.PrecacheApp(stdout=stdout, stderr=stderr)
+        status = cli.run(['--config-file', self.config_file] + list(argv))
+        return status, stdout.getvalue(), stderr.getvalue()
+
+    def test_call_reaches_the_service_topic_from_the_config_file(self):
+        self.start_service()
+        status, out, err = self.run_cli('hosts', '-f', 'json')
+        self.assertEqual(0, status, err)
+        [row] = json.loads(out)
+        self.assertEqual('cmp1', row['Host'])
+        self.assertEqual(2048, row['Cache size'])
+
+    def test_unknown_image_is_a_clear_error(self):
+        self.start_service()
+        status, out, err = self.run_cli('show', 'img-x')
+        self.assertEqual(2, status)
+        self.assertEqual('', out)
+        self.assertIn('Image img-x is not known to precache-service', err)
+
+    def test_no_service_is_a_clear_one_line_error(self):
+        status, out, err = self.run_cli('--rpc-timeout', '0.2', 'status')
+        self.assertEqual(2, status)
+        self.assertEqual('', out)
+        self.assertEqual(
+            "precache: No answer from precache-service within 0.2 s "
+            "(topic 'cli-test-service', transport fake:///). Check that "
+            "the service runs and that transport_url and [rpc] "
+            "service_topic match its configuration.\n", err)
+
+    def test_missing_config_file(self):
+        self.config_file = os.path.join(self.tempdir, 'absent.conf')
+        status, _out, err = self.run_cli('status')
+        self.assertEqual(2, status)
+        self.assertIn('Cannot read the configuration', err)
+        self.assertIn('absent.conf', err)

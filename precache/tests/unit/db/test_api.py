@@ -1,0 +1,503 @@
+"""StateDB on a real database: listings, heartbeats, reports, rounds.
+
+The tests are grouped in mixins so that the functional tests run the same
+ones on MariaDB and PostgreSQL (``precache/tests/functional/
+test_state_backends.py``); here they run on an sqlite file.
+"""
+
+import collections
+import concurrent.futures
+
+import sqlalchemy as sa
+
+from precache.db import api as db_api
+from precache.db import models
+from precache.tests.unit.service import state_base
+from precache.tests.unit.service.state_base import at
+from precache.tests.unit.service.state_base import record
+from precache.tests.unit.service.state_base import T0
+
+
+class ListingTests(object):
+    """record_listing: new images, unlisted images, failed listers."""
+
+    def images(self):
+        return {i['id']: i for i in self.db.list_images()}
+
+    def test_new_images_are_inserted(self):
+        self.db.record_listing([record('a'), record('b', 'other')],
+                               complete=True, now=T0)
+        images = self.images()
+        self.assertEqual({'a', 'b'}, set(images))
+        self.assertTrue(images['a']['listed'])
+        self.assertEqual(['other'], images['b']['listed_by'])
+        self.assertEqual(T0, images['a']['first_seen'])
+        self.assertEqual(T0, images['a']['last_seen'])
+        self.assertEqual('image a', images['a']['name'])
+        self.assertEqual(1, images['a']['size'])
+        self.assertFalse(images['a']['requested'])
+        self.assertIsNone(images['a']['meta'])
+
+    def test_complete_listing_marks_missing_images_unlisted(self):
+        self.db.record_listing([record('a'), record('b')], complete=True,
+                               now=T0)
+        self.db.record_listing([record('b'), record('c')], complete=True,
+                               now=at(300))
+        images = self.images()
+        self.assertEqual({'a', 'b', 'c'}, set(images))
+        self.assertFalse(images['a']['listed'])
+        self.assertEqual([], images['a']['listed_by'])
+        self.assertEqual(T0, images['a']['last_seen'])
+        self.assertTrue(images['b']['listed'])
+        self.assertEqual(T0, images['b']['first_seen'])
+        self.assertEqual(at(300), images['b']['last_seen'])
+        self.assertTrue(images['c']['listed'])
+        self.assertEqual(at(300), images['c']['first_seen'])
+
+    def test_incomplete_listing_keeps_images_listed(self):
+        self.db.record_listing([record('a'), record('b')], complete=True,
+                               now=T0)
+        self.db.record_listing([record('b')], complete=False, now=at(300))
+        images = self.images()
+        self.assertTrue(images['a']['listed'])
+        self.assertEqual(['fake'], images['a']['listed_by'])
+        self.assertEqual(T0, images['a']['last_seen'])
+        self.assertEqual(at(300), images['b']['last_seen'])
+
+    def test_empty_complete_listing_unlists_everything(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        self.db.record_listing([], complete=True, now=at(300))
+        self.assertFalse(self.images()['a']['listed'])
+
+    def test_unlisted_image_is_not_desired(self):
+        self.add_image('a')
+        self.add_image('b')
+        self.assertEqual(['a', 'b'],
+                         [i['id'] for i in self.db.desired_images(at(1))])
+        self.db.record_listing([record('b')], complete=True, now=at(300))
+        self.assertEqual(['b'],
+                         [i['id'] for i in self.db.desired_images(at(301))])
+
+    def test_listed_image_without_meta_is_not_desired(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        self.assertEqual([], self.db.desired_images(at(1)))
+
+    def test_unknown_image(self):
+        self.assertRaises(db_api.ImageNotFound, self.db.get_image, 'nope')
+        self.assertRaises(db_api.ImageNotFound, self.db.release, 'nope')
+
+
+class HeartbeatTests(object):
+    """record_heartbeat: up/down, host figures, inventory corrections."""
+
+    def test_new_host_comes_up(self):
+        self.assertTrue(self.beat('h1', T0, labels=['az1']))
+        host, = self.db.list_hosts()
+        self.assertEqual('h1', host['name'])
+        self.assertEqual(['az1'], host['labels'])
+        self.assertEqual(T0, host['last_heartbeat'])
+        self.assertEqual((1000, 600, 400), (host['disk_total'],
+                                            host['disk_free'],
+                                            host['cache_bytes']))
+        self.assertEqual('1.0', host['agent_version'])
+
+    def test_host_beating_in_time_stays_up(self):
+        self.beat('h1', T0)
+        self.assertFalse(self.beat('h1', at(60)))
+        self.assertFalse(self.beat('h1', at(240)))
+
+    def test_host_back_after_service_down_time_comes_up_again(self):
+        self.beat('h1', T0)
+        self.assertTrue(self.beat('h1', at(181), down_time=180))
+        self.assertEqual([at(181)], [h['last_heartbeat']
+                                     for h in self.db.list_hosts()])
+
+    def test_live_hosts(self):
+        self.beat('old', T0, labels=['x'])
+        self.beat('new', at(200), labels=['y'])
+        live = self.db.live_hosts(at(100))
+        self.assertEqual([('new', ['y'])], [(n, lb) for _, n, lb in live])
+
+    def _cached(self, image_id, host, now):
+        self.db.record_report(host, image_id, models.CACHED,
+                              {'bytes': 3, 'seconds': 1.0}, now=now)
+
+    def test_inventory_marks_a_cached_image_missing(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        self._cached('a', 'h1', at(10))
+        self.beat('h1', at(200), inventory=[], grace=120)
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.MISSING, row['status'])
+        self.assertEqual('missing', row['code'])
+        self.assertIn('inventory', row['reason'])
+        # Retried at once: the backoff is over.
+        self.assertEqual(at(200), row['next_attempt_at'])
+
+    def test_inventory_keeps_an_image_reported_within_the_grace(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        self._cached('a', 'h1', at(100))
+        self.beat('h1', at(200), inventory=[], grace=120)
+        self.assertEqual(models.CACHED, self.status('a', 'h1'))
+
+    def test_inventory_keeps_images_it_lists(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        self._cached('a', 'h1', at(10))
+        self.beat('h1', at(500), inventory=['a'])
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.CACHED, row['status'])
+        self.assertEqual(3, row['bytes'])
+
+    def test_image_in_inventory_without_a_row_is_existing(self):
+        self.add_image('a')
+        self.beat('h1', T0, inventory=['a'])
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.EXISTING, row['status'])
+        self.assertEqual(0, row['attempts'])
+        self.assertIsNone(row['next_attempt_at'])
+
+    def test_inventory_by_sha1_file_name(self):
+        self.add_image('a')
+        # A fresh StateDB (a restarted service) learns the names from the
+        # database, not from what it recorded itself.
+        db = db_api.StateDB(self.db.engine.url.render_as_string(
+            hide_password=False))
+        self.addCleanup(db.engine.dispose)
+        self.db = db
+        self.beat('h1', T0, inventory=[self.entry('a', by_name=True)])
+        self.assertEqual(models.EXISTING, self.status('a', 'h1'))
+
+    def test_unknown_inventory_files_are_ignored(self):
+        self.add_image('a')
+        self.beat('h1', T0, inventory=['stranger',
+                                       {'name': 'not-a-hash',
+                                        'image_id': None}])
+        self.assertEqual({}, self.db.image_hosts('a'))
+        self.assertEqual(['a'], [i['id'] for i in self.db.list_images()])
+
+    def test_inventory_repairs_a_failed_row(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        host_id = self.host_ids()['h1']
+        self.db.open_round('a', 1, 'targeted', [(host_id, False, at(60))],
+                           now=T0)
+        self.db.record_report('h1', 'a', models.FAILED,
+                              {'code': 'hash_mismatch', 'reason': 'bad'},
+                              now=at(5))
+        self.beat('h1', at(30), inventory=['a'])
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.EXISTING, row['status'])
+        self.assertEqual(0, row['attempts'])
+        self.assertIsNone(row['reason'])
+        self.assertIsNone(row['next_attempt_at'])
+
+
+class ReportTests(object):
+    """record_report, open_round, end_rounds."""
+
+    def setUp(self):
+        super().setUp()
+        self.add_image('a')
+        for name in ('h1', 'h2', 'h3'):
+            self.beat(name, T0)
+        self.ids = self.host_ids()
+
+    def open(self, *hosts, **kw):
+        deadline = kw.get('deadline', at(60))
+        return self.db.open_round(
+            'a', 1, kw.get('kind', 'fanout'),
+            [(self.ids[h], False, deadline) for h in hosts],
+            now=kw.get('now', T0))
+
+    def round(self, round_id):
+        with self.db.engine.connect() as conn:
+            return conn.execute(sa.select(db_api.ROUNDS).where(
+                db_api.ROUNDS.c.id == round_id)).first()._mapping
+
+    def report(self, host, status, now, **detail):
+        return self.db.record_report(host, 'a', status, detail, now=now)
+
+    def test_open_round_records_pending_casts(self):
+        round_id = self.open('h1', 'h2')
+        rows = self.db.image_hosts('a')
+        self.assertEqual({'h1', 'h2'}, set(rows))
+        for row in rows.values():
+            self.assertEqual(models.PENDING, row['status'])
+            self.assertEqual(1, row['attempts'])
+            self.assertEqual(round_id, row['round_id'])
+            self.assertEqual(T0, row['cast_at'])
+            self.assertEqual(at(60), row['next_attempt_at'])
+        row = self.round(round_id)
+        self.assertEqual((2, 0, 'fanout', None),
+                         (row['total'], row['answered'], row['kind'],
+                          row['ended_at']))
+
+    def test_second_round_counts_attempts(self):
+        self.open('h1')
+        self.report('h1', models.FAILED, at(5), reason='no space')
+        self.db.open_round('a', 1, 'targeted',
+                           [(self.ids['h1'], True, at(200))], now=at(70))
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual((models.PENDING, 2, at(200), at(70)),
+                         (row['status'], row['attempts'],
+                          row['next_attempt_at'], row['cast_at']))
+        self.assertEqual({self.ids['h1']: 2},
+                         self.db.attempts('a', [self.ids['h1']]))
+
+    def test_pending_downloading_cached(self):
+        round_id = self.open('h1')
+        self.assertIsNone(self.report('h1', models.DOWNLOADING, at(5),
+                                      generation=1))
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.DOWNLOADING, row['status'])
+        self.assertEqual(round_id, row['round_id'])
+        answer = self.report('h1', models.CACHED, at(20), bytes=3,
+                             seconds=14.5, source='http', generation=1)
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.CACHED, row['status'])
+        self.assertEqual(0, row['attempts'])
+        self.assertIsNone(row['next_attempt_at'])
+        self.assertIsNone(row['round_id'])
+        self.assertEqual((3, 14.5, 'http', at(20)),
+                         (row['bytes'], row['seconds'], row['source'],
+                          row['reported_at']))
+        self.assertEqual((round_id, 1, 1, 1, 0),
+                         (answer['id'], answer['index'], answer['total'],
+                          answer['cached'], answer['failed']))
+        self.assertEqual(at(20), answer['ended_at'])
+        self.assertEqual(at(20), self.round(round_id)['ended_at'])
+
+    def test_failed_keeps_the_backoff(self):
+        self.open('h1', deadline=at(60))
+        answer = self.report('h1', models.FAILED, at(5),
+                             code='hash_mismatch', reason='sha512 differs')
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual(models.FAILED, row['status'])
+        self.assertEqual(('hash_mismatch', 'sha512 differs'),
+                         (row['code'], row['reason']))
+        self.assertEqual(1, row['attempts'])
+        self.assertEqual(at(60), row['next_attempt_at'])
+        self.assertEqual((1, 0, 1), (answer['index'], answer['cached'],
+                                     answer['failed']))
+
+    def test_cached_after_failure_clears_the_reason(self):
+        self.open('h1')
+        self.report('h1', models.FAILED, at(5), code='x', reason='broken')
+        self.report('h1', models.CACHED, at(90))
+        row = self.db.image_hosts('a')['h1']
+        self.assertEqual((models.CACHED, None, None, 0),
+                         (row['status'], row['code'], row['reason'],
+                          row['attempts']))
+
+    def test_round_counters_and_end(self):
+        round_id = self.open('h1', 'h2', 'h3')
+        first = self.report('h2', models.CACHED, at(10))
+        second = self.report('h1', models.FAILED, at(11), reason='x')
+        self.assertEqual([1, 2], [first['index'], second['index']])
+        self.assertIsNone(first['ended_at'])
+        self.assertIsNone(self.round(round_id)['ended_at'])
+        third = self.report('h3', models.EXISTING, at(12))
+        self.assertEqual((3, 3, 2, 1), (third['index'], third['answered'],
+                                        third['cached'], third['failed']))
+        self.assertEqual(at(12), third['ended_at'])
+        self.assertEqual(at(12), self.round(round_id)['ended_at'])
+
+    def test_duplicate_answers_are_counted_once(self):
+        round_id = self.open('h1', 'h2')
+        self.assertEqual(1, self.report('h1', models.CACHED,
+                                        at(10))['index'])
+        self.assertIsNone(self.report('h1', models.CACHED, at(11)))
+        self.assertIsNone(self.report('h1', models.EXISTING, at(12)))
+        row = self.round(round_id)
+        self.assertEqual((1, 1, None), (row['answered'], row['cached'],
+                                        row['ended_at']))
+        self.assertEqual(2, self.report('h2', models.CACHED,
+                                        at(13))['index'])
+
+    def test_report_outside_a_round(self):
+        self.assertIsNone(self.report('h1', models.EXISTING, at(1)))
+        self.assertEqual(models.EXISTING, self.status('a', 'h1'))
+
+    def test_report_of_unknown_host_and_image(self):
+        self.assertIsNone(self.db.record_report(
+            'h9', 'z', models.CACHED, {}, now=at(1)))
+        self.assertEqual(models.CACHED, self.status('z', 'h9'))
+        image = self.db.get_image('z')
+        self.assertFalse(image['listed'])
+        self.assertFalse(self.db.is_desired(image, at(2)))
+        self.assertIn('h9', self.host_ids())
+
+    def test_end_rounds_names_the_silent_hosts(self):
+        old = self.open('h1', 'h2', 'h3')
+        self.report('h1', models.CACHED, at(10))
+        self.report('h2', models.DOWNLOADING, at(11))
+        self.add_image('b', now=at(100))
+        new = self.db.open_round('b', 1, 'targeted',
+                                 [(self.ids['h1'], False, at(200))],
+                                 now=at(100))
+        ended = self.db.end_rounds(at(50), now=at(120))
+        self.assertEqual([old], [r['id'] for r in ended])
+        self.assertEqual(['h2', 'h3'], sorted(ended[0]['unanswered']))
+        self.assertEqual((1, 3, at(120)), (ended[0]['answered'],
+                                           ended[0]['total'],
+                                           ended[0]['ended_at']))
+        self.assertEqual(at(120), self.round(old)['ended_at'])
+        self.assertIsNone(self.round(new)['ended_at'])
+        self.assertEqual([], self.db.end_rounds(at(50), now=at(130)))
+        # A late answer updates the host's row but no ended round.
+        self.assertIsNone(self.report('h3', models.CACHED, at(140)))
+        self.assertEqual(models.CACHED, self.status('a', 'h3'))
+        self.assertEqual(1, self.round(old)['answered'])
+
+
+class LackingTests(object):
+    """lacking(): what live hosts lack, through both of its queries."""
+
+    def setUp(self):
+        super().setUp()
+        self.add_image('a')
+        self.add_image('b')
+
+    def lacking(self, now, up_since=None, deadline=None, images=('a', 'b')):
+        up_since = up_since or now - (at(180) - T0)
+        deadline = deadline or now - (at(600) - T0)
+        names = {v: k for k, v in self.host_ids().items()}
+        return sorted((names[h], i, has_row) for h, i, has_row in
+                      self.db.lacking(list(images), up_since, now,
+                                      deadline))
+
+    def test_live_host_without_rows_lacks_everything(self):
+        self.beat('h1', T0)
+        self.assertEqual([('h1', 'a', False), ('h1', 'b', False)],
+                         self.lacking(at(10)))
+
+    def test_down_hosts_lack_nothing(self):
+        self.beat('h1', T0)
+        self.beat('h2', at(300))
+        self.assertEqual([('h2', 'a', False), ('h2', 'b', False)],
+                         self.lacking(at(310)))
+
+    def test_no_image_no_query(self):
+        self.beat('h1', T0)
+        self.assertEqual([], self.lacking(at(10), images=()))
+
+    def test_present_rows_lack_nothing(self):
+        self.beat('h1', T0, inventory=['a', 'b'])
+        self.beat('h2', T0, inventory=['a'])
+        self.assertEqual([('h2', 'b', False)], self.lacking(at(10)))
+
+    def test_failed_rows_after_their_backoff(self):
+        self.beat('h1', T0, inventory=['b'])
+        host_id = self.host_ids()['h1']
+        self.db.open_round('a', 1, 'targeted', [(host_id, False, at(60))],
+                           now=T0)
+        self.db.record_report('h1', 'a', models.FAILED, {'reason': 'x'},
+                              now=at(5))
+        self.beat('h1', at(50), inventory=['b'])
+        self.assertEqual([], self.lacking(at(59)))
+        self.beat('h1', at(60), inventory=['b'])
+        self.assertEqual([('h1', 'a', True)], self.lacking(at(60)))
+
+    def test_missing_rows_at_once(self):
+        self.beat('h1', T0, inventory=['a', 'b'])
+        self.beat('h1', at(300), inventory=['b'])
+        self.assertEqual([('h1', 'a', True)], self.lacking(at(300)))
+
+    def test_unanswered_casts_after_the_report_deadline(self):
+        self.beat('h1', T0, inventory=['b'])
+        host_id = self.host_ids()['h1']
+        self.db.open_round('a', 1, 'fanout', [(host_id, False, at(60))],
+                           now=T0)
+        self.beat('h1', at(100), inventory=['b'])
+        self.assertEqual([], self.lacking(at(100), deadline=at(-1)))
+        self.assertEqual([('h1', 'a', True)],
+                         self.lacking(at(100), deadline=T0))
+
+    def test_unanswered_casts_wait_for_their_backoff_too(self):
+        self.beat('h1', T0, inventory=['b'])
+        host_id = self.host_ids()['h1']
+        self.db.open_round('a', 1, 'fanout', [(host_id, False, at(500))],
+                           now=T0)
+        self.beat('h1', at(100), inventory=['b'])
+        self.assertEqual([], self.lacking(at(100), deadline=at(50)))
+
+    def test_downloading_without_a_cast_waits_for_the_report_deadline(self):
+        # An agent catching up on its own (``desired`` at start-up)
+        # reports downloading before any cast: no cast while it works.
+        self.beat('h1', T0, inventory=['b'])
+        self.db.record_report('h1', 'a', models.DOWNLOADING, {},
+                              now=at(10))
+        self.beat('h1', at(100), inventory=['b'])
+        self.assertEqual([], self.lacking(at(100), deadline=at(0)))
+        self.assertEqual([('h1', 'a', True)],
+                         self.lacking(at(100), deadline=at(10)))
+
+    def test_rows_of_every_host_and_a_new_host(self):
+        # Every host has a row for "a": the per-image count skips its
+        # host scan; a new host makes it scan again.
+        self.beat('h1', T0, inventory=['a', 'b'])
+        self.beat('h2', T0, inventory=['a', 'b'])
+        self.assertEqual([], self.lacking(at(10)))
+        self.beat('h3', at(10), inventory=['b'])
+        self.assertEqual([('h3', 'a', False)], self.lacking(at(20)))
+
+    def test_down_host_rows_do_not_hide_a_live_host(self):
+        self.beat('h1', T0, inventory=['a', 'b'])
+        self.beat('h2', at(300))
+        self.assertEqual([('h2', 'a', False), ('h2', 'b', False)],
+                         self.lacking(at(310)))
+
+
+class ConcurrencyTests(object):
+    """What the service's RPC thread pool does at once."""
+
+    def test_concurrent_duplicate_answers_are_counted_once(self):
+        self.add_image('a')
+        hosts = ['h%02d' % i for i in range(40)]
+        for host in hosts:
+            self.beat(host, T0)
+        ids = self.host_ids()
+        round_id = self.db.open_round(
+            'a', 1, 'fanout', [(ids[h], False, at(60)) for h in hosts],
+            now=T0)
+        # Every host answers twice at the same time (a redelivered cast,
+        # an agent's own catch-up).
+        order = [host for host in hosts for _ in range(2)]
+
+        def answer(host):
+            return self.db.record_report(host, 'a', models.CACHED, {},
+                                         now=at(10))
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(answer, order))
+        counted = collections.Counter(
+            host for host, answer in zip(order, answers) if answer)
+        self.assertEqual(dict.fromkeys(hosts, 1), dict(counted))
+        self.assertEqual(list(range(1, 41)),
+                         sorted(a['index'] for a in answers if a))
+        ends = [a for a in answers if a and a['ended_at'] is not None]
+        self.assertEqual([(round_id, 40, 40)],
+                         [(a['id'], a['index'], a['cached'])
+                          for a in ends])
+
+
+class ListingTest(ListingTests, state_base.StateTestCase):
+    pass
+
+
+class HeartbeatTest(HeartbeatTests, state_base.StateTestCase):
+    pass
+
+
+class ReportTest(ReportTests, state_base.StateTestCase):
+    pass
+
+
+class LackingTest(LackingTests, state_base.StateTestCase):
+    pass
+
+
+class ConcurrencyTest(ConcurrencyTests, state_base.StateTestCase):
+    pass

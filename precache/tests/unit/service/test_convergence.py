@@ -1,0 +1,291 @@
+"""Convergence: fanout rounds, targeted repairs, backoff, caps, targets."""
+
+from precache.db import models
+from precache.service import convergence
+from precache.tests.unit.service import state_base
+from precache.tests.unit.service.state_base import at
+from precache.tests.unit.service.state_base import T0
+
+
+class TargetMatcherTest(state_base.base.TestCase):
+
+    def test_no_targets_is_every_host(self):
+        for targets in (None, {}, {'hosts': [], 'labels': []}):
+            matcher = convergence.TargetMatcher(targets)
+            self.assertTrue(matcher.matches('anything', []))
+
+    def test_host_globs(self):
+        matcher = convergence.TargetMatcher(
+            {'hosts': ['cmp-a-*', 'ctl-1', 'gpu-[12]']})
+        self.assertTrue(matcher.matches('cmp-a-017', []))
+        self.assertTrue(matcher.matches('ctl-1', []))
+        self.assertTrue(matcher.matches('gpu-2', []))
+        self.assertFalse(matcher.matches('gpu-3', []))
+        self.assertFalse(matcher.matches('ctl-10', []))
+        self.assertFalse(matcher.matches('xcmp-a-1', []))
+
+    def test_labels(self):
+        matcher = convergence.TargetMatcher({'labels': ['az1', 'gpu']})
+        self.assertTrue(matcher.matches('h', ['az2', 'gpu']))
+        self.assertFalse(matcher.matches('h', ['az2']))
+        self.assertFalse(matcher.matches('h', None))
+
+    def test_hosts_or_labels(self):
+        matcher = convergence.TargetMatcher({'hosts': ['a*'],
+                                             'labels': ['gpu']})
+        self.assertTrue(matcher.matches('a1', []))
+        self.assertTrue(matcher.matches('b1', ['gpu']))
+        self.assertFalse(matcher.matches('b1', ['az1']))
+
+
+class ReconcilerTestCase(state_base.StateTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(group='service', service_down_time=180, retry_backoff=60,
+                   retry_backoff_max=200, report_timeout=600,
+                   max_casts_per_host=5, max_casts_per_cycle=100,
+                   round_timeout=3600)
+        self.agent_api = state_base.FakeAgentAPI()
+        self.notifier = state_base.FakeNotifier()
+        self.reconciler = convergence.Reconciler(
+            self.conf, self.db, self.agent_api, self.notifier)
+
+    def reconcile(self, now, hosts=None):
+        self.agent_api.casts = []
+        return self.reconciler.reconcile(None, hosts=hosts, now=now)
+
+    def row(self, image_id, host):
+        return self.db.image_hosts(image_id)[host]
+
+
+class BackoffTest(ReconcilerTestCase):
+
+    def test_exponential_and_capped(self):
+        self.assertEqual([60, 60, 120, 200, 200],
+                         [self.reconciler.backoff(n)
+                          for n in (0, 1, 2, 3, 10)])
+
+
+class ReconcileTest(ReconcilerTestCase):
+
+    def test_live_host_without_a_row_gets_a_targeted_cast(self):
+        self.add_image('a', generation=7)
+        self.beat('h1', T0)
+        result = self.reconcile(at(10))
+        self.assertEqual([('a', 7, 'h1')], self.agent_api.casts)
+        self.assertEqual((1, 0), (result['casts'], result['deferred']))
+        row = self.row('a', 'h1')
+        self.assertEqual((models.PENDING, 1, at(10), at(70), 7),
+                         (row['status'], row['attempts'], row['cast_at'],
+                          row['next_attempt_at'], row['generation']))
+        start, = self.notifier.events('start')
+        self.assertEqual(('a', 'targeted', ['h1'], 7),
+                         (start['image_id'], start['kind'], start['hosts'],
+                          start['generation']))
+        self.assertEqual(row['round_id'], start['round_id'])
+
+    def test_one_round_per_image(self):
+        self.add_image('a')
+        self.add_image('b')
+        self.beat('h1', T0)
+        self.beat('h2', T0)
+        self.reconcile(at(10))
+        self.assertEqual(['h1', 'h1', 'h2', 'h2'], self.agent_api.hosts())
+        starts = {s['image_id']: s for s in self.notifier.events('start')}
+        self.assertEqual({'a', 'b'}, set(starts))
+        self.assertEqual(['h1', 'h2'], starts['a']['hosts'])
+
+    def test_down_hosts_get_nothing(self):
+        self.add_image('a')
+        self.beat('down', T0)
+        self.beat('up', at(200))
+        self.reconcile(at(200))
+        self.assertEqual(['up'], self.agent_api.hosts())
+        self.assertNotIn('down', self.db.image_hosts('a'))
+
+    def test_nothing_to_do(self):
+        self.add_image('a')
+        self.beat('h1', T0, inventory=['a'])
+        result = self.reconcile(at(10))
+        self.assertEqual([], self.agent_api.casts)
+        self.assertEqual((0, 0), (result['casts'], result['deferred']))
+        self.assertEqual([], self.notifier.sent)
+
+    def test_undesired_images_are_not_cast(self):
+        self.add_image('a')
+        self.add_image('b')
+        # "a" is no longer listed; "c" has never been served.
+        self.db.record_listing([state_base.record('b'),
+                                state_base.record('c')],
+                               complete=True, now=at(1))
+        self.beat('h1', T0)
+        self.reconcile(at(10))
+        self.assertEqual([('b', 1, 'h1')], self.agent_api.casts)
+
+    def test_failed_rows_are_retried_after_an_exponential_backoff(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        expected = [(0, 60), (60, 120), (180, 200), (380, 200)]
+        for attempt, (cast_at, backoff) in enumerate(expected, 1):
+            self.beat('h1', at(cast_at))
+            if attempt > 1:
+                # Not before the backoff of the previous attempt is over.
+                self.reconcile(at(cast_at - 1))
+                self.assertEqual([], self.agent_api.casts)
+            self.reconcile(at(cast_at))
+            self.assertEqual(['h1'], self.agent_api.hosts())
+            row = self.row('a', 'h1')
+            self.assertEqual((attempt, at(cast_at + backoff)),
+                             (row['attempts'], row['next_attempt_at']))
+            self.db.record_report('h1', 'a', models.FAILED,
+                                  {'reason': 'broken'}, now=at(cast_at))
+
+    def test_in_progress_rows_are_cast_again_after_report_timeout(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        self.reconcile(T0)
+        self.db.record_report('h1', 'a', models.DOWNLOADING, {},
+                              now=at(5))
+        for now in (100, 300, 599):
+            self.beat('h1', at(now))
+            self.reconcile(at(now))
+            self.assertEqual([], self.agent_api.casts, now)
+        self.beat('h1', at(600))
+        self.reconcile(at(600))
+        self.assertEqual(['h1'], self.agent_api.hosts())
+        self.assertEqual(2, self.row('a', 'h1')['attempts'])
+
+    def test_present_rows_are_not_cast_again(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        self.reconcile(T0)
+        self.db.record_report('h1', 'a', models.CACHED, {}, now=at(5))
+        self.beat('h1', at(1000), inventory=['a'])
+        self.reconcile(at(1000))
+        self.assertEqual([], self.agent_api.casts)
+
+    def test_missing_image_is_cast_again(self):
+        self.add_image('a')
+        self.beat('h1', T0, inventory=['a'])
+        self.beat('h1', at(300), inventory=[])
+        self.reconcile(at(300))
+        self.assertEqual(['h1'], self.agent_api.hosts())
+
+    def test_cap_per_host(self):
+        self.flags(group='service', max_casts_per_host=2)
+        for image_id in ('a', 'b', 'c'):
+            self.add_image(image_id)
+        self.beat('h1', T0)
+        self.beat('h2', T0)
+        result = self.reconcile(at(10))
+        self.assertEqual((4, 2), (result['casts'], result['deferred']))
+        self.assertEqual(['h1', 'h1', 'h2', 'h2'], self.agent_api.hosts())
+        # The next pass sends what was deferred.
+        result = self.reconcile(at(20))
+        self.assertEqual((2, 0), (result['casts'], result['deferred']))
+        self.assertEqual(['h1', 'h2'], self.agent_api.hosts())
+        for image_id in ('a', 'b', 'c'):
+            self.assertEqual({'h1', 'h2'},
+                             set(self.db.image_hosts(image_id)))
+
+    def test_cap_per_cycle(self):
+        self.flags(group='service', max_casts_per_cycle=3)
+        for image_id in ('a', 'b'):
+            self.add_image(image_id)
+        for host in ('h1', 'h2', 'h3'):
+            self.beat(host, T0)
+        result = self.reconcile(at(10))
+        self.assertEqual((3, 3), (result['casts'], result['deferred']))
+        self.assertEqual(3, len(self.agent_api.casts))
+        result = self.reconcile(at(20))
+        self.assertEqual((3, 0), (result['casts'], result['deferred']))
+        result = self.reconcile(at(30))
+        self.assertEqual((0, 0), (result['casts'], result['deferred']))
+
+    def test_targets_by_host_glob_and_label(self):
+        self.add_image('a', targets={'hosts': ['cmp-a-*'],
+                                     'labels': ['gpu']})
+        self.beat('cmp-a-1', T0)
+        self.beat('cmp-b-1', T0, labels=['gpu', 'az2'])
+        self.beat('cmp-b-2', T0, labels=['az2'])
+        self.reconcile(at(10))
+        self.assertEqual(['cmp-a-1', 'cmp-b-1'], self.agent_api.hosts())
+
+    def test_untargeted_hosts_do_not_use_the_caps(self):
+        self.flags(group='service', max_casts_per_cycle=1)
+        self.add_image('a', targets={'hosts': ['z*']})
+        self.beat('a1', T0)
+        self.beat('z1', T0)
+        result = self.reconcile(at(10))
+        self.assertEqual((1, 0), (result['casts'], result['deferred']))
+        self.assertEqual(['z1'], self.agent_api.hosts())
+
+    def test_only_the_named_hosts(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        self.beat('h2', T0)
+        self.reconcile(at(10), hosts=['h2'])
+        self.assertEqual(['h2'], self.agent_api.hosts())
+        self.assertEqual({'h2'}, set(self.db.image_hosts('a')))
+
+    def test_timed_out_rounds_end_with_the_silent_hosts(self):
+        self.flags(group='service', round_timeout=1000)
+        self.add_image('a')
+        self.beat('h1', T0)
+        self.beat('h2', T0)
+        self.reconcile(T0)
+        self.db.record_report('h1', 'a', models.CACHED, {}, now=at(5))
+        self.reconcile(at(999))
+        self.assertEqual([], self.notifier.events('end'))
+        self.reconcile(at(1001))
+        end, = self.notifier.events('end')
+        self.assertEqual(('a', 2, 1, ['h2']),
+                         (end['image_id'], end['total'], end['answered'],
+                          end['unanswered']))
+
+
+class DistributeTest(ReconcilerTestCase):
+
+    def test_fanout_round_with_live_targets_pending(self):
+        image = self.add_image('a', generation=3,
+                               targets={'hosts': ['h*']})
+        self.beat('h1', T0)
+        self.beat('h2', T0)
+        self.beat('h3', at(-1000))
+        self.beat('x1', T0)
+        self.reconciler.distribute(None, image, now=at(10))
+        self.assertEqual([('a', 3, None)], self.agent_api.casts)
+        rows = self.db.image_hosts('a')
+        self.assertEqual({'h1', 'h2'}, set(rows))
+        for row in rows.values():
+            self.assertEqual((models.PENDING, 3, at(10)),
+                             (row['status'], row['generation'],
+                              row['cast_at']))
+        start, = self.notifier.events('start')
+        self.assertEqual(('fanout', ['h1', 'h2'], 3),
+                         (start['kind'], start['hosts'],
+                          start['generation']))
+
+    def test_fanout_without_live_hosts(self):
+        image = self.add_image('a')
+        self.reconciler.distribute(None, image, now=at(10))
+        self.assertEqual(['a'], self.agent_api.fanouts())
+        self.assertEqual([], self.notifier.sent)
+
+    def test_no_targeted_cast_right_after_a_fanout(self):
+        image = self.add_image('a')
+        self.beat('h1', T0)
+        self.reconciler.distribute(None, image, now=at(10))
+        self.reconcile(at(20))
+        self.assertEqual([], self.agent_api.casts)
+
+    def test_host_down_during_the_fanout_catches_up(self):
+        image = self.add_image('a')
+        self.beat('h1', T0)
+        self.beat('h2', at(-1000))
+        self.reconciler.distribute(None, image, now=at(10))
+        self.assertEqual({'h1'}, set(self.db.image_hosts('a')))
+        self.assertTrue(self.beat('h2', at(30)))
+        self.reconcile(at(30), hosts=['h2'])
+        self.assertEqual(['h2'], self.agent_api.hosts())
