@@ -8,21 +8,17 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from precache.agent import download
-from precache.agent import targeting
 from precache.agent import wanted
 from precache.common import exception
 from precache.common import plugin
 from precache.common import rpc
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
+from precache.objects import states
+from precache.objects import targets as targets_mod
 from precache import version
 
 LOG = logging.getLogger(__name__)
-
-DOWNLOADING = 'downloading'
-CACHED = 'cached'
-EXISTING = 'existing'
-FAILED = 'failed'
 
 
 class AgentManager(object):
@@ -108,10 +104,11 @@ class AgentManager(object):
         except exception.InvalidMeta as exc:
             LOG.error('Refusing cache request for image %s: %s',
                       image_id, exc)
-            self._report(image_id, FAILED, code=exc.code, reason=str(exc))
+            self._report(image_id, states.FAILED, code=exc.code,
+                         reason=str(exc))
             return
-        if not targeting.is_targeted(meta.get('targets'), self.host,
-                                     self.conf.agent.labels):
+        if not targets_mod.is_targeted(meta.get('targets'), self.host,
+                                       self.conf.agent.labels):
             LOG.debug('Image %s is not meant for this host', image_id)
             return
         image = image_mod.ImageRecord.from_dict(meta['image'])
@@ -146,27 +143,27 @@ class AgentManager(object):
             if self.store.exists(image):
                 self.store.touch(image)
                 if not report_existing:
-                    return EXISTING
-                status = EXISTING
+                    return states.EXISTING
+                status = states.EXISTING
             else:
                 self._start_delay(image)
                 with self._slots:
-                    self._report(image.id, DOWNLOADING,
+                    self._report(image.id, states.DOWNLOADING,
                                  generation=meta['generation'])
                     status = self._land(image, meta, result)
         except exception.PrecacheException as exc:
             LOG.error('Caching image %s failed: %s', image.id, exc)
-            self._report(image.id, FAILED, code=exc.code, reason=str(exc),
-                         seconds=time.monotonic() - started,
+            self._report(image.id, states.FAILED, code=exc.code,
+                         reason=str(exc), seconds=time.monotonic() - started,
                          generation=meta['generation'])
-            return FAILED
+            return states.FAILED
         except Exception as exc:
             LOG.exception('Caching image %s failed unexpectedly', image.id)
-            self._report(image.id, FAILED, code='unexpected',
+            self._report(image.id, states.FAILED, code='unexpected',
                          reason='%s: %s' % (type(exc).__name__, exc),
                          seconds=time.monotonic() - started,
                          generation=meta['generation'])
-            return FAILED
+            return states.FAILED
         seconds = time.monotonic() - started
         LOG.info('Image %s %s in %.1fs', image.id, status, seconds)
         self._report(image.id, status, seconds=seconds,

@@ -5,10 +5,11 @@ from cliff import lister
 
 from precache.cli import base
 from precache.cli import columns
+from precache.objects import states
 
 #: Per-host states counted by ``status``, in the order of the columns.
-STATES = ('cached', 'existing', 'downloading', 'pending', 'failed',
-          'missing', 'waiting')
+STATES = (states.CACHED, states.EXISTING, states.DOWNLOADING,
+          states.PENDING, states.FAILED, states.MISSING, 'waiting')
 
 HOST_FIELDS = (
     ('Host', 'name', None),

@@ -2,11 +2,12 @@
 the one-line display of ``precache watch``."""
 
 from precache.cli import units
+from precache.objects import states
 
 #: Per-host statuses that mean the image is there.
-DONE = ('cached', 'existing')
+DONE = states.PRESENT
 #: Per-host statuses that mean a download is under way.
-IN_PROGRESS = ('pending', 'downloading')
+IN_PROGRESS = states.IN_PROGRESS
 
 
 def describe_summary(summary):

@@ -25,6 +25,7 @@ from precache.common import rpc
 from precache.conf import agent as agent_conf
 from precache.db import api as db_api
 from precache.objects import image as image_mod
+from precache.objects import states
 from precache.service import convergence
 from precache.service import manager as service_manager
 from precache.service import notifications
@@ -210,7 +211,7 @@ class AllInOne(object):
             rpc_server.wait()
 
     def _on_message(self, kind, host, payload):
-        if kind != 'report' or payload['status'] == 'downloading':
+        if kind != 'report' or payload['status'] == states.DOWNLOADING:
             return
         with self._reported:
             self.reports[(host, payload['image_id'])] = payload
@@ -244,7 +245,7 @@ class AllInOne(object):
                 ok = False
                 rows.append((host, image_id, 'no report', '-', ''))
                 continue
-            ok = ok and report['status'] in ('cached', 'existing')
+            ok = ok and report['status'] in states.PRESENT
             rows.append((host, image_id, report['status'],
                          '%.2f' % report.get('seconds', 0),
                          report.get('reason') or self._describe(host,

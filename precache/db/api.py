@@ -20,6 +20,7 @@ from precache.common import exception
 from precache.db import migration
 from precache.db import models
 from precache.objects import image as image_mod
+from precache.objects import states
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ HOST_IMAGES = models.HostImage.__table__
 ROUNDS = models.Round.__table__
 
 #: Terminal answers: they end a host's part in a round.
-ANSWERS = (models.CACHED, models.EXISTING, models.FAILED)
+ANSWERS = (states.CACHED, states.EXISTING, states.FAILED)
 
 MISSING_REASON = ('absent from the host\'s inventory: removed behind '
                   'precache\'s back (e.g. aged out by Nova\'s image cache '
@@ -310,25 +311,25 @@ class StateDB(object):
                       HOST_IMAGES.c.reported_at)
             .where(HOST_IMAGES.c.host_id == host_id))}
         for image_id, row in rows.items():
-            if (row.status in models.PRESENT and image_id not in present and
+            if (row.status in states.PRESENT and image_id not in present and
                     (row.reported_at is None or
                      row.reported_at <= grace_until)):
                 conn.execute(HOST_IMAGES.update().where(
                     HOST_IMAGES.c.host_id == host_id,
                     HOST_IMAGES.c.image_id == image_id).values(
-                        status=models.MISSING, code='missing',
+                        status=states.MISSING, code='missing',
                         reason=MISSING_REASON, next_attempt_at=now,
                         reported_at=now, updated_at=now))
         for image_id in present:
             row = rows.get(image_id)
-            values = dict(status=models.EXISTING, code=None, reason=None,
+            values = dict(status=states.EXISTING, code=None, reason=None,
                           attempts=0, next_attempt_at=None,
                           reported_at=now, updated_at=now)
             if row is None:
                 conn.execute(HOST_IMAGES.insert().values(
                     host_id=host_id, image_id=image_id, created_at=now,
                     **values))
-            elif row.status not in models.PRESENT:
+            elif row.status not in states.PRESENT:
                 conn.execute(HOST_IMAGES.update().where(
                     HOST_IMAGES.c.host_id == host_id,
                     HOST_IMAGES.c.image_id == image_id).values(**values))
@@ -344,9 +345,9 @@ class StateDB(object):
         """Return every host row as a dict with its cached/failed counts."""
         counts = sa.select(
             HOST_IMAGES.c.host_id,
-            sa.func.sum(sa.case((HOST_IMAGES.c.status.in_(models.PRESENT),
+            sa.func.sum(sa.case((HOST_IMAGES.c.status.in_(states.PRESENT),
                                  1), else_=0)).label('images_cached'),
-            sa.func.sum(sa.case((HOST_IMAGES.c.status == models.FAILED, 1),
+            sa.func.sum(sa.case((HOST_IMAGES.c.status == states.FAILED, 1),
                                 else_=0)).label('images_failed'),
         ).group_by(HOST_IMAGES.c.host_id).subquery()
         query = (sa.select(HOSTS, counts.c.images_cached,
@@ -406,9 +407,9 @@ class StateDB(object):
         # catching up on its own: its deadline runs from the report.
         asked = sa.func.coalesce(hi.c.cast_at, hi.c.reported_at)
         retry = sa.or_(
-            sa.and_(hi.c.status.in_((models.FAILED, models.MISSING)),
+            sa.and_(hi.c.status.in_((states.FAILED, states.MISSING)),
                     backoff_over),
-            sa.and_(hi.c.status.in_(models.IN_PROGRESS),
+            sa.and_(hi.c.status.in_(states.IN_PROGRESS),
                     sa.or_(asked.is_(None), asked <= report_deadline),
                     backoff_over))
         lacking = []
@@ -449,7 +450,7 @@ class StateDB(object):
                 image_id=image_id, generation=generation, kind=kind,
                 total=len(casts), answered=0, cached=0, failed=0,
                 started_at=now, created_at=now)).inserted_primary_key[0]
-            common = dict(status=models.PENDING, generation=generation,
+            common = dict(status=states.PENDING, generation=generation,
                           round_id=round_id, cast_at=now, updated_at=now)
             new = [dict(host_id=host_id, image_id=image_id, attempts=1,
                         next_attempt_at=deadline, created_at=now, **common)
@@ -498,7 +499,7 @@ class StateDB(object):
                       reported_at=now, updated_at=now)
         if detail.get('generation') is not None:
             values['generation'] = detail['generation']
-        if status in models.PRESENT:
+        if status in states.PRESENT:
             values.update(attempts=0, next_attempt_at=None, code=None,
                           reason=None)
         with self._write() as conn:
@@ -530,8 +531,8 @@ class StateDB(object):
             return self._count_answer(conn, round_id, status, now)
 
     def _count_answer(self, conn, round_id, status, now):
-        present = 1 if status in models.PRESENT else 0
-        failed = 1 if status == models.FAILED else 0
+        present = 1 if status in states.PRESENT else 0
+        failed = 1 if status == states.FAILED else 0
         counted = conn.execute(ROUNDS.update().where(
             ROUNDS.c.id == round_id, ROUNDS.c.ended_at.is_(None)).values(
                 answered=ROUNDS.c.answered + 1,

@@ -10,17 +10,6 @@ from sqlalchemy import orm
 
 BASE = orm.declarative_base()
 
-#: Per host x image statuses.
-PENDING = 'pending'          # a cast was sent, no answer yet
-DOWNLOADING = 'downloading'  # the agent started downloading
-CACHED = 'cached'            # the agent landed the image
-EXISTING = 'existing'        # the image was already there
-FAILED = 'failed'            # the agent reported a failure
-MISSING = 'missing'          # was there, absent from the last inventory
-STATUSES = (PENDING, DOWNLOADING, CACHED, EXISTING, FAILED, MISSING)
-PRESENT = (CACHED, EXISTING)
-IN_PROGRESS = (PENDING, DOWNLOADING)
-
 
 class PrecacheBase(models.ModelBase, models.TimestampMixin):
     """Adds ``created_at``/``updated_at`` to every table."""

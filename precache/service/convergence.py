@@ -13,14 +13,13 @@ storm the broker or the origin.
 
 import collections
 import datetime
-import fnmatch
-import re
 import threading
 import time
 
 from oslo_log import log as logging
 
 from precache.db import api as db_api
+from precache.objects import targets as targets_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -30,31 +29,6 @@ TARGETED = 'targeted'
 
 def _seconds(value):
     return datetime.timedelta(seconds=value)
-
-
-class TargetMatcher(object):
-    """Tells which hosts an image's ``targets`` select.
-
-    :param targets: None (every host) or ``{'hosts': [names or globs],
-        'labels': [...]}``; a host is selected when it matches a host
-        pattern or carries a label.
-    """
-
-    def __init__(self, targets):
-        targets = targets or {}
-        patterns = targets.get('hosts') or []
-        self.labels = set(targets.get('labels') or [])
-        self.everyone = not patterns and not self.labels
-        self._regex = (re.compile('|'.join(fnmatch.translate(p)
-                                           for p in patterns))
-                       if patterns else None)
-
-    def matches(self, name, labels):
-        if self.everyone:
-            return True
-        if self._regex is not None and self._regex.match(name):
-            return True
-        return bool(self.labels.intersection(labels or ()))
 
 
 class Reconciler(object):
@@ -89,7 +63,7 @@ class Reconciler(object):
 
     def live_targets(self, image, live_hosts):
         """Return ``[(host_id, name)]`` of the live hosts it targets."""
-        matcher = TargetMatcher(image['targets'])
+        matcher = targets_mod.TargetMatcher(image['targets'])
         return [(host_id, name) for host_id, name, labels in live_hosts
                 if matcher.matches(name, labels)]
 
@@ -157,7 +131,7 @@ class Reconciler(object):
 
         ``targets`` items are ``(host_id, name, has_row)``.
         """
-        matchers = {image_id: TargetMatcher(image['targets'])
+        matchers = {image_id: targets_mod.TargetMatcher(image['targets'])
                     for image_id, image in images.items()}
         labels = {host_id: host_labels for host_id, _, host_labels in live}
         per_host = collections.Counter()

@@ -10,8 +10,8 @@ import datetime
 from oslo_log import log as logging
 
 from precache.db import api as db_api
-from precache.db import models
-from precache.service import convergence
+from precache.objects import states
+from precache.objects import targets as targets_mod
 from precache.service import views
 
 LOG = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class StateKeeper(object):
     # Agents ---------------------------------------------------------------
 
     def report(self, context, host, image_id, status, detail):
-        if status not in models.STATUSES:
+        if status not in states.STATUSES:
             LOG.warning('Host %s reported an unknown status %r for image %s',
                         host, status, image_id)
             return
@@ -76,7 +76,7 @@ class StateKeeper(object):
         """The meta of every desired image that targets ``host``."""
         now = self._now()
         return [image['meta'] for image in self.db.desired_images(now)
-                if convergence.TargetMatcher(image['targets']).matches(
+                if targets_mod.TargetMatcher(image['targets']).matches(
                     host, labels)]
 
     # Operators ------------------------------------------------------------
@@ -99,7 +99,7 @@ class StateKeeper(object):
     def show_image(self, context, image_id):
         now = self._now()
         image = self.db.get_image(image_id)
-        matcher = convergence.TargetMatcher(image['targets'])
+        matcher = targets_mod.TargetMatcher(image['targets'])
         desired = self.db.is_desired(image, now)
         rows = self.db.image_hosts(image_id)
         up_since = self.reconciler.up_since(now)

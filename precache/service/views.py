@@ -3,7 +3,7 @@
 Timestamps become ISO 8601 strings in UTC; everything is JSON-friendly.
 """
 
-from precache.db import models
+from precache.objects import states
 
 
 def isotime(value):
@@ -78,13 +78,13 @@ def summarize(lines):
         summary['live_targets'] += 1
         summary['bytes'] += line['bytes'] or 0
         status = line['status']
-        if status in models.PRESENT:
+        if status in states.PRESENT:
             summary['done'] += 1
-        elif status == models.FAILED:
+        elif status == states.FAILED:
             summary['failed'] += 1
-        elif status == models.MISSING:
+        elif status == states.MISSING:
             summary['missing'] += 1
-        elif status in models.IN_PROGRESS:
+        elif status in states.IN_PROGRESS:
             summary['in_progress'] += 1
         else:
             summary['waiting'] += 1

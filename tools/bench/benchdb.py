@@ -22,9 +22,9 @@ import uuid
 import sqlalchemy as sa
 
 from precache.db import api as db_api
-from precache.db import models
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
+from precache.objects import states
 
 HOSTS = db_api.HOSTS
 HOST_IMAGES = db_api.HOST_IMAGES
@@ -150,7 +150,7 @@ def fill(db, hosts, images, now, labels=None):
         for host_id in range(1, hosts + 1):
             for rec in records:
                 batch.append(dict(
-                    host_id=host_id, image_id=rec.id, status=models.CACHED,
+                    host_id=host_id, image_id=rec.id, status=states.CACHED,
                     attempts=0, bytes=rec.size // 3, seconds=20.0,
                     source='http', generation=served[rec.id],
                     cast_at=now, reported_at=now, created_at=now,

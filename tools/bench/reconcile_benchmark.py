@@ -63,7 +63,7 @@ from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
-from precache.db import models  # noqa: E402
+from precache.objects import states  # noqa: E402
 from precache.service import convergence  # noqa: E402
 from precache.service import notifications  # noqa: E402
 
@@ -161,7 +161,7 @@ class Bench(object):
 
     def unmark(self, code):
         self.execute(HI.update().where(HI.c.code == code).values(
-            status=models.CACHED, code=None, reason=None, attempts=0,
+            status=states.CACHED, code=None, reason=None, attempts=0,
             next_attempt_at=None, cast_at=self.now, reported_at=self.now))
 
     def set_heartbeat(self, host_ids, when):
@@ -231,11 +231,11 @@ class Bench(object):
         self.drop_new_image()
 
         failed = self.sample_pairs(0.05)
-        self.mark(failed, models.FAILED, FAILED_CODE)
+        self.mark(failed, states.FAILED, FAILED_CODE)
         per_host = collections.Counter(h for h, _ in failed)
 
         def reset_failed():
-            self.rearm(FAILED_CODE, models.FAILED)
+            self.rearm(FAILED_CODE, states.FAILED)
             self.clear_rounds()
 
         measure('5% failed past backoff, default caps',
@@ -251,7 +251,7 @@ class Bench(object):
         down = self.rng.sample(range(1, hosts + 1), hosts * 2 // 100)
         self.set_heartbeat(down, self.now - datetime.timedelta(days=1))
         self.mark([(h, r.id) for h in down for r in self.records],
-                  models.FAILED, DOWN_CODE)
+                  states.FAILED, DOWN_CODE)
         self.add_new_image()
         measure('2% hosts down, new image', hosts - len(down),
                 between=reset_new)
@@ -261,11 +261,11 @@ class Bench(object):
         self.caps(raised=False)
 
         back = self.rng.randrange(1, hosts + 1)
-        self.mark([(back, r.id) for r in self.records[:5]], models.MISSING,
+        self.mark([(back, r.id) for r in self.records[:5]], states.MISSING,
                   FAILED_CODE)
 
         def reset_back():
-            self.rearm(FAILED_CODE, models.MISSING)
+            self.rearm(FAILED_CODE, states.MISSING)
             self.clear_rounds()
 
         measure('one host back up (lacks 5)', 5, between=reset_back,

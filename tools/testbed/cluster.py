@@ -23,7 +23,7 @@ from oslo_config import cfg
 from precache.agent import rpcapi as agent_rpcapi
 from precache.common import rpc
 import precache.conf  # noqa: F401 (registers the options)
-from precache.db import models
+from precache.objects import states
 from precache.tests import fixtures as servers
 from precache.tests.fixtures import control_plane
 from precache.tests.fixtures import rabbitmq
@@ -178,7 +178,7 @@ class Round(object):
     def _on_message(self, kind, host, payload):
         # A host has arrived with its answer: cached, existing or failed;
         # not with the report that it started downloading.
-        if kind != 'report' or payload['status'] in models.IN_PROGRESS:
+        if kind != 'report' or payload['status'] in states.IN_PROGRESS:
             return
         with self._lock:
             self.arrivals[host] = (time.monotonic(), payload)

@@ -30,13 +30,9 @@ from oslo_utils import units
 from precache.common import exception
 from precache.common import fileutils
 from precache.common import plugin
+from precache.objects import states
 
 LOG = logging.getLogger(__name__)
-
-#: :meth:`ImageStore.land` result: the image was written by this call.
-CACHED = 'cached'
-#: :meth:`ImageStore.land` result: the image was already there (touched).
-EXISTING = 'existing'
 
 #: Glance disk formats whose content may be anything; like Nova, they only
 #: have to pass the safety checks and to look raw to qemu-img.
@@ -306,7 +302,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
             the image's verified bytes into it; it may seek over runs of
             zeros (a final seek beyond the end extends the file) and raises
             on any failure, a hash mismatch included.
-        :returns: :data:`CACHED` or :data:`EXISTING`.
+        :returns: :data:`states.CACHED` or :data:`states.EXISTING`.
         :raises InsufficientDiskSpace: the file system filled up.
         :raises UnsafeImage: the content must not be used.
         :raises ConversionFailed: the conversion to raw failed.
@@ -316,10 +312,10 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         with self.lock(image):
             if os.path.exists(final):
                 self.touch(image)
-                result = EXISTING
+                result = states.EXISTING
             else:
                 self._install(image, final, write)
-                result = CACHED
+                result = states.CACHED
         self.after_land(image, result)
         LOG.info('Image %(image)s is %(result)s at %(path)s',
                  {'image': image.id, 'result': result, 'path': final})

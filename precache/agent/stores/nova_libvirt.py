@@ -34,6 +34,7 @@ from precache.agent.stores import base
 from precache.common import exception
 from precache.common import fileutils
 from precache.objects import image as image_mod
+from precache.objects import states
 
 LOG = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ class NovaLibvirtStore(base.ImageStore):
 
     def after_land(self, image, result):
         self._index.record(image_mod.nova_cache_name(image.id), image.id,
-                           landed=result == base.CACHED)
+                           landed=result == states.CACHED)
 
     def default_owner(self, directory):
         st = os.stat(directory)

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from precache.db import migration
 from precache.db import models
+from precache.objects import states
 from precache.tests.fixtures import databases as db
 from precache.tests.functional import base
 
@@ -201,10 +202,10 @@ class MigrationsMixin(test_migrations.ModelsMigrationsSync):
                 sa.select(hosts.c.name, hosts.c.id)).all())
             status_rows = [
                 {'host_id': host_ids['cmp-a-001'], 'image_id': image['id'],
-                 'status': models.CACHED, 'reason': None, 'attempts': 1,
+                 'status': states.CACHED, 'reason': None, 'attempts': 1,
                  'bytes': 5 * tib, 'seconds': 812.25},
                 {'host_id': host_ids['cmp-a-002'], 'image_id': image['id'],
-                 'status': models.FAILED,
+                 'status': states.FAILED,
                  'reason': 'not enough disk: ' + 'x' * 4000,
                  'attempts': 3, 'bytes': None, 'seconds': None},
             ]
@@ -248,7 +249,7 @@ class MigrationsMixin(test_migrations.ModelsMigrationsSync):
                 db_exc.DBReferenceError, connection.execute,
                 host_images.insert(), [{
                     'host_id': max(host_ids.values()) + 1,
-                    'image_id': image['id'], 'status': models.PENDING,
+                    'image_id': image['id'], 'status': states.PENDING,
                     'attempts': 0}])
 
 

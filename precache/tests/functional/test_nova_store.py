@@ -13,6 +13,7 @@ import threading
 
 from precache.agent.stores import base as store_base
 from precache.common import exception
+from precache.objects import states
 from precache.tests import base
 from precache.tests.unit.agent.stores import test_base as helpers
 
@@ -111,7 +112,7 @@ class TestInspectAndConvert(NovaStoreTestCase):
         raw = self.make_raw('disk.raw')
         qcow2 = self.make_qcow2('disk.qcow2', raw)
         image = self.record(qcow2, 'qcow2', virtual_size=8 * MiB)
-        self.assertEqual(store_base.CACHED,
+        self.assertEqual(states.CACHED,
                          self.store.land(image, file_writer(qcow2)))
         final = self.store.path(image)
         self.assertEqual(os.path.join(self.store.cache_dir,
@@ -244,7 +245,7 @@ class TestNovaLock(NovaStoreTestCase):
         released.set()
         self.release(holder, 'release')
         thread.join(30)
-        self.assertEqual([store_base.CACHED], results)
+        self.assertEqual([states.CACHED], results)
         self.assertEqual([True], order)
         self.assertEqual(helpers.DATA, read(self.store.path(image)))
 
@@ -257,7 +258,7 @@ class TestNovaLock(NovaStoreTestCase):
                                               helpers.writer(b'x', calls))
         self.release(holder, 'fetch')
         thread.join(30)
-        self.assertEqual([store_base.EXISTING], results)
+        self.assertEqual([states.EXISTING], results)
         self.assertEqual([], calls)
         self.assertEqual(b'fetched by nova', read(self.store.path(image)))
 

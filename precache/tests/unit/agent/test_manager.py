@@ -5,6 +5,7 @@ import threading
 from precache.agent import manager
 from precache.common import exception
 from precache.objects import meta as meta_mod
+from precache.objects import states
 from precache.tests import base
 from precache.tests.unit.objects import test_meta
 
@@ -31,7 +32,7 @@ class FakeStore(object):
     def land(self, image, write):
         write(object())
         self.files.add(image.id)
-        return manager.CACHED
+        return states.CACHED
 
     def expire(self, wanted_ids):
         self.expired_with = wanted_ids

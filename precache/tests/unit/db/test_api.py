@@ -11,7 +11,7 @@ import concurrent.futures
 import sqlalchemy as sa
 
 from precache.db import api as db_api
-from precache.db import models
+from precache.objects import states
 from precache.tests.unit.service import state_base
 from precache.tests.unit.service.state_base import at
 from precache.tests.unit.service.state_base import record
@@ -119,7 +119,7 @@ class HeartbeatTests(object):
         self.assertEqual([('new', ['y'])], [(n, lb) for _, n, lb in live])
 
     def _cached(self, image_id, host, now):
-        self.db.record_report(host, image_id, models.CACHED,
+        self.db.record_report(host, image_id, states.CACHED,
                               {'bytes': 3, 'seconds': 1.0}, now=now)
 
     def test_inventory_marks_a_cached_image_missing(self):
@@ -128,7 +128,7 @@ class HeartbeatTests(object):
         self._cached('a', 'h1', at(10))
         self.beat('h1', at(200), inventory=[], grace=120)
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.MISSING, row['status'])
+        self.assertEqual(states.MISSING, row['status'])
         self.assertEqual('missing', row['code'])
         self.assertIn('inventory', row['reason'])
         # Retried at once: the backoff is over.
@@ -139,7 +139,7 @@ class HeartbeatTests(object):
         self.beat('h1', T0)
         self._cached('a', 'h1', at(100))
         self.beat('h1', at(200), inventory=[], grace=120)
-        self.assertEqual(models.CACHED, self.status('a', 'h1'))
+        self.assertEqual(states.CACHED, self.status('a', 'h1'))
 
     def test_inventory_keeps_images_it_lists(self):
         self.add_image('a')
@@ -147,14 +147,14 @@ class HeartbeatTests(object):
         self._cached('a', 'h1', at(10))
         self.beat('h1', at(500), inventory=['a'])
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.CACHED, row['status'])
+        self.assertEqual(states.CACHED, row['status'])
         self.assertEqual(3, row['bytes'])
 
     def test_image_in_inventory_without_a_row_is_existing(self):
         self.add_image('a')
         self.beat('h1', T0, inventory=['a'])
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.EXISTING, row['status'])
+        self.assertEqual(states.EXISTING, row['status'])
         self.assertEqual(0, row['attempts'])
         self.assertIsNone(row['next_attempt_at'])
 
@@ -167,7 +167,7 @@ class HeartbeatTests(object):
         self.addCleanup(db.engine.dispose)
         self.db = db
         self.beat('h1', T0, inventory=[self.entry('a', by_name=True)])
-        self.assertEqual(models.EXISTING, self.status('a', 'h1'))
+        self.assertEqual(states.EXISTING, self.status('a', 'h1'))
 
     def test_unknown_inventory_files_are_ignored(self):
         self.add_image('a')
@@ -183,12 +183,12 @@ class HeartbeatTests(object):
         host_id = self.host_ids()['h1']
         self.db.open_round('a', 1, 'targeted', [(host_id, False, at(60))],
                            now=T0)
-        self.db.record_report('h1', 'a', models.FAILED,
+        self.db.record_report('h1', 'a', states.FAILED,
                               {'code': 'hash_mismatch', 'reason': 'bad'},
                               now=at(5))
         self.beat('h1', at(30), inventory=['a'])
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.EXISTING, row['status'])
+        self.assertEqual(states.EXISTING, row['status'])
         self.assertEqual(0, row['attempts'])
         self.assertIsNone(row['reason'])
         self.assertIsNone(row['next_attempt_at'])
@@ -224,7 +224,7 @@ class ReportTests(object):
         rows = self.db.image_hosts('a')
         self.assertEqual({'h1', 'h2'}, set(rows))
         for row in rows.values():
-            self.assertEqual(models.PENDING, row['status'])
+            self.assertEqual(states.PENDING, row['status'])
             self.assertEqual(1, row['attempts'])
             self.assertEqual(round_id, row['round_id'])
             self.assertEqual(T0, row['cast_at'])
@@ -236,11 +236,11 @@ class ReportTests(object):
 
     def test_second_round_counts_attempts(self):
         self.open('h1')
-        self.report('h1', models.FAILED, at(5), reason='no space')
+        self.report('h1', states.FAILED, at(5), reason='no space')
         self.db.open_round('a', 1, 'targeted',
                            [(self.ids['h1'], True, at(200))], now=at(70))
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual((models.PENDING, 2, at(200), at(70)),
+        self.assertEqual((states.PENDING, 2, at(200), at(70)),
                          (row['status'], row['attempts'],
                           row['next_attempt_at'], row['cast_at']))
         self.assertEqual({self.ids['h1']: 2},
@@ -248,15 +248,15 @@ class ReportTests(object):
 
     def test_pending_downloading_cached(self):
         round_id = self.open('h1')
-        self.assertIsNone(self.report('h1', models.DOWNLOADING, at(5),
+        self.assertIsNone(self.report('h1', states.DOWNLOADING, at(5),
                                       generation=1))
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.DOWNLOADING, row['status'])
+        self.assertEqual(states.DOWNLOADING, row['status'])
         self.assertEqual(round_id, row['round_id'])
-        answer = self.report('h1', models.CACHED, at(20), bytes=3,
+        answer = self.report('h1', states.CACHED, at(20), bytes=3,
                              seconds=14.5, source='http', generation=1)
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.CACHED, row['status'])
+        self.assertEqual(states.CACHED, row['status'])
         self.assertEqual(0, row['attempts'])
         self.assertIsNone(row['next_attempt_at'])
         self.assertIsNone(row['round_id'])
@@ -271,10 +271,10 @@ class ReportTests(object):
 
     def test_failed_keeps_the_backoff(self):
         self.open('h1', deadline=at(60))
-        answer = self.report('h1', models.FAILED, at(5),
+        answer = self.report('h1', states.FAILED, at(5),
                              code='hash_mismatch', reason='sha512 differs')
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual(models.FAILED, row['status'])
+        self.assertEqual(states.FAILED, row['status'])
         self.assertEqual(('hash_mismatch', 'sha512 differs'),
                          (row['code'], row['reason']))
         self.assertEqual(1, row['attempts'])
@@ -284,21 +284,21 @@ class ReportTests(object):
 
     def test_cached_after_failure_clears_the_reason(self):
         self.open('h1')
-        self.report('h1', models.FAILED, at(5), code='x', reason='broken')
-        self.report('h1', models.CACHED, at(90))
+        self.report('h1', states.FAILED, at(5), code='x', reason='broken')
+        self.report('h1', states.CACHED, at(90))
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual((models.CACHED, None, None, 0),
+        self.assertEqual((states.CACHED, None, None, 0),
                          (row['status'], row['code'], row['reason'],
                           row['attempts']))
 
     def test_round_counters_and_end(self):
         round_id = self.open('h1', 'h2', 'h3')
-        first = self.report('h2', models.CACHED, at(10))
-        second = self.report('h1', models.FAILED, at(11), reason='x')
+        first = self.report('h2', states.CACHED, at(10))
+        second = self.report('h1', states.FAILED, at(11), reason='x')
         self.assertEqual([1, 2], [first['index'], second['index']])
         self.assertIsNone(first['ended_at'])
         self.assertIsNone(self.round(round_id)['ended_at'])
-        third = self.report('h3', models.EXISTING, at(12))
+        third = self.report('h3', states.EXISTING, at(12))
         self.assertEqual((3, 3, 2, 1), (third['index'], third['answered'],
                                         third['cached'], third['failed']))
         self.assertEqual(at(12), third['ended_at'])
@@ -306,24 +306,24 @@ class ReportTests(object):
 
     def test_duplicate_answers_are_counted_once(self):
         round_id = self.open('h1', 'h2')
-        self.assertEqual(1, self.report('h1', models.CACHED,
+        self.assertEqual(1, self.report('h1', states.CACHED,
                                         at(10))['index'])
-        self.assertIsNone(self.report('h1', models.CACHED, at(11)))
-        self.assertIsNone(self.report('h1', models.EXISTING, at(12)))
+        self.assertIsNone(self.report('h1', states.CACHED, at(11)))
+        self.assertIsNone(self.report('h1', states.EXISTING, at(12)))
         row = self.round(round_id)
         self.assertEqual((1, 1, None), (row['answered'], row['cached'],
                                         row['ended_at']))
-        self.assertEqual(2, self.report('h2', models.CACHED,
+        self.assertEqual(2, self.report('h2', states.CACHED,
                                         at(13))['index'])
 
     def test_report_outside_a_round(self):
-        self.assertIsNone(self.report('h1', models.EXISTING, at(1)))
-        self.assertEqual(models.EXISTING, self.status('a', 'h1'))
+        self.assertIsNone(self.report('h1', states.EXISTING, at(1)))
+        self.assertEqual(states.EXISTING, self.status('a', 'h1'))
 
     def test_report_of_unknown_host_and_image(self):
         self.assertIsNone(self.db.record_report(
-            'h9', 'z', models.CACHED, {}, now=at(1)))
-        self.assertEqual(models.CACHED, self.status('z', 'h9'))
+            'h9', 'z', states.CACHED, {}, now=at(1)))
+        self.assertEqual(states.CACHED, self.status('z', 'h9'))
         image = self.db.get_image('z')
         self.assertFalse(image['listed'])
         self.assertFalse(self.db.is_desired(image, at(2)))
@@ -331,8 +331,8 @@ class ReportTests(object):
 
     def test_end_rounds_names_the_silent_hosts(self):
         old = self.open('h1', 'h2', 'h3')
-        self.report('h1', models.CACHED, at(10))
-        self.report('h2', models.DOWNLOADING, at(11))
+        self.report('h1', states.CACHED, at(10))
+        self.report('h2', states.DOWNLOADING, at(11))
         self.add_image('b', now=at(100))
         new = self.db.open_round('b', 1, 'targeted',
                                  [(self.ids['h1'], False, at(200))],
@@ -347,8 +347,8 @@ class ReportTests(object):
         self.assertIsNone(self.round(new)['ended_at'])
         self.assertEqual([], self.db.end_rounds(at(50), now=at(130)))
         # A late answer updates the host's row but no ended round.
-        self.assertIsNone(self.report('h3', models.CACHED, at(140)))
-        self.assertEqual(models.CACHED, self.status('a', 'h3'))
+        self.assertIsNone(self.report('h3', states.CACHED, at(140)))
+        self.assertEqual(states.CACHED, self.status('a', 'h3'))
         self.assertEqual(1, self.round(old)['answered'])
 
 
@@ -393,7 +393,7 @@ class LackingTests(object):
         host_id = self.host_ids()['h1']
         self.db.open_round('a', 1, 'targeted', [(host_id, False, at(60))],
                            now=T0)
-        self.db.record_report('h1', 'a', models.FAILED, {'reason': 'x'},
+        self.db.record_report('h1', 'a', states.FAILED, {'reason': 'x'},
                               now=at(5))
         self.beat('h1', at(50), inventory=['b'])
         self.assertEqual([], self.lacking(at(59)))
@@ -427,7 +427,7 @@ class LackingTests(object):
         # An agent catching up on its own (``desired`` at start-up)
         # reports downloading before any cast: no cast while it works.
         self.beat('h1', T0, inventory=['b'])
-        self.db.record_report('h1', 'a', models.DOWNLOADING, {},
+        self.db.record_report('h1', 'a', states.DOWNLOADING, {},
                               now=at(10))
         self.beat('h1', at(100), inventory=['b'])
         self.assertEqual([], self.lacking(at(100), deadline=at(0)))
@@ -467,7 +467,7 @@ class ConcurrencyTests(object):
         order = [host for host in hosts for _ in range(2)]
 
         def answer(host):
-            return self.db.record_report(host, 'a', models.CACHED, {},
+            return self.db.record_report(host, 'a', states.CACHED, {},
                                          now=at(10))
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:

@@ -1,41 +1,10 @@
 """Convergence: fanout rounds, targeted repairs, backoff, caps, targets."""
 
-from precache.db import models
+from precache.objects import states
 from precache.service import convergence
 from precache.tests.unit.service import state_base
 from precache.tests.unit.service.state_base import at
 from precache.tests.unit.service.state_base import T0
-
-
-class TargetMatcherTest(state_base.base.TestCase):
-
-    def test_no_targets_is_every_host(self):
-        for targets in (None, {}, {'hosts': [], 'labels': []}):
-            matcher = convergence.TargetMatcher(targets)
-            self.assertTrue(matcher.matches('anything', []))
-
-    def test_host_globs(self):
-        matcher = convergence.TargetMatcher(
-            {'hosts': ['cmp-a-*', 'ctl-1', 'gpu-[12]']})
-        self.assertTrue(matcher.matches('cmp-a-017', []))
-        self.assertTrue(matcher.matches('ctl-1', []))
-        self.assertTrue(matcher.matches('gpu-2', []))
-        self.assertFalse(matcher.matches('gpu-3', []))
-        self.assertFalse(matcher.matches('ctl-10', []))
-        self.assertFalse(matcher.matches('xcmp-a-1', []))
-
-    def test_labels(self):
-        matcher = convergence.TargetMatcher({'labels': ['az1', 'gpu']})
-        self.assertTrue(matcher.matches('h', ['az2', 'gpu']))
-        self.assertFalse(matcher.matches('h', ['az2']))
-        self.assertFalse(matcher.matches('h', None))
-
-    def test_hosts_or_labels(self):
-        matcher = convergence.TargetMatcher({'hosts': ['a*'],
-                                             'labels': ['gpu']})
-        self.assertTrue(matcher.matches('a1', []))
-        self.assertTrue(matcher.matches('b1', ['gpu']))
-        self.assertFalse(matcher.matches('b1', ['az1']))
 
 
 class ReconcilerTestCase(state_base.StateTestCase):
@@ -76,7 +45,7 @@ class ReconcileTest(ReconcilerTestCase):
         self.assertEqual([('a', 7, 'h1')], self.agent_api.casts)
         self.assertEqual((1, 0), (result['casts'], result['deferred']))
         row = self.row('a', 'h1')
-        self.assertEqual((models.PENDING, 1, at(10), at(70), 7),
+        self.assertEqual((states.PENDING, 1, at(10), at(70), 7),
                          (row['status'], row['attempts'], row['cast_at'],
                           row['next_attempt_at'], row['generation']))
         start, = self.notifier.events('start')
@@ -138,14 +107,14 @@ class ReconcileTest(ReconcilerTestCase):
             row = self.row('a', 'h1')
             self.assertEqual((attempt, at(cast_at + backoff)),
                              (row['attempts'], row['next_attempt_at']))
-            self.db.record_report('h1', 'a', models.FAILED,
+            self.db.record_report('h1', 'a', states.FAILED,
                                   {'reason': 'broken'}, now=at(cast_at))
 
     def test_in_progress_rows_are_cast_again_after_report_timeout(self):
         self.add_image('a')
         self.beat('h1', T0)
         self.reconcile(T0)
-        self.db.record_report('h1', 'a', models.DOWNLOADING, {},
+        self.db.record_report('h1', 'a', states.DOWNLOADING, {},
                               now=at(5))
         for now in (100, 300, 599):
             self.beat('h1', at(now))
@@ -160,7 +129,7 @@ class ReconcileTest(ReconcilerTestCase):
         self.add_image('a')
         self.beat('h1', T0)
         self.reconcile(T0)
-        self.db.record_report('h1', 'a', models.CACHED, {}, now=at(5))
+        self.db.record_report('h1', 'a', states.CACHED, {}, now=at(5))
         self.beat('h1', at(1000), inventory=['a'])
         self.reconcile(at(1000))
         self.assertEqual([], self.agent_api.casts)
@@ -235,7 +204,7 @@ class ReconcileTest(ReconcilerTestCase):
         self.beat('h1', T0)
         self.beat('h2', T0)
         self.reconcile(T0)
-        self.db.record_report('h1', 'a', models.CACHED, {}, now=at(5))
+        self.db.record_report('h1', 'a', states.CACHED, {}, now=at(5))
         self.reconcile(at(999))
         self.assertEqual([], self.notifier.events('end'))
         self.reconcile(at(1001))
@@ -259,7 +228,7 @@ class DistributeTest(ReconcilerTestCase):
         rows = self.db.image_hosts('a')
         self.assertEqual({'h1', 'h2'}, set(rows))
         for row in rows.values():
-            self.assertEqual((models.PENDING, 3, at(10)),
+            self.assertEqual((states.PENDING, 3, at(10)),
                              (row['status'], row['generation'],
                               row['cast_at']))
         start, = self.notifier.events('start')

@@ -2,7 +2,7 @@
 
 from oslo_utils import timeutils
 
-from precache.db import models
+from precache.objects import states
 from precache.service import convergence
 from precache.service.listers import base as lister_base
 from precache.service import pipeline
@@ -74,7 +74,7 @@ class PipelineStateTest(state_base.StateTestCase):
         self.assertEqual(['a'], self.agent_api.fanouts())
         generation = self.db.get_image('a')['generation']
         self.assertEqual(outcomes['a'].meta['generation'], generation)
-        self.assertEqual(models.PENDING, self.status('a', 'h1'))
+        self.assertEqual(states.PENDING, self.status('a', 'h1'))
         self.beat('h1', at(60))
         outcomes = self.run_at(61)
         self.assertFalse(outcomes['a'].distributed)

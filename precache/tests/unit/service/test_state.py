@@ -5,7 +5,8 @@ import calendar
 from oslo_utils import timeutils
 
 from precache.db import api as db_api
-from precache.db import models
+from precache.objects import states
+from precache.objects import targets as targets_mod
 from precache.service import convergence
 from precache.service import state
 from precache.tests.unit.service import state_base
@@ -58,17 +59,17 @@ class AgentsTest(StateKeeperTestCase):
             self.beat(host, T0)
         self.reconciler.distribute(None, image, now=at(1))
         start, = self.notifier.events('start')
-        self.report('h2', 'a', models.DOWNLOADING, 2)
+        self.report('h2', 'a', states.DOWNLOADING, 2)
         self.assertEqual([], self.notifier.events('progress'))
-        self.report('h2', 'a', models.CACHED, 3)
-        self.report('h1', 'a', models.FAILED, 4, reason='disk full')
-        self.report('h1', 'a', models.FAILED, 5, reason='disk full')
+        self.report('h2', 'a', states.CACHED, 3)
+        self.report('h1', 'a', states.FAILED, 4, reason='disk full')
+        self.report('h1', 'a', states.FAILED, 5, reason='disk full')
         self.assertEqual([], self.notifier.events('end'))
-        self.report('h3', 'a', models.EXISTING, 6)
+        self.report('h3', 'a', states.EXISTING, 6)
         progress = self.notifier.events('progress')
-        self.assertEqual([('h2', 1, 3, models.CACHED, None),
-                          ('h1', 2, 3, models.FAILED, 'disk full'),
-                          ('h3', 3, 3, models.EXISTING, None)],
+        self.assertEqual([('h2', 1, 3, states.CACHED, None),
+                          ('h1', 2, 3, states.FAILED, 'disk full'),
+                          ('h3', 3, 3, states.EXISTING, None)],
                          [(p['host'], p['index'], p['total'], p['status'],
                            p['reason']) for p in progress])
         self.assertEqual({start['round_id']},
@@ -86,8 +87,8 @@ class AgentsTest(StateKeeperTestCase):
 
     def test_report_without_a_round_is_stored_silently(self):
         self.add_image('a')
-        self.report('h1', 'a', models.CACHED, 1, bytes=3)
-        self.assertEqual(models.CACHED, self.status('a', 'h1'))
+        self.report('h1', 'a', states.CACHED, 1, bytes=3)
+        self.assertEqual(states.CACHED, self.status('a', 'h1'))
         self.assertEqual([], self.notifier.sent)
 
     def test_new_host_gets_what_it_lacks_and_no_one_else(self):
@@ -116,7 +117,7 @@ class AgentsTest(StateKeeperTestCase):
         self.heartbeat('h1', 1010, inventory=['b'])
         self.assertEqual([('a', 1, 'h1')], self.agent_api.casts)
         row = self.db.image_hosts('a')['h1']
-        self.assertEqual((models.PENDING, 1), (row['status'],
+        self.assertEqual((states.PENDING, 1), (row['status'],
                                                row['attempts']))
 
     def test_desired_has_served_images_targeting_the_host(self):
@@ -165,7 +166,7 @@ class AgentsTest(StateKeeperTestCase):
 
     def test_request_without_pin_until_released(self):
         self.keeper.request_cache(None, 'r', [], [], None)
-        self.assertTrue(convergence.TargetMatcher(
+        self.assertTrue(targets_mod.TargetMatcher(
             self.db.get_image('r')['request_targets']).everyone)
         self.db.record_served('r', state_base.make_meta('r'), now=at(1))
         self.clock(10 ** 8)
@@ -205,12 +206,12 @@ class ViewsTest(StateKeeperTestCase):
         self.db.open_round('a', 1, 'fanout',
                            [(ids[h], False, at(60))
                             for h in ('h1', 'h2', 'h4')], now=T0)
-        self.db.record_report('h1', 'a', models.CACHED,
+        self.db.record_report('h1', 'a', states.CACHED,
                               {'bytes': 10, 'seconds': 2.0}, now=at(5))
-        self.db.record_report('h2', 'a', models.FAILED,
+        self.db.record_report('h2', 'a', states.FAILED,
                               {'code': 'disk_full', 'reason': 'no room'},
                               now=at(6))
-        self.db.record_report('d', 'a', models.CACHED, {'bytes': 7},
+        self.db.record_report('d', 'a', states.CACHED, {'bytes': 7},
                               now=at(-1000))
         self.beat('h3', at(-300), inventory=['a'])
         self.beat('h3', T0)
@@ -230,15 +231,15 @@ class ViewsTest(StateKeeperTestCase):
         images = {i['image_id']: i for i in result['images']}
         self.assertEqual({'a', 't', 'n'}, set(images))
         self.assertEqual(5, images['a']['live_targets'])
-        self.assertEqual({models.CACHED: 1, models.FAILED: 1,
-                          models.MISSING: 1, models.PENDING: 1,
+        self.assertEqual({states.CACHED: 1, states.FAILED: 1,
+                          states.MISSING: 1, states.PENDING: 1,
                           'waiting': 1}, images['a']['counts'])
         self.assertEqual(2, images['t']['live_targets'])
-        self.assertEqual({models.EXISTING: 1, 'waiting': 1},
+        self.assertEqual({states.EXISTING: 1, 'waiting': 1},
                          images['t']['counts'])
         self.assertFalse(images['n']['desired'])
         self.assertEqual(0, images['n']['live_targets'])
-        self.assertEqual({models.EXISTING: 1, 'waiting': 0},
+        self.assertEqual({states.EXISTING: 1, 'waiting': 0},
                          images['n']['counts'])
 
     def test_show_image(self):
@@ -252,8 +253,8 @@ class ViewsTest(StateKeeperTestCase):
         self.assertEqual(['d', 'h1', 'h2', 'h3', 'h4', 'h5'],
                          [h['host'] for h in result['hosts']])
         self.assertFalse(hosts['d']['up'])
-        self.assertEqual(models.CACHED, hosts['d']['status'])
-        self.assertEqual((models.FAILED, 'disk_full', 'no room', 1,
+        self.assertEqual(states.CACHED, hosts['d']['status'])
+        self.assertEqual((states.FAILED, 'disk_full', 'no room', 1,
                           '2026-11-02T08:01:00Z'),
                          (hosts['h2']['status'], hosts['h2']['code'],
                           hosts['h2']['reason'], hosts['h2']['attempts'],

@@ -23,6 +23,7 @@ from precache.agent.stores import nova_libvirt
 from precache.common import exception
 from precache.common import fileutils
 from precache.objects.image import ImageRecord
+from precache.objects import states
 from precache.tests import base
 
 DATA = b'precache' * 8192
@@ -104,7 +105,7 @@ class LandingTests(object):
 
     def test_land_writes_final_file(self):
         image = make_image()
-        self.assertEqual(store_base.CACHED,
+        self.assertEqual(states.CACHED,
                          self.store.land(image, writer(DATA)))
         with open(self.store.path(image), 'rb') as landed:
             self.assertEqual(DATA, landed.read())
@@ -140,7 +141,7 @@ class LandingTests(object):
         self.store.land(image, writer(DATA))
         os.utime(self.store.path(image), (1000, 1000))
         calls = []
-        self.assertEqual(store_base.EXISTING,
+        self.assertEqual(states.EXISTING,
                          self.store.land(image, writer(b'other', calls)))
         self.assertEqual([], calls)
         self.assertGreater(os.path.getmtime(self.store.path(image)), 1000)
