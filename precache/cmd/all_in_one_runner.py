@@ -19,19 +19,14 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from precache.agent import manager as agent_manager
-from precache.agent import rpcapi as agent_rpcapi
 from precache.common import plugin
 from precache.common import rpc
 from precache.conf import agent as agent_conf
 from precache.db import api as db_api
 from precache.objects import image as image_mod
 from precache.objects import states
-from precache.service import convergence
-from precache.service import manager as service_manager
-from precache.service import notifications
-from precache.service import pipeline as pipeline_mod
+from precache.service import factory
 from precache.service import rpcapi as service_rpcapi
-from precache.service import state as state_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -115,14 +110,14 @@ class AllInOne(object):
         self.configure()
         rpc.init(self.conf, url='fake:/')
         try:
-            state = self._make_state()
-            self._start_service_endpoint(state)
+            parts = self._build_service()
+            state = parts.state
+            self._start_service_endpoint(parts.manager)
             agents = [self._start_agent(host) for host in self.hosts]
             for agent in agents:
                 agent.heartbeat()
             self._wait_for_hosts(state)
-            pipeline = pipeline_mod.Pipeline(
-                self.conf, state.reconciler.agent_api, state=state)
+            pipeline = parts.pipeline
             pipeline.start()
             try:
                 started = time.monotonic()
@@ -140,16 +135,12 @@ class AllInOne(object):
         self._print_state(status)
         return self._print_summary(outcomes, expected, elapsed)
 
-    def _make_state(self):
-        """The service's state, in ``<work_dir>/precache.sqlite``."""
+    def _build_service(self):
+        """The service's parts, its state in <work_dir>/precache.sqlite."""
         db = db_api.StateDB('sqlite:///%s' % os.path.join(
             self.work_dir, 'precache.sqlite'))
         db.sync()
-        reconciler = convergence.Reconciler(
-            self.conf, db, agent_rpcapi.AgentAPI(self.conf),
-            notifications.RoundNotifier(self.conf.host))
-        return state_mod.StateKeeper(self.conf, db, reconciler,
-                                     reconciler.notifier)
+        return factory.build(self.conf, db)
 
     def _wait_for_hosts(self, state):
         """Wait until the service has every agent's first heartbeat."""
@@ -160,8 +151,7 @@ class AllInOne(object):
                 return
             time.sleep(0.02)
 
-    def _start_service_endpoint(self, state):
-        endpoint = service_manager.ServiceManager(self.conf, state)
+    def _start_service_endpoint(self, endpoint):
         endpoint.add_listener(self._on_message)
         self._serve(self.conf.rpc.service_topic, self.conf.host, endpoint)
 

@@ -46,3 +46,24 @@ def is_targeted(targets, host, labels):
     :param labels: the host's labels.
     """
     return TargetMatcher(targets).matches(host, labels)
+
+
+#: Targets selecting no host (the neutral element of :func:`union`).
+NO_ONE = object()
+
+
+def union(first, second):
+    """Union of two targets; None (every host) absorbs everything.
+
+    :param first: targets, or :data:`NO_ONE`.
+    :param second: targets, or :data:`NO_ONE`.
+    """
+    if first is None or second is None:
+        return None
+    if first is NO_ONE:
+        return second
+    if second is NO_ONE:
+        return first
+    return {key: sorted(set(first.get(key) or []) |
+                        set(second.get(key) or []))
+            for key in ('hosts', 'labels')}

@@ -11,6 +11,7 @@ pass sends at most ``max_casts_per_host`` casts to one host and
 storm the broker or the origin.
 """
 
+import calendar
 import collections
 import datetime
 import threading
@@ -19,6 +20,7 @@ import time
 from oslo_log import log as logging
 
 from precache.db import api as db_api
+from precache.objects import meta as meta_mod
 from precache.objects import targets as targets_mod
 
 LOG = logging.getLogger(__name__)
@@ -61,31 +63,62 @@ class Reconciler(object):
         return min(base * 2 ** max(attempts - 1, 0),
                    self._opts.retry_backoff_max)
 
-    def live_targets(self, image, live_hosts):
-        """Return ``[(host_id, name)]`` of the live hosts it targets."""
-        matcher = targets_mod.TargetMatcher(image['targets'])
+    def live_targets(self, row, live_hosts):
+        """``[(host_id, name)]`` of the live hosts an image row targets."""
+        matcher = targets_mod.TargetMatcher(row['targets'])
         return [(host_id, name) for host_id, name, labels in live_hosts
                 if matcher.matches(name, labels)]
 
     # Fanout ---------------------------------------------------------------
 
-    def distribute(self, context, image, now=None):
-        """Fan ``image``'s meta out to every agent and open its round.
+    def distribute(self, context, image, sources, lister_targets):
+        """Decide the meta of a served image; fan it out when it changed.
+
+        The targets are the union of the listers' and of an on-demand
+        request's; the pin is the request's. An image whose meta asks for
+        the same thing as the last one sent (generation aside) is not cast
+        again: convergence repairs the hosts that lack it.
+
+        :param image: the :class:`~precache.objects.image.ImageRecord`.
+        :param sources: the ImageServer's sources.
+        :param lister_targets: the listers' targets (None: every host).
+        :returns: ``(meta, cast)``: the image's meta and whether this call
+            fanned it out.
+        """
+        row = self.db.get_image(image.id)
+        # The database gives back a request for every host (None) as {}.
+        targets = targets_mod.union(
+            lister_targets if row['listed'] else targets_mod.NO_ONE,
+            (row['request_targets'] or None) if row['requested']
+            else targets_mod.NO_ONE)
+        pin_until = (calendar.timegm(row['pinned_until'].timetuple())
+                     if row['pinned_until'] else None)
+        meta = meta_mod.build(image, sources, targets, pin_until)
+        previous = row['meta']
+        if previous and _same_decision(previous, meta):
+            return previous, False
+        self.db.record_served(image.id, meta)
+        row.update(meta=meta, generation=meta['generation'],
+                   targets=meta['targets'])
+        self.fan_out(context, row)
+        return meta, True
+
+    def fan_out(self, context, row, now=None):
+        """Fan an image's meta out to every agent and open its round.
 
         Live target hosts are recorded as pending; hosts that are down
         will get a targeted cast when they are back.
 
-        :param image: the image's row dict (with ``meta``).
+        :param row: the image's database row (with ``meta``).
         """
         now = now or db_api.utcnow()
-        meta = image['meta']
         with self._lock:
             targets = self.live_targets(
-                image, self.db.live_hosts(self.up_since(now)))
-            self._open_round(context, image, FANOUT, targets, now)
-            self.agent_api.cache(context, image['id'], meta)
+                row, self.db.live_hosts(self.up_since(now)))
+            self._open_round(context, row, FANOUT, targets, now)
+            self.agent_api.cache(context, row['id'], row['meta'])
         LOG.info('Image %s fanned out (%d live target host(s))',
-                 image['id'], len(targets))
+                 row['id'], len(targets))
 
     # Repair ---------------------------------------------------------------
 
@@ -100,8 +133,8 @@ class Reconciler(object):
         now = now or db_api.utcnow()
         with self._lock:
             self._end_timed_out_rounds(context, now)
-            images = {image['id']: image
-                      for image in self.db.desired_images(now)}
+            images = {row['id']: row
+                      for row in self.db.desired_images(now)}
             live = self.db.live_hosts(self.up_since(now))
             if hosts is not None:
                 wanted = set(hosts)
@@ -131,8 +164,8 @@ class Reconciler(object):
 
         ``targets`` items are ``(host_id, name, has_row)``.
         """
-        matchers = {image_id: targets_mod.TargetMatcher(image['targets'])
-                    for image_id, image in images.items()}
+        matchers = {image_id: targets_mod.TargetMatcher(row['targets'])
+                    for image_id, row in images.items()}
         labels = {host_id: host_labels for host_id, _, host_labels in live}
         per_host = collections.Counter()
         plan = collections.defaultdict(list)
@@ -180,3 +213,10 @@ class Reconciler(object):
                         row['id'], row['image_id'],
                         ', '.join(row['unanswered']) or 'nobody')
             self.notifier.end(context, row, row['unanswered'])
+
+
+def _same_decision(old, new):
+    """Whether two metas ask for the same thing (generation aside)."""
+    keys = set(old) | set(new)
+    keys.discard('generation')
+    return all(old.get(k) == new.get(k) for k in keys)

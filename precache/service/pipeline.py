@@ -1,6 +1,20 @@
-"""One run of the service's List -> Fetch -> Serve -> Distribute pipeline."""
+"""One run of the service's List -> Fetch -> Serve -> Distribute pipeline.
 
-import calendar
+::
+
+    listers ──► Listing ──► db.record_listing
+                  │ (+ desired on-demand images no lister listed)
+                  ▼
+    per image:  fetcher.fetch ──► server.serve ──► distributor.distribute
+                                                   (builds the meta, casts
+                                                    when the decision changed)
+    after the run:                                 distributor.reconcile
+
+The pipeline never casts: the distributor (the service's
+:class:`~precache.service.convergence.Reconciler`) owns every ``cache``
+cast, and never calls back into the pipeline.
+"""
+
 import concurrent.futures
 import dataclasses
 import threading
@@ -11,7 +25,7 @@ from oslo_log import log as logging
 from precache.common import exception
 from precache.common import plugin
 from precache.db import api as db_api
-from precache.objects import meta as meta_mod
+from precache.objects import targets as targets_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -28,20 +42,25 @@ class ImageOutcome(object):
 
 
 class Pipeline(object):
-    """Lists, fetches, serves and distributes the images to pre-cache.
+    """Lists, fetches, serves and hands the images to the distributor.
 
     :param conf: the process's ConfigOpts.
-    :param agent_api: an :class:`precache.agent.rpcapi.AgentAPI`.
-    :param state: the service's
-        :class:`~precache.service.state.StateKeeper`. Without one (tools,
-        tests) every run fans every image out again.
+    :param db: the :class:`~precache.db.api.StateDB` where listings,
+        on-demand requests and per-image errors are kept.
+    :param distributor: decides and sends the casts: ``distribute(context,
+        image, sources, targets)`` returns ``(meta, cast)`` for one served
+        image, ``reconcile(context)`` repairs what hosts lack after a run
+        (see :class:`~precache.service.convergence.Reconciler`).
+    :param listers: ImageLister plugins (default: ``[service] listers``).
+    :param fetcher: the ImageFetcher (default: ``[service] fetcher``).
+    :param server: the ImageServer (default: ``[service] server``).
     """
 
-    def __init__(self, conf, agent_api, listers=None, fetcher=None,
-                 server=None, state=None):
+    def __init__(self, conf, db, distributor, listers=None, fetcher=None,
+                 server=None):
         self.conf = conf
-        self.agent_api = agent_api
-        self.state = state
+        self.db = db
+        self.distributor = distributor
         self.listers = listers if listers is not None else [
             plugin.load_plugin('precache.listers', name, conf,
                                option='[service] listers')
@@ -86,23 +105,21 @@ class Pipeline(object):
                                        timeout)
 
     def run(self, context):
-        """Run the pipeline once.
+        """Run the pipeline once, then let the distributor reconcile.
 
-        A failure with one image is logged with the image id and reason and
-        does not stop the others; the next run retries it. With a state,
-        images whose meta did not change are not cast again, and a
-        convergence pass follows.
+        A failure with one image is logged with the image id and reason,
+        recorded in the database, and does not stop the others; the next
+        run retries it.
 
         :returns: list of :class:`ImageOutcome`.
         """
         listing = self.list_images()
         LOG.info('Pipeline run: %d image(s) listed', len(listing.images))
+        self.db.record_listing(listing.images, listing.complete)
         work = [(image, listing.targets.get(image.id))
                 for image in listing.images]
-        if self.state is not None:
-            self.state.db.record_listing(listing.images, listing.complete)
-            work.extend((image, None) for image in self._requested(
-                {image.id for image in listing.images}))
+        work.extend((image, None) for image in self._requested(
+            {image.id for image in listing.images}))
         workers = self.conf.service.fetch_workers
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             outcomes = list(pool.map(
@@ -111,8 +128,7 @@ class Pipeline(object):
         LOG.info('Pipeline run done: %d image(s) served, %d cast, '
                  '%d failed', len(outcomes) - len(failed),
                  len([o for o in outcomes if o.distributed]), len(failed))
-        if self.state is not None:
-            self.state.reconciler.reconcile(context)
+        self.distributor.reconcile(context)
         return outcomes
 
     def list_images(self):
@@ -154,13 +170,13 @@ class Pipeline(object):
         """Records of the desired on-demand images no lister listed."""
         now = db_api.utcnow()
         records = []
-        for row in self.state.db.list_images():
+        for row in self.db.list_images():
             if (row['id'] in listed_ids or not row['requested'] or
-                    not self.state.db.is_desired(row, now)):
+                    not self.db.is_desired(row, now)):
                 continue
             record = self.lookup(row['id'])
             if record is None:
-                self.state.db.record_image_error(
+                self.db.record_image_error(
                     row['id'], 'no lister knows this image')
                 continue
             records.append(record)
@@ -172,11 +188,11 @@ class Pipeline(object):
         if record is None:
             LOG.error('Requested image %s is unknown to every lister',
                       image_id)
-            self.state.db.record_image_error(
-                image_id, 'no lister knows this image')
+            self.db.record_image_error(image_id,
+                                       'no lister knows this image')
             return None
         outcome = self.process(context, record, None)
-        self.state.reconciler.reconcile(context)
+        self.distributor.reconcile(context)
         return outcome
 
     def process(self, context, image, targets=None):
@@ -205,12 +221,8 @@ class Pipeline(object):
             if self.server.needs_local_copy:
                 path = self.fetcher.fetch(image)
             sources = self.server.serve(image, path)
-            if self.state is None:
-                outcome.meta = meta_mod.build(image, sources, targets)
-                self.agent_api.cache(context, image.id, outcome.meta)
-                outcome.distributed = True
-            else:
-                self._distribute(context, image, sources, targets, outcome)
+            outcome.meta, outcome.distributed = self.distributor.distribute(
+                context, image, sources, targets)
         except exception.PrecacheException as exc:
             outcome.error = str(exc)
             LOG.error('Image %s skipped in this run: %s', image.id, exc)
@@ -218,33 +230,10 @@ class Pipeline(object):
             outcome.error = '%s: %s' % (type(exc).__name__, exc)
             LOG.exception('Image %s skipped in this run after an '
                           'unexpected error', image.id)
-        if outcome.error and self.state is not None:
-            self.state.db.record_image_error(image.id, outcome.error)
+        if outcome.error:
+            self.db.record_image_error(image.id, outcome.error)
         outcome.seconds = time.monotonic() - started
         return outcome
-
-    def _distribute(self, context, image, sources, lister_targets,
-                    outcome):
-        """Build the meta; fan it out when it differs from the last one."""
-        row = self.state.db.get_image(image.id)
-        # The database gives back a request for every host (None) as {}.
-        targets = _union_targets(
-            lister_targets if row['listed'] else _NO_ONE,
-            (row['request_targets'] or None) if row['requested']
-            else _NO_ONE)
-        pin_until = (calendar.timegm(row['pinned_until'].timetuple())
-                     if row['pinned_until'] else None)
-        meta = meta_mod.build(image, sources, targets, pin_until)
-        previous = row['meta']
-        if previous and _same_decision(previous, meta):
-            outcome.meta = previous
-            return
-        self.state.db.record_served(image.id, meta)
-        row.update(meta=meta, generation=meta['generation'],
-                   targets=meta['targets'])
-        self.state.reconciler.distribute(context, row)
-        outcome.meta = meta
-        outcome.distributed = True
 
 
 class Listing(object):
@@ -257,29 +246,5 @@ class Listing(object):
         self.complete = True
 
     def add_targets(self, image_id, targets):
-        self.targets[image_id] = _union_targets(
-            self.targets.get(image_id, _NO_ONE), targets)
-
-
-#: Targets selecting no host (the neutral element of the union).
-_NO_ONE = object()
-
-
-def _union_targets(first, second):
-    """Union of two targets; None (every host) absorbs everything."""
-    if first is None or second is None:
-        return None
-    if first is _NO_ONE:
-        return second
-    if second is _NO_ONE:
-        return first
-    return {key: sorted(set(first.get(key) or []) |
-                        set(second.get(key) or []))
-            for key in ('hosts', 'labels')}
-
-
-def _same_decision(old, new):
-    """Whether two metas ask for the same thing (generation aside)."""
-    keys = set(old) | set(new)
-    keys.discard('generation')
-    return all(old.get(k) == new.get(k) for k in keys)
+        self.targets[image_id] = targets_mod.union(
+            self.targets.get(image_id, targets_mod.NO_ONE), targets)

@@ -1,24 +1,21 @@
 """precache-service as an oslo.service Service."""
 
-import threading
+import queue
 
 from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_service import service
 
-from precache.agent import rpcapi as agent_rpcapi
 from precache.common import rpc
-from precache.db import api as db_api
-from precache.service import convergence
-from precache.service import manager
-from precache.service import notifications
-from precache.service import pipeline
-from precache.service import state
+from precache.service import factory
 
 LOG = logging.getLogger(__name__)
 
 #: Seconds a stop waits for the image being processed to end.
 STOP_TIMEOUT = 30
+
+#: Seconds between two checks of the stop flag by the request drainer.
+_REQUEST_POLL = 0.5
 
 
 class PrecacheService(service.Service):
@@ -34,29 +31,20 @@ class PrecacheService(service.Service):
         super().__init__()
         self.conf = conf
         rpc.init(conf)
-        self.db = db_api.StateDB.from_conf(conf)
-        if conf.service.auto_db_sync:
-            self.db.sync()
-        else:
-            self.db.check_schema()
-        agent_api = agent_rpcapi.AgentAPI(conf)
-        self.reconciler = convergence.Reconciler(
-            conf, self.db, agent_api,
-            notifications.RoundNotifier(conf.host))
-        self.state = state.StateKeeper(conf, self.db, self.reconciler,
-                                       self.reconciler.notifier,
-                                       on_request=self._on_request)
-        self.pipeline = pipeline.Pipeline(conf, agent_api, state=self.state)
-        self.manager = manager.ServiceManager(conf, self.state)
+        self.parts = factory.build(conf, factory.open_database(conf))
+        self.pipeline = self.parts.pipeline
+        self.reconciler = self.parts.reconciler
         self.rpcserver = None
+        self._stopping = False
 
     def start(self):
         super().start()
         self.pipeline.start()
         target = messaging.Target(topic=self.conf.rpc.service_topic,
                                   server=self.conf.host)
-        self.rpcserver = rpc.get_server(target, [self.manager])
+        self.rpcserver = rpc.get_server(target, [self.parts.manager])
         self.rpcserver.start()
+        self.tg.add_thread(self._drain_requests)
         self.tg.add_dynamic_timer_args(self._run_pipeline, initial_delay=0,
                                        stop_on_exception=False)
         self.tg.add_dynamic_timer_args(
@@ -81,20 +69,25 @@ class PrecacheService(service.Service):
             LOG.exception('Convergence pass failed; retrying next interval')
         return self.conf.service.reconcile_interval
 
-    def _on_request(self, image_id):
-        """Serve an on-demand request without waiting for the next run."""
-        threading.Thread(
-            target=self._process_request, args=(image_id,),
-            name='request-%s' % image_id, daemon=True).start()
+    def _drain_requests(self):
+        """Serve on-demand requests without waiting for the next run.
 
-    def _process_request(self, image_id):
-        try:
-            self.pipeline.process_request(rpc.get_context(), image_id)
-        except Exception:
-            LOG.exception('On-demand request of image %s failed', image_id)
+        Runs in the service's thread group until the service stops.
+        """
+        while not self._stopping:
+            try:
+                image_id = self.parts.requests.get(timeout=_REQUEST_POLL)
+            except queue.Empty:
+                continue
+            try:
+                self.pipeline.process_request(rpc.get_context(), image_id)
+            except Exception:
+                LOG.exception('On-demand request of image %s failed',
+                              image_id)
 
     def stop(self, graceful=False):
         LOG.info('precache-service stopping')
+        self._stopping = True
         self.pipeline.cancel()
         if self.rpcserver is not None:
             self.rpcserver.stop()

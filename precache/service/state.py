@@ -32,16 +32,18 @@ class StateKeeper(object):
     :param reconciler: the :class:`~precache.service.convergence.Reconciler`.
     :param notifier: the
         :class:`~precache.service.notifications.RoundNotifier`.
-    :param on_request: called with an image id after an on-demand request
-        was recorded; the service then fetches, serves and distributes it.
+    :param requests: a :class:`queue.Queue` that receives the id of each
+        image requested on demand, for the service to fetch, serve and
+        distribute it without waiting for the next run; None when nothing
+        drains requests (they are then served by the next run).
     """
 
-    def __init__(self, conf, db, reconciler, notifier, on_request=None):
+    def __init__(self, conf, db, reconciler, notifier, requests=None):
         self.conf = conf
         self.db = db
         self.reconciler = reconciler
         self.notifier = notifier
-        self.on_request = on_request
+        self.requests = requests
 
     def _now(self):
         return db_api.utcnow()
@@ -75,21 +77,21 @@ class StateKeeper(object):
     def desired(self, context, host, labels):
         """The meta of every desired image that targets ``host``."""
         now = self._now()
-        return [image['meta'] for image in self.db.desired_images(now)
-                if targets_mod.TargetMatcher(image['targets']).matches(
+        return [row['meta'] for row in self.db.desired_images(now)
+                if targets_mod.TargetMatcher(row['targets']).matches(
                     host, labels)]
 
     # Operators ------------------------------------------------------------
 
     def list_images(self, context):
         now = self._now()
-        return [views.image_summary(image, self.db.is_desired(image, now))
-                for image in self.db.list_images()]
+        return [views.image_summary(row, self.db.is_desired(row, now))
+                for row in self.db.list_images()]
 
     def list_hosts(self, context):
         up_since = self.reconciler.up_since(self._now())
-        return [views.host_summary(host, self._is_up(host, up_since))
-                for host in self.db.list_hosts()]
+        return [views.host_summary(row, self._is_up(row, up_since))
+                for row in self.db.list_hosts()]
 
     @staticmethod
     def _is_up(host, up_since):
@@ -98,16 +100,16 @@ class StateKeeper(object):
 
     def show_image(self, context, image_id):
         now = self._now()
-        image = self.db.get_image(image_id)
-        matcher = targets_mod.TargetMatcher(image['targets'])
-        desired = self.db.is_desired(image, now)
+        row = self.db.get_image(image_id)
+        matcher = targets_mod.TargetMatcher(row['targets'])
+        desired = self.db.is_desired(row, now)
         rows = self.db.image_hosts(image_id)
         up_since = self.reconciler.up_since(now)
         lines = [views.host_image(
             host['name'], self._is_up(host, up_since),
             desired and matcher.matches(host['name'], host['labels']),
             rows.get(host['name'])) for host in self.db.list_hosts()]
-        return {'image': views.image_summary(image, desired),
+        return {'image': views.image_summary(row, desired),
                 'hosts': lines, 'summary': views.summarize(lines)}
 
     def get_status(self, context):
@@ -118,24 +120,24 @@ class StateKeeper(object):
         live = self.db.live_hosts(up_since)
         counts = self.db.status_counts(up_since)
         images = []
-        for image in self.db.list_images():
-            desired = self.db.is_desired(image, now)
-            targets = self.reconciler.live_targets(image, live)
-            per_status = counts.get(image['id'], {})
-            if image['targets']:
+        for row in self.db.list_images():
+            desired = self.db.is_desired(row, now)
+            targets = self.reconciler.live_targets(row, live)
+            per_status = counts.get(row['id'], {})
+            if row['targets']:
                 # Rows of hosts outside the targets are not counted.
-                rows = self.db.image_hosts(image['id'])
+                rows = self.db.image_hosts(row['id'])
                 names = {name for _, name in targets}
                 per_status = {}
-                for name, row in rows.items():
+                for name, host_row in rows.items():
                     if name in names:
-                        per_status[row['status']] = (
-                            per_status.get(row['status'], 0) + 1)
+                        per_status[host_row['status']] = (
+                            per_status.get(host_row['status'], 0) + 1)
             live_targets = len(targets) if desired else 0
             per_status = dict(per_status)
             per_status['waiting'] = max(
                 live_targets - sum(per_status.values()), 0)
-            images.append(dict(views.image_summary(image, desired),
+            images.append(dict(views.image_summary(row, desired),
                                counts=per_status,
                                live_targets=live_targets))
         return {'hosts': {'total': total, 'up': len(live),
@@ -149,8 +151,8 @@ class StateKeeper(object):
                         self._now())
         LOG.info('Image %s requested (targets %s, pinned until %s)',
                  image_id, targets or 'every host', pin_until)
-        if self.on_request is not None:
-            self.on_request(image_id)
+        if self.requests is not None:
+            self.requests.put(image_id)
         return self.list_image(image_id)
 
     def release(self, context, image_id):
@@ -159,6 +161,6 @@ class StateKeeper(object):
         return self.list_image(image_id)
 
     def list_image(self, image_id):
-        image = self.db.get_image(image_id)
-        return views.image_summary(image,
-                                   self.db.is_desired(image, self._now()))
+        row = self.db.get_image(image_id)
+        return views.image_summary(row,
+                                   self.db.is_desired(row, self._now()))

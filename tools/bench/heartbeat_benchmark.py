@@ -62,16 +62,14 @@ sys.path.insert(0, HERE)
 
 import benchdb  # noqa: E402
 
-from precache.agent import rpcapi as agent_rpcapi  # noqa: E402
 from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
-from precache.service import convergence  # noqa: E402
+from precache.service import factory  # noqa: E402
 from precache.service import manager as service_manager  # noqa: E402
 from precache.service import notifications  # noqa: E402
 from precache.service import rpcapi  # noqa: E402
-from precache.service import state as service_state  # noqa: E402
 
 SERVICE_HOST = 'bench-service'
 
@@ -187,12 +185,11 @@ class Service(object):
         print('%s: %d hosts x %d images, filled in %.1fs'
               % (self.db.engine.dialect.name, args.agents, args.images,
                  seconds), flush=True)
-        notifier = notifications.RoundNotifier(SERVICE_HOST)
-        reconciler = convergence.Reconciler(
-            self.conf, self.db, agent_rpcapi.AgentAPI(self.conf), notifier)
-        self.state = TimedState(
-            service_state.StateKeeper(self.conf, self.db, reconciler,
-                                      notifier), profile=args.profile)
+        parts = factory.build(
+            self.conf, self.db,
+            notifier=notifications.RoundNotifier(SERVICE_HOST),
+            with_pipeline=False)
+        self.state = TimedState(parts.state, profile=args.profile)
         self.manager = service_manager.ServiceManager(self.conf, self.state)
         self.manager.add_listener(self._handled)
         self._lock = threading.Lock()

@@ -64,7 +64,7 @@ from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
 from precache.objects import states  # noqa: E402
-from precache.service import convergence  # noqa: E402
+from precache.service import factory  # noqa: E402
 from precache.service import notifications  # noqa: E402
 
 GOAL = 1.0
@@ -92,9 +92,10 @@ class Bench(object):
         self.db = db_api.StateDB(url)
         self.now = db_api.utcnow().replace(microsecond=0)
         self.agent_api = CountingAgentAPI()
-        self.reconciler = convergence.Reconciler(
-            self.conf, self.db, self.agent_api,
-            notifications.RoundNotifier('bench'))
+        self.reconciler = factory.build(
+            self.conf, self.db, agent_api=self.agent_api,
+            notifier=notifications.RoundNotifier('bench'),
+            with_pipeline=False).reconciler
         self.context = rpc.get_context()
         self.rng = random.Random(4)
 

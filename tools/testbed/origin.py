@@ -22,17 +22,23 @@ import threading
 from precache import cmd
 from precache.common import fileutils
 from precache.common import rpc
+from precache.db import api as db_api
+from precache.objects import meta as meta_mod
 from precache.service import pipeline as pipeline_mod
 
 
 class MetaRecorder(object):
-    """Stands for the agents' RPC API: records what would be cast."""
+    """The pipeline's distributor here: records what would be cast."""
 
     def __init__(self):
         self.metas = {}
 
-    def cache(self, context, image_id, meta, host=None):
-        self.metas[image_id] = meta
+    def distribute(self, context, image, sources, targets):
+        self.metas[image.id] = meta_mod.build(image, sources, targets)
+        return self.metas[image.id], True
+
+    def reconcile(self, context):
+        return None
 
 
 def main(argv):
@@ -44,7 +50,9 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     recorder = MetaRecorder()
-    pipeline = pipeline_mod.Pipeline(conf, recorder)
+    db = db_api.StateDB('sqlite:///%s.sqlite' % os.path.abspath(meta_file))
+    db.sync()
+    pipeline = pipeline_mod.Pipeline(conf, db, recorder)
     pipeline.start()
     try:
         outcomes = pipeline.run(rpc.get_context())

@@ -19,8 +19,8 @@ from precache.common import rpc
 from precache.common import verify
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
-from precache.service import pipeline as pipeline_mod
 from precache.tests.fixtures import control_plane
+from precache.tests.fixtures import distributor
 from precache.tests.fixtures import rabbitmq
 from precache.tests.functional import base
 
@@ -84,8 +84,8 @@ class DistributionTestCase(BrokerTestCase):
             self.flags(group=cls.get_config_group(), **values)
 
     def start_pipeline(self):
-        pipeline = pipeline_mod.Pipeline(
-            self.conf, agent_rpcapi.AgentAPI(self.conf))
+        pipeline = distributor.fanout_pipeline(
+            self.conf, self.tempdir, agent_rpcapi.AgentAPI(self.conf))
         pipeline.start()
         self.addCleanup(pipeline.stop)
         return pipeline

@@ -11,7 +11,7 @@ from precache.common import compression
 from precache.common import plugin
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
-from precache.service import pipeline as pipeline_mod
+from precache.tests.fixtures import distributor
 from precache.tests.fixtures import glance as glance_server
 from precache.tests.functional import base
 from precache.tests.unit.service import test_pipeline
@@ -47,7 +47,7 @@ class GlancePipelineTest(base.FunctionalTestCase):
 
     def run_pipeline(self):
         agent_api = test_pipeline.FakeAgentAPI()
-        pipe = pipeline_mod.Pipeline(self.conf, agent_api)
+        pipe = distributor.fanout_pipeline(self.conf, self.tempdir, agent_api)
         pipe.start()
         self.addCleanup(pipe.stop)
         outcomes = pipe.run(context=None)

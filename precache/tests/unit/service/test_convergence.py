@@ -223,7 +223,7 @@ class DistributeTest(ReconcilerTestCase):
         self.beat('h2', T0)
         self.beat('h3', at(-1000))
         self.beat('x1', T0)
-        self.reconciler.distribute(None, image, now=at(10))
+        self.reconciler.fan_out(None, image, now=at(10))
         self.assertEqual([('a', 3, None)], self.agent_api.casts)
         rows = self.db.image_hosts('a')
         self.assertEqual({'h1', 'h2'}, set(rows))
@@ -238,14 +238,14 @@ class DistributeTest(ReconcilerTestCase):
 
     def test_fanout_without_live_hosts(self):
         image = self.add_image('a')
-        self.reconciler.distribute(None, image, now=at(10))
+        self.reconciler.fan_out(None, image, now=at(10))
         self.assertEqual(['a'], self.agent_api.fanouts())
         self.assertEqual([], self.notifier.sent)
 
     def test_no_targeted_cast_right_after_a_fanout(self):
         image = self.add_image('a')
         self.beat('h1', T0)
-        self.reconciler.distribute(None, image, now=at(10))
+        self.reconciler.fan_out(None, image, now=at(10))
         self.reconcile(at(20))
         self.assertEqual([], self.agent_api.casts)
 
@@ -253,7 +253,7 @@ class DistributeTest(ReconcilerTestCase):
         image = self.add_image('a')
         self.beat('h1', T0)
         self.beat('h2', at(-1000))
-        self.reconciler.distribute(None, image, now=at(10))
+        self.reconciler.fan_out(None, image, now=at(10))
         self.assertEqual({'h1'}, set(self.db.image_hosts('a')))
         self.assertTrue(self.beat('h2', at(30)))
         self.reconcile(at(30), hosts=['h2'])

@@ -7,8 +7,8 @@ from precache.common import exception
 from precache.objects import image
 from precache.objects import meta
 from precache.service.listers import base as lister_base
-from precache.service import pipeline
 from precache.tests import base
+from precache.tests.fixtures import distributor
 
 
 def record(image_id, data=b'bytes', lister='fake'):
@@ -99,8 +99,9 @@ class PipelineTest(base.TestCase):
         self.agent_api = FakeAgentAPI()
         self.fetcher = fetcher or FakeFetcher()
         self.server = server or FakeServer()
-        return pipeline.Pipeline(self.conf, self.agent_api, listers=listers,
-                                 fetcher=self.fetcher, server=self.server)
+        return distributor.fanout_pipeline(
+            self.conf, self.tempdir, self.agent_api, listers=listers,
+            fetcher=self.fetcher, server=self.server)
 
     def test_listers_are_merged_by_image_id(self):
         a, b, c = record('a'), record('b'), record('c')

@@ -3,10 +3,8 @@
 from oslo_utils import timeutils
 
 from precache.objects import states
-from precache.service import convergence
+from precache.service import factory
 from precache.service.listers import base as lister_base
-from precache.service import pipeline
-from precache.service import state
 from precache.tests.unit.service import state_base
 from precache.tests.unit.service.state_base import at
 from precache.tests.unit.service.state_base import T0
@@ -52,14 +50,13 @@ class PipelineStateTest(state_base.StateTestCase):
         self.two = OtherLister(self.conf)
         self.agent_api = state_base.FakeAgentAPI()
         self.notifier = state_base.FakeNotifier()
-        reconciler = convergence.Reconciler(self.conf, self.db,
-                                            self.agent_api, self.notifier)
-        self.keeper = state.StateKeeper(self.conf, self.db, reconciler,
-                                        self.notifier)
-        self.pipe = pipeline.Pipeline(
-            self.conf, self.agent_api, listers=[self.one, self.two],
+        parts = factory.build(
+            self.conf, self.db, agent_api=self.agent_api,
+            notifier=self.notifier, listers=[self.one, self.two],
             fetcher=test_pipeline.FakeFetcher(),
-            server=test_pipeline.FakeServer(), state=self.keeper)
+            server=test_pipeline.FakeServer())
+        self.keeper = parts.state
+        self.pipe = parts.pipeline
 
     def run_at(self, seconds):
         timeutils.set_time_override(at(seconds))

@@ -1,13 +1,14 @@
 """StateKeeper: reports, heartbeats, the desired set and the CLI's views."""
 
 import calendar
+import queue
 
 from oslo_utils import timeutils
 
 from precache.db import api as db_api
 from precache.objects import states
 from precache.objects import targets as targets_mod
-from precache.service import convergence
+from precache.service import factory
 from precache.service import state
 from precache.tests.unit.service import state_base
 from precache.tests.unit.service.state_base import at
@@ -28,12 +29,13 @@ class StateKeeperTestCase(state_base.StateTestCase):
         self.addCleanup(timeutils.clear_time_override)
         self.agent_api = state_base.FakeAgentAPI()
         self.notifier = state_base.FakeNotifier()
-        self.reconciler = convergence.Reconciler(
-            self.conf, self.db, self.agent_api, self.notifier)
-        self.requested = []
+        parts = factory.build(self.conf, self.db, agent_api=self.agent_api,
+                              notifier=self.notifier, with_pipeline=False)
+        self.reconciler = parts.reconciler
+        self.requests = queue.Queue()
         self.keeper = state.StateKeeper(self.conf, self.db, self.reconciler,
                                         self.notifier,
-                                        on_request=self.requested.append)
+                                        requests=self.requests)
 
     def clock(self, seconds):
         """Set the service's clock to ``T0 + seconds``."""
@@ -57,7 +59,7 @@ class AgentsTest(StateKeeperTestCase):
         image = self.add_image('a', generation=5)
         for host in ('h1', 'h2', 'h3'):
             self.beat(host, T0)
-        self.reconciler.distribute(None, image, now=at(1))
+        self.reconciler.fan_out(None, image, now=at(1))
         start, = self.notifier.events('start')
         self.report('h2', 'a', states.DOWNLOADING, 2)
         self.assertEqual([], self.notifier.events('progress'))
@@ -141,7 +143,8 @@ class AgentsTest(StateKeeperTestCase):
     def test_requested_images_with_a_pin(self):
         summary = self.keeper.request_cache(None, 'r', [], ['gpu'],
                                             unix(at(3600)))
-        self.assertEqual(['r'], self.requested)
+        self.assertEqual('r', self.requests.get_nowait())
+        self.assertTrue(self.requests.empty())
         self.assertTrue(summary['requested'])
         self.assertTrue(summary['desired'])
         self.assertFalse(summary['listed'])
