@@ -22,7 +22,6 @@ import requests
 
 from precache.common import exception
 from precache.conf import glance as glance_conf
-from precache.objects import image as image_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -245,20 +244,3 @@ class ClientMixin(object):
         if self._glance_client is None:
             self._glance_client = get_client(self.conf)
         return self._glance_client
-
-
-class ListerMixin(ClientMixin):
-    """For listers backed by Glance: :meth:`get` asks Glance directly."""
-
-    def get(self, image_id):
-        """Return the record of an active image, or None.
-
-        None when Glance has no active image by that id (logged with the
-        reason).
-        """
-        try:
-            img = get_image(self.glance, image_id)
-        except (exception.ImageNotFound, exception.ImageNotActive) as exc:
-            LOG.warning('Image %s cannot be pre-cached: %s', image_id, exc)
-            return None
-        return image_mod.ImageRecord.from_glance(img, lister=self.name)

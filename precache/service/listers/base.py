@@ -3,8 +3,14 @@
 import abc
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
+from precache.common import exception
+from precache.common import glance
 from precache.common import plugin
+from precache.objects import image as image_mod
+
+LOG = logging.getLogger(__name__)
 
 TARGET_OPTS = [
     cfg.ListOpt('target_hosts',
@@ -73,3 +79,24 @@ class ImageLister(plugin.Plugin, metaclass=abc.ABCMeta):
             image service is unreachable); the service logs it and keeps
             the results of the other listers.
         """
+
+
+class GlanceBackedLister(glance.ClientMixin, ImageLister):
+    """A lister whose images are Glance's: :meth:`get` asks Glance.
+
+    ``self.glance`` is a glanceclient v2 client built from ``[glance]``
+    (see :class:`precache.common.glance.ClientMixin`).
+    """
+
+    def get(self, image_id):
+        """Return the record of an active image, or None.
+
+        None when Glance has no active image by that id (logged with the
+        reason).
+        """
+        try:
+            img = glance.get_image(self.glance, image_id)
+        except (exception.ImageNotFound, exception.ImageNotActive) as exc:
+            LOG.warning('Image %s cannot be pre-cached: %s', image_id, exc)
+            return None
+        return image_mod.ImageRecord.from_glance(img, lister=self.name)

@@ -18,7 +18,7 @@ VISIBILITIES = (
 )
 
 
-class GlanceLister(glance.ListerMixin, base.ImageLister):
+class GlanceLister(base.GlanceBackedLister):
     """Lists the active Glance images having the configured tags etc.
 
     Filters are sent to Glance as query parameters, so only matching

@@ -11,7 +11,7 @@ from precache.service.listers import base
 LOG = logging.getLogger(__name__)
 
 
-class StaticLister(glance.ListerMixin, base.ImageLister):
+class StaticLister(base.GlanceBackedLister):
     """Lists the images whose ids are in ``[static_lister] image_ids``.
 
     Each image is looked up in Glance, so its record carries the size and
