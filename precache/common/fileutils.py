@@ -1,4 +1,9 @@
-"""Writing files so that no reader ever sees a partial one."""
+"""File plumbing: writing files so that no reader ever sees a partial one.
+
+Atomic writes, fsync helpers, the O_DIRECT probe, the removal of
+precache's temporary leftovers and the ownership of files and lock files
+created on behalf of another service.
+"""
 
 import contextlib
 import errno
@@ -48,6 +53,78 @@ def fsync_dir(directory):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir_quietly(directory):
+    """fsync ``directory`` as :func:`fsync_dir`; log a failure, never raise.
+
+    :param directory: the directory a file was renamed in.
+    """
+    try:
+        fsync_dir(directory)
+    except OSError as exc:
+        LOG.warning('Could not fsync directory %(dir)s: %(error)s',
+                    {'dir': directory, 'error': exc})
+
+
+def extend_to_position(fileobj):
+    """Extend the file to the position a final seek over zeros left.
+
+    :param fileobj: a binary file object open for writing.
+    """
+    position = fileobj.tell()
+    fileobj.flush()
+    if position > os.fstat(fileobj.fileno()).st_size:
+        fileobj.truncate(position)
+
+
+def chown_like(target, reference):
+    """Give ``target`` (a path or fd) the owner of ``reference`` (as root).
+
+    Without root a file is created with the agent's own ids, which are the
+    only ones it could give, so nothing is changed.
+
+    :param target: the path or file descriptor to change.
+    :param reference: the path whose owner and group ``target`` gets.
+    """
+    if os.geteuid() != 0:
+        return
+    ref = os.stat(reference)
+    st = os.stat(target)
+    if (st.st_uid, st.st_gid) != (ref.st_uid, ref.st_gid):
+        os.chown(target, ref.st_uid, ref.st_gid)
+
+
+def ensure_lock_file(path, reference):
+    """Create the lock file ``path`` if missing, owned like ``reference``.
+
+    An existing file is opened for appending, never truncated.
+
+    :param path: the lock file.
+    :param reference: the path (usually the lock directory) whose owner
+        and group the lock file gets; see :func:`chown_like`.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        chown_like(fd, reference)
+    finally:
+        os.close(fd)
+
+
+def sorted_listdir(directory):
+    """Return the sorted names in ``directory``; none if it is missing."""
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
+def existing_ancestor(path):
+    """Return the absolute ``path`` or its nearest ancestor that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def supports_direct_io(directory):

@@ -5,6 +5,13 @@ verified images in it so that no reader ever sees a partial or unsafe file:
 the bytes go to a temporary file next to the final one, are inspected (and
 converted to raw where the store wants raw), get their owner and mode, are
 fsynced and renamed into place while the store's lock for the image is held.
+
+This module is the SDK of store plugins: a store subclasses
+:class:`ImageStore` (its docstring says what to implement) and is registered
+as an entry point of ``precache.stores``. The landing transaction and the
+space checks are here; the image safety checks and qemu-img are in
+:mod:`precache.agent.stores.images`, the file plumbing in
+:mod:`precache.common.fileutils`.
 """
 
 import abc
@@ -13,20 +20,15 @@ import errno
 import grp
 import os
 import pwd
-import shutil
-import signal
 import stat
-import subprocess
 import tempfile
 
 from oslo_concurrency import lockutils
-from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_utils import imageutils
-from oslo_utils.imageutils import format_inspector
 from oslo_utils import units
 
+from precache.agent.stores import images
 from precache.common import exception
 from precache.common import fileutils
 from precache.common import plugin
@@ -34,20 +36,6 @@ from precache.objects import states
 
 LOG = logging.getLogger(__name__)
 
-#: Glance disk formats whose content may be anything; like Nova, they only
-#: have to pass the safety checks and to look raw to qemu-img.
-AMI_FORMATS = ('ami', 'aki', 'ari')
-#: Disk formats qemu-img reads as raw: they are never converted.
-RAW_FORMATS = ('raw', 'iso') + AMI_FORMATS
-#: VMDK create-types accepted: the default of Nova's
-#: ``[compute] vmdk_allowed_types``; other types may reference host files.
-VMDK_ALLOWED_TYPES = ('streamOptimized', 'monolithicSparse')
-#: Resource limits of ``qemu-img info`` on untrusted files (Nova's values).
-QEMU_IMG_LIMITS = processutils.ProcessLimits(cpu_time=30,
-                                             address_space=1 * units.Gi)
-_QEMU_IMG = ('env', 'LC_ALL=C', 'LANG=C', 'qemu-img')
-#: Exit codes of a qemu-img killed by its resource limits.
-_LIMIT_EXIT_CODES = (-signal.SIGKILL, -signal.SIGXCPU)
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _UNCHANGED = (-1, -1)
 
@@ -214,7 +202,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
             of the file and its mtime (seconds since the epoch).
         """
         entries = []
-        for name in _listdir(self.cache_dir):
+        for name in fileutils.sorted_listdir(self.cache_dir):
             if not self.is_cache_file(name):
                 continue
             try:
@@ -236,7 +224,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         system of :attr:`cache_dir`; ``cache_bytes`` is the space allocated
         to the files :meth:`inventory` lists.
         """
-        st = os.statvfs(_existing_ancestor(self.cache_dir))
+        st = os.statvfs(fileutils.existing_ancestor(self.cache_dir))
         return {'total': st.f_blocks * st.f_frsize,
                 'free': st.f_bavail * st.f_frsize,
                 'cache_bytes': sum(e['allocated'] for e in self.inventory())}
@@ -283,7 +271,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
 
     def will_convert(self, image):
         """Return True if landing ``image`` will convert it to raw."""
-        return (image.disk_format not in RAW_FORMATS and
+        return (image.disk_format not in images.RAW_FORMATS and
                 self.wants_raw(image))
 
     def land(self, image, write):
@@ -337,8 +325,8 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         """
         with self._store_errors(None, lock_dir):
             self.ensure_directory(lock_dir)
-            _ensure_lock_file(os.path.join(lock_dir, prefix + name),
-                              lock_dir)
+            fileutils.ensure_lock_file(os.path.join(lock_dir, prefix + name),
+                                       lock_dir)
         return lockutils.lock(name, lock_file_prefix=prefix, external=True,
                               lock_path=lock_dir)
 
@@ -350,7 +338,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
             os.mkdir(directory, 0o755)
         except FileExistsError:
             return
-        _chown_like(directory, os.path.dirname(directory))
+        fileutils.chown_like(directory, os.path.dirname(directory))
 
     def new_temp_file(self, final, stage):
         """Create an empty temporary file for ``final`` and return its path.
@@ -370,47 +358,30 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
     def inspect(self, image, path):
         """Refuse ``path`` unless it safely holds ``image.disk_format``.
 
-        As Nova's ``fetch_to_raw`` does: oslo.utils' format inspector must
-        detect the image's disk_format (raw content detected as gpt and
-        AMI formats excepted) and pass its safety checks; ``qemu-img info``
-        must then agree on the format and report neither a backing file
-        nor an external data file (and, for VMDK, an allowed create-type).
+        The checks of Nova's ``fetch_to_raw``, made by
+        :func:`precache.agent.stores.images.inspect_image` with ``[<store>]
+        qemu_img_timeout``.
 
         :returns: the format qemu-img reads the file as.
         :raises UnsafeImage: with the precise reason.
         """
-        expected = _inspect_content(image, path)
-        info = self._qemu_img_info(image, path)
-        _check_qemu_info(image, info, expected)
-        return info.file_format
+        return images.inspect_image(image, path,
+                                    self.options.qemu_img_timeout)
 
     def convert_to_raw(self, image, path, file_format):
         """Convert ``path`` (of ``file_format``) to a sparse raw temp file.
 
-        ``path`` is removed once the conversion succeeded.
+        The file is made by :meth:`new_temp_file` and filled by
+        :func:`precache.agent.stores.images.convert_to_raw`; ``path`` is
+        removed once the conversion succeeded.
 
         :returns: the path of the raw temporary file.
         :raises ConversionFailed: qemu-img failed or did not produce raw.
         :raises InsufficientDiskSpace: the file system filled up.
         """
         raw_path = self.new_temp_file(self.path(image), 'raw')
-        try:
-            self._run_qemu_img(image, 'convert',
-                               '-t', _cache_mode(os.path.dirname(raw_path)),
-                               '-f', file_format, '-O', 'raw',
-                               path, raw_path)
-            converted = self._qemu_img_info(image, raw_path).file_format
-            if converted != 'raw':
-                raise exception.ConversionFailed(
-                    image_id=image.id,
-                    reason='qemu-img produced %s, not raw' % converted)
-        except BaseException:
-            fileutils.remove_quietly(raw_path)
-            raise
-        fileutils.remove_quietly(path)
-        LOG.debug('Converted image %(image)s from %(format)s to raw',
-                  {'image': image.id, 'format': file_format})
-        return raw_path
+        return images.convert_to_raw(image, path, raw_path, file_format,
+                                     self.options.qemu_img_timeout)
 
     # Internals.
 
@@ -427,7 +398,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
             with self._store_errors(image, final):
                 self._finalize(ready, directory)
                 os.rename(ready, final)
-            _fsync_dir_quietly(directory)
+            fileutils.fsync_dir_quietly(directory)
         finally:
             for path in (tmp_path, ready):
                 if path and os.path.lexists(path):
@@ -446,7 +417,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
                     raise self._os_error(image, tmp_path, exc) from exc
                 raise
             with self._store_errors(image, tmp_path):
-                _extend_to_position(fileobj)
+                fileutils.extend_to_position(fileobj)
                 fileobj.flush()
                 os.fsync(fileobj.fileno())
                 fileobj.close()
@@ -475,37 +446,6 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         finally:
             os.close(fd)
 
-    def _qemu_img_info(self, image, path):
-        out, _err = self._run_qemu_img(
-            image, 'info', path, '--force-share', '--output=json',
-            limited=True, timeout=self.options.qemu_img_timeout)
-        return imageutils.QemuImgInfo(out, format='json')
-
-    def _run_qemu_img(self, image, *args, limited=False, **kwargs):
-        """Run qemu-img; map its failures to precache exceptions.
-
-        :param limited: apply :data:`QEMU_IMG_LIMITS` (untrusted input).
-        """
-        processes = []
-        command = _QEMU_IMG + args
-        if limited:
-            command, limits = _with_limits(command)
-            kwargs.update(limits)
-        try:
-            return processutils.execute(*command,
-                                        on_execute=processes.append,
-                                        **kwargs)
-        except subprocess.TimeoutExpired as exc:
-            for process in processes:
-                process.kill()
-                process.wait()
-            raise exception.UnsafeImage(
-                image_id=image.id,
-                reason='qemu-img %s did not finish within %s s' %
-                (args[0], exc.timeout)) from exc
-        except processutils.ProcessExecutionError as exc:
-            raise _qemu_error(image, args, exc) from exc
-
     @contextlib.contextmanager
     def _store_errors(self, image, path):
         """Turn an OSError into a precache exception naming ``path``."""
@@ -517,132 +457,11 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
     def _os_error(self, image, path, exc):
         image_id = image.id if image else '-'
         if exc.errno in _NO_SPACE_ERRNOS:
-            return _no_space(image_id, path, exc.strerror)
+            return images.out_of_space(image_id, path, exc.strerror)
         return exception.StoreFailed(
             image_id=image_id,
             reason='%s failed on %s: %s' % (
                 type(exc).__name__, exc.filename or path, exc.strerror or exc))
-
-
-def _inspect_content(image, path):
-    """Run oslo.utils' format inspector; return the format qemu must see."""
-    disk_format = image.disk_format
-    if not disk_format:
-        _refuse(image, 'Glance reports no disk_format; the content is not '
-                       'inspected without one')
-    if (disk_format not in AMI_FORMATS and
-            not format_inspector.get_inspector(disk_format)):
-        _refuse(image, 'disk_format %s is not one precache can inspect '
-                       'safely (%s)' % (disk_format, ', '.join(
-                           sorted(format_inspector.ALL_FORMATS))))
-    try:
-        inspector = format_inspector.detect_file_format(path)
-        if inspector is None:
-            raise format_inspector.ImageFormatError('format not decided')
-        inspector.safety_check()
-    except OSError:
-        raise
-    except format_inspector.SafetyCheckFailed as exc:
-        _refuse(image, 'the content fails the safety checks: %s' % '; '.join(
-            '%s: %s' % item for item in sorted(exc.failures.items())))
-    except Exception as exc:
-        _refuse(image, 'the content is not a valid image: %s' % exc)
-    detected = str(inspector)
-    agrees = (disk_format in AMI_FORMATS or detected == disk_format or
-              (disk_format == 'raw' and detected == 'gpt'))
-    if not agrees:
-        _refuse(image, 'the content is %s but Glance\'s disk_format is %s' %
-                (detected, disk_format))
-    return 'raw' if disk_format in RAW_FORMATS else disk_format
-
-
-def _check_qemu_info(image, info, expected):
-    """Refuse what ``qemu-img info`` reveals as unsafe or unexpected."""
-    if info.file_format is None:
-        _refuse(image, 'qemu-img info reported no format')
-    if info.file_format != expected:
-        _refuse(image, 'qemu-img reads the content as %s, expected %s '
-                       '(disk_format %s)' % (info.file_format, expected,
-                                             image.disk_format))
-    if info.backing_file is not None:
-        _refuse(image, 'the %s image has a backing file: %s' %
-                (info.file_format, info.backing_file))
-    data = (info.format_specific or {}).get('data') or {}
-    if data.get('data-file') is not None:
-        _refuse(image, 'the %s image has an external data file: %s' %
-                (info.file_format, data['data-file']))
-    if info.file_format == 'vmdk':
-        create_type = data.get('create-type')
-        if create_type not in VMDK_ALLOWED_TYPES:
-            _refuse(image, 'VMDK create-type %s is not one of %s' %
-                    (create_type, ', '.join(VMDK_ALLOWED_TYPES)))
-
-
-def _refuse(image, reason):
-    raise exception.UnsafeImage(image_id=image.id, reason=reason)
-
-
-def _with_limits(command):
-    """Return ``command`` and execute() arguments applying the limits.
-
-    util-linux's ``prlimit`` sets them as oslo.concurrency's wrapper does
-    (soft and hard limit alike, then exec), without starting a Python
-    interpreter for every call: two per landed image, which a host that
-    lands many images at once (or a test bed of many hosts on few cores)
-    feels. Without ``prlimit``, oslo.concurrency's wrapper, as Nova uses.
-    """
-    prlimit = shutil.which('prlimit')
-    if prlimit is None:
-        return command, {'prlimit': QEMU_IMG_LIMITS}
-    return (prlimit,
-            '--as=%d' % QEMU_IMG_LIMITS.address_space,
-            '--cpu=%d' % QEMU_IMG_LIMITS.cpu_time,
-            '--') + command, {}
-
-
-def _cache_mode(directory):
-    """Return qemu-img's cache mode for a conversion into ``directory``.
-
-    Nova's rule: ``none`` (O_DIRECT: the host's page cache stays the
-    guests', and the data is on disk when qemu-img exits) where the file
-    system supports it, ``writeback`` (which fsyncs at the end) where it
-    does not, such as tmpfs.
-    """
-    return 'none' if fileutils.supports_direct_io(directory) else 'writeback'
-
-
-def _qemu_error(image, args, exc):
-    command = args[0]
-    stderr = (exc.stderr or '').strip()
-    if exc.exit_code == 127:
-        return exception.StoreFailed(
-            image_id=image.id,
-            reason='qemu-img is not installed (install qemu-utils)')
-    if 'No space left on device' in stderr:
-        return _no_space(image.id, args[-1], 'qemu-img %s: %s' %
-                         (command, stderr))
-    if command == 'convert':
-        return exception.ConversionFailed(image_id=image.id,
-                                          reason=stderr or exc)
-    if exc.exit_code in _LIMIT_EXIT_CODES:
-        return exception.UnsafeImage(
-            image_id=image.id,
-            reason='qemu-img info exceeded its resource limits')
-    return exception.UnsafeImage(
-        image_id=image.id,
-        reason='qemu-img info cannot read it: %s' % (stderr or exc))
-
-
-def _no_space(image_id, path, detail):
-    """InsufficientDiskSpace for a file system that filled up at ``path``."""
-    directory = path if os.path.isdir(path) else os.path.dirname(path)
-    return exception.InsufficientDiskSpace(
-        message=('The file system of %(dir)s ran out of space while storing '
-                 'image %(image_id)s (%(detail)s); its temporary files were '
-                 'removed. Free space there or raise [agent] '
-                 'disk_reserve_mb.') %
-        {'dir': directory, 'image_id': image_id, 'detail': detail},
-        path=directory, image_id=image_id)
 
 
 def _resolve_owner(group, owner, file_group):
@@ -667,56 +486,3 @@ def _lookup(group, option, value, by_id, by_name):
         raise exception.ConfigurationError(
             reason='[%s] %s: %s does not exist on this host' %
             (group, option, value)) from exc
-
-
-def _ensure_lock_file(path, lock_dir):
-    """Create the lock file ``path`` owned like ``lock_dir`` if missing."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        _chown_like(fd, lock_dir)
-    finally:
-        os.close(fd)
-
-
-def _chown_like(target, reference):
-    """Give ``target`` (a path or fd) the owner of ``reference`` (as root).
-
-    Without root a file is created with the agent's own ids, which are the
-    only ones it could give.
-    """
-    if os.geteuid() != 0:
-        return
-    ref = os.stat(reference)
-    st = os.stat(target)
-    if (st.st_uid, st.st_gid) != (ref.st_uid, ref.st_gid):
-        os.chown(target, ref.st_uid, ref.st_gid)
-
-
-def _extend_to_position(fileobj):
-    """Extend the file to the position a final seek over zeros left."""
-    position = fileobj.tell()
-    fileobj.flush()
-    if position > os.fstat(fileobj.fileno()).st_size:
-        fileobj.truncate(position)
-
-
-def _fsync_dir_quietly(directory):
-    try:
-        fileutils.fsync_dir(directory)
-    except OSError as exc:
-        LOG.warning('Could not fsync directory %(dir)s: %(error)s',
-                    {'dir': directory, 'error': exc})
-
-
-def _listdir(directory):
-    try:
-        return sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return []
-
-
-def _existing_ancestor(path):
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return path

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 
-from precache.agent.stores import base as store_base
+from precache.agent.stores import images
 from precache.common import exception
 from precache.objects import states
 from precache.tests import base
@@ -120,8 +120,8 @@ class TestInspectAndConvert(NovaStoreTestCase):
         self.assertEqual([image.cache_name], os.listdir(self.store.cache_dir))
         self.assertEqual(read(raw), read(final))
         qemu_img('compare', '-f', 'raw', '-F', 'qcow2', final, qcow2)
-        self.assertEqual('raw', self.store._qemu_img_info(
-            image, final).file_format)
+        self.assertEqual('raw', images.qemu_img_info(
+            image, final, self.store.options.qemu_img_timeout).file_format)
         st = os.stat(final)
         self.assertEqual(0o644, st.st_mode & 0o7777)
         self.assertEqual(8 * MiB, st.st_size)
@@ -180,10 +180,10 @@ class TestInspectAndConvert(NovaStoreTestCase):
         # The second line of defence, behind the format inspector.
         overlay, base_qcow2 = self.make_overlay()
         image = self.record(overlay, 'qcow2')
-        info = self.store._qemu_img_info(image, overlay)
+        info = images.qemu_img_info(image, overlay,
+                                    self.store.options.qemu_img_timeout)
         exc = self.assertRaises(exception.UnsafeImage,
-                                store_base._check_qemu_info, image, info,
-                                'qcow2')
+                                images.check_qemu_info, image, info, 'qcow2')
         self.assertIn('has a backing file: ' + base_qcow2, str(exc))
 
     def test_directory_store_keeps_or_converts(self):

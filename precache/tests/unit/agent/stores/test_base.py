@@ -2,22 +2,19 @@
 
 The behaviour is run against both built-in stores. ``qemu-img`` is not
 run here (it is in the functional tests): its ``info`` is faked to report
-raw content.
+raw content. The image checks themselves are tested in test_images.
 """
 
 import errno
 import json
 import os
 import random
-import subprocess
-from unittest import mock
 import uuid
 
 import fixtures
 from oslo_concurrency import processutils
 from oslo_utils import imageutils
 
-from precache.agent.stores import base as store_base
 from precache.agent.stores import directory
 from precache.agent.stores import nova_libvirt
 from precache.common import exception
@@ -48,8 +45,8 @@ def writer(data, calls=None):
     return write
 
 
-def fake_qemu_img_info(store, image, path):
-    """Stand-in for ``ImageStore._qemu_img_info``: raw, no backing file."""
+def fake_qemu_img_info(image, path, timeout):
+    """Stand-in for ``images.qemu_img_info``: raw, no backing file."""
     return imageutils.QemuImgInfo(json.dumps(
         {'format': 'raw', 'virtual-size': os.path.getsize(path),
          'filename': path}), format='json')
@@ -80,7 +77,7 @@ class StoreTestCase(base.TestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
-            'precache.agent.stores.base.ImageStore._qemu_img_info',
+            'precache.agent.stores.images.qemu_img_info',
             fake_qemu_img_info))
         self.flags(group='agent', disk_reserve_mb=0)
 
@@ -305,161 +302,8 @@ class TestDirectoryLanding(LandingTests, StoreTestCase):
         return directory_store(self, **flags)
 
 
-def qemu_info(file_format='raw', **fields):
-    """A QemuImgInfo as parsed from ``qemu-img info --output=json``."""
-    fields.update({'format': file_format, 'virtual-size': MiB,
-                   'filename': 'x'})
-    return imageutils.QemuImgInfo(json.dumps(fields), format='json')
-
-
-class TestInspection(base.TestCase):
-    """The format checks Nova's fetch_to_raw makes, without qemu-img."""
-
-    def content(self, data):
-        path = os.path.join(self.tempdir, 'image')
-        with open(path, 'wb') as image_file:
-            image_file.write(data)
-        return path
-
-    def refused(self, func, *args):
-        return str(self.assertRaises(exception.UnsafeImage, func, *args))
-
-    def test_raw(self):
-        self.assertEqual('raw', store_base._inspect_content(
-            make_image(), self.content(DATA)))
-
-    def test_whole_disk_raw_detected_as_gpt(self):
-        mbr = bytearray(1024)
-        mbr[446:462] = bytes([0x80, 0, 2, 0, 0x83, 0, 0, 0,
-                              1, 0, 0, 0, 1, 0, 0, 0])
-        mbr[510:512] = b'\x55\xaa'
-        self.assertEqual('raw', store_base._inspect_content(
-            make_image(), self.content(bytes(mbr) + DATA)))
-
-    def test_ami_formats_are_raw(self):
-        for disk_format in ('ami', 'aki', 'ari'):
-            self.assertEqual('raw', store_base._inspect_content(
-                make_image(disk_format=disk_format), self.content(DATA)))
-
-    def test_no_disk_format(self):
-        self.assertIn('no disk_format', self.refused(
-            store_base._inspect_content, make_image(disk_format=None),
-            self.content(DATA)))
-
-    def test_uninspectable_disk_format(self):
-        self.assertIn('disk_format ploop is not one precache can inspect',
-                      self.refused(store_base._inspect_content,
-                                   make_image(disk_format='ploop'),
-                                   self.content(DATA)))
-
-    def test_qemu_format_must_agree(self):
-        self.assertIn('qemu-img reads the content as qcow2, expected raw',
-                      self.refused(store_base._check_qemu_info, make_image(),
-                                   qemu_info('qcow2'), 'raw'))
-
-    def test_qemu_backing_file(self):
-        self.assertIn('has a backing file: /etc/shadow', self.refused(
-            store_base._check_qemu_info, make_image(disk_format='qcow2'),
-            qemu_info('qcow2', **{'backing-filename': '/etc/shadow'}),
-            'qcow2'))
-
-    def test_qemu_data_file(self):
-        info = qemu_info('qcow2', **{'format-specific': {
-            'type': 'qcow2', 'data': {'data-file': '/dev/sda'}}})
-        self.assertIn('has an external data file: /dev/sda', self.refused(
-            store_base._check_qemu_info, make_image(disk_format='qcow2'),
-            info, 'qcow2'))
-
-    def test_qemu_vmdk_create_type(self):
-        image = make_image(disk_format='vmdk')
-        for create_type, allowed in (('monolithicSparse', True),
-                                     ('streamOptimized', True),
-                                     ('monolithicFlat', False)):
-            info = qemu_info('vmdk', **{'format-specific': {
-                'type': 'vmdk', 'data': {'create-type': create_type}}})
-            if allowed:
-                store_base._check_qemu_info(image, info, 'vmdk')
-            else:
-                self.assertIn('VMDK create-type monolithicFlat', self.refused(
-                    store_base._check_qemu_info, image, info, 'vmdk'))
-
-
-class TestQemuImgFailures(StoreTestCase):
-    """How qemu-img failures are reported (qemu-img itself is faked)."""
-
-    def setUp(self):
-        super().setUp()
-        self.store = directory_store(self)
-        self.image = make_image()
-
-    def execute_fails(self, error):
-        self.process = mock.Mock()
-
-        def execute(*cmd, on_execute=None, **kwargs):
-            on_execute(self.process)
-            raise error
-
-        self.useFixture(fixtures.MockPatch(
-            'oslo_concurrency.processutils.execute', side_effect=execute))
-
-    def run_qemu_img(self, *args):
-        return self.store._run_qemu_img(self.image, *args)
-
-    def test_timeout_kills_qemu_img(self):
-        self.execute_fails(subprocess.TimeoutExpired('qemu-img', 120))
-        exc = self.assertRaises(exception.UnsafeImage, self.run_qemu_img,
-                                'info', 'x')
-        self.assertIn('qemu-img info did not finish within 120 s', str(exc))
-        self.process.kill.assert_called_once_with()
-        self.process.wait.assert_called_once_with()
-
-    def test_not_installed(self):
-        self.execute_fails(processutils.ProcessExecutionError(
-            exit_code=127, stderr='env: qemu-img: No such file'))
-        exc = self.assertRaises(exception.StoreFailed, self.run_qemu_img,
-                                'info', 'x')
-        self.assertIn('install qemu-utils', str(exc))
-
-    def test_resource_limits(self):
-        for exit_code in (-9, -24):  # SIGKILL, SIGXCPU
-            self.execute_fails(processutils.ProcessExecutionError(
-                exit_code=exit_code))
-            exc = self.assertRaises(exception.UnsafeImage,
-                                    self.run_qemu_img, 'info', 'x')
-            self.assertIn('exceeded its resource limits', str(exc))
-
-    def test_conversion_failure(self):
-        self.execute_fails(processutils.ProcessExecutionError(
-            exit_code=1, stderr='qemu-img: Could not open x'))
-        exc = self.assertRaises(exception.ConversionFailed,
-                                self.run_qemu_img, 'convert', 'x', 'y')
-        self.assertIn('Could not open x', str(exc))
-
-    def test_conversion_failure_leaves_nothing(self):
-        self.execute_fails(processutils.ProcessExecutionError(
-            exit_code=1, stderr='qemu-img: Could not open x'))
-        os.makedirs(self.store.cache_dir)
-        path = os.path.join(self.store.cache_dir, fileutils.TEMP_PREFIX + 'x')
-        open(path, 'w').close()
-        self.assertRaises(exception.ConversionFailed,
-                          self.store.convert_to_raw, self.image, path,
-                          'qcow2')
-        self.assertEqual([os.path.basename(path)],
-                         os.listdir(self.store.cache_dir))
-
-    def test_conversion_out_of_space(self):
-        self.execute_fails(processutils.ProcessExecutionError(
-            exit_code=1, stderr='qemu-img: error while writing at byte 0: '
-                                'No space left on device'))
-        exc = self.assertRaises(exception.InsufficientDiskSpace,
-                                self.run_qemu_img, 'convert', 'x',
-                                os.path.join(self.tempdir, 'y'))
-        self.assertIn('The file system of %s ran out of space' %
-                      self.tempdir, str(exc))
-
-
-class TestQemuImgLimitsAndCache(base.TestCase):
-    """How qemu-img is run: resource limits and the conversion's cache."""
+class TestConversion(base.TestCase):
+    """The store's conversion to raw (qemu-img itself is faked)."""
 
     def setUp(self):
         super().setUp()
@@ -469,34 +313,17 @@ class TestQemuImgLimitsAndCache(base.TestCase):
             'oslo_concurrency.processutils.execute',
             return_value=('{"format": "raw", "virtual-size": 1}', ''))).mock
 
-    def which(self, path):
-        self.useFixture(fixtures.MockPatch(
-            'precache.agent.stores.base.shutil.which', return_value=path))
-
-    def test_info_limited_by_util_linux_prlimit(self):
-        self.which('/usr/bin/prlimit')
-        self.store._qemu_img_info(self.image, 'x')
-        args, kwargs = self.execute.call_args
-        self.assertEqual(('/usr/bin/prlimit', '--as=%d' % (1024 * MiB),
-                          '--cpu=30', '--', 'env', 'LC_ALL=C', 'LANG=C',
-                          'qemu-img', 'info', 'x'), args[:10])
-        self.assertNotIn('prlimit', kwargs)
-
-    def test_info_limited_by_oslo_wrapper_without_prlimit(self):
-        self.which(None)
-        self.store._qemu_img_info(self.image, 'x')
-        args, kwargs = self.execute.call_args
-        self.assertEqual(('env', 'LC_ALL=C', 'LANG=C', 'qemu-img', 'info'),
-                         args[:5])
-        self.assertIs(store_base.QEMU_IMG_LIMITS, kwargs['prlimit'])
-
-    def test_convert_not_limited(self):
-        self.which('/usr/bin/prlimit')
-        self.store._run_qemu_img(self.image, 'convert', 'x', 'y')
-        args, kwargs = self.execute.call_args
-        self.assertEqual(('env', 'LC_ALL=C', 'LANG=C', 'qemu-img',
-                          'convert', 'x', 'y'), args)
-        self.assertNotIn('prlimit', kwargs)
+    def test_conversion_failure_leaves_nothing(self):
+        self.execute.side_effect = processutils.ProcessExecutionError(
+            exit_code=1, stderr='qemu-img: Could not open x')
+        os.makedirs(self.store.cache_dir)
+        path = os.path.join(self.store.cache_dir, fileutils.TEMP_PREFIX + 'x')
+        open(path, 'w').close()
+        self.assertRaises(exception.ConversionFailed,
+                          self.store.convert_to_raw, self.image, path,
+                          'qcow2')
+        self.assertEqual([os.path.basename(path)],
+                         os.listdir(self.store.cache_dir))
 
     def convert_cache_mode(self, direct_io):
         self.useFixture(fixtures.MockPatch(
