@@ -35,10 +35,15 @@ NAMESPACE = 'precache.sources'
 #: Largest chunk the decompressor hands to the verify-and-write stage.
 WRITE_SIZE = 1024 * 1024
 
-# Failures after which the next source is tried: the source's fault, or
-# bytes that are not the image's.
-_SOURCE_ERRORS = (exception.PrecacheException, zstandard.ZstdError,
-                  zlib.error)
+# Failures after which the next source is tried: the source or its
+# transport failed (TemporaryFailure: SourceFailed), or it delivered bytes
+# that are not the image's (VerificationFailed: a hash or size mismatch, a
+# corrupt stream). Anything else - this host out of space or past its
+# cache cap (HostFailure), a configuration error, a write error - would
+# fail the same way with every source: it ends the download at once.
+_NEXT_SOURCE_ERRORS = (exception.TemporaryFailure,
+                       exception.VerificationFailed, zstandard.ZstdError,
+                       zlib.error)
 
 
 class Downloader(object):
@@ -74,8 +79,10 @@ class Downloader(object):
         :raises NoVerifiableHash: the image has no hash to verify against.
         :raises AllSourcesFailed: no source delivered the image's bytes;
             the message gives each source's reason.
+        :raises HostFailure: this host cannot take the image; no further
+            source is tried.
         :raises OSError: writing ``fileobj`` failed (e.g. the disk is
-            full).
+            full); no further source is tried.
         """
         verify.Verifier(image)  # Fail at once when there is no hash.
         reasons = []
@@ -92,7 +99,7 @@ class Downloader(object):
             try:
                 result = self._download(source_plugin, image, source,
                                         fileobj)
-            except _SOURCE_ERRORS as exc:
+            except _NEXT_SOURCE_ERRORS as exc:
                 reason = _reason(exc)
                 LOG.warning('Image %s: source %d/%d (%s %s) failed: %s',
                             image.id, number, len(sources), method, locator,
@@ -128,8 +135,20 @@ class Downloader(object):
             if method not in self._plugins:
                 try:
                     self._plugins[method] = plugin.load_plugin(
-                        NAMESPACE, method, self.conf,
-                        option='[service] server')
+                        NAMESPACE, method, self.conf)
+                except exception.PluginNotFound as exc:
+                    # No option of this agent names the method: the
+                    # service's cache request does.
+                    LOG.warning('Skipping a source of method %(method)s: '
+                                'no source plugin of that name is '
+                                'installed on this host (installed: '
+                                '%(available)s). Install the package that '
+                                'provides it here, or check that this '
+                                'agent runs the same precache release as '
+                                'precache-service.',
+                                {'method': method,
+                                 'available': exc.kwargs.get('available')})
+                    return None
                 except exception.ConfigurationError as exc:
                     LOG.warning('Skipping a source of method %s: %s',
                                 method, exc)

@@ -8,6 +8,7 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from precache.agent import download
+from precache.agent import rpcapi
 from precache.agent import wanted
 from precache.common import exception
 from precache.common import plugin
@@ -38,7 +39,7 @@ class AgentManager(object):
     :param host: this agent's host name; ``[DEFAULT] host`` by default.
     """
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version=rpcapi.AgentAPI.RPC_API_VERSION)
 
     def __init__(self, conf, service_api, store=None, downloader=None,
                  host=None):
@@ -82,11 +83,20 @@ class AgentManager(object):
         return len(metas)
 
     def sync_desired_until_done(self, stopped, retry_interval):
-        """Call :meth:`sync_desired` until it works or ``stopped`` is set."""
+        """Call :meth:`sync_desired` until it works or ``stopped`` is set.
+
+        Not retried when ``[upgrade_levels] service`` forbids the call:
+        the agent then relies on the service's casts alone.
+        """
         while not stopped.is_set():
             try:
                 self.sync_desired()
                 return True
+            except exception.RPCVersionPinned as exc:
+                LOG.warning('Not asking the service for the desired '
+                            'images: %s Until then only its cache '
+                            'requests reach this agent.', exc)
+                return False
             except Exception as exc:
                 LOG.warning('Could not get the desired images from the '
                             'service (%s); retrying in %ss', exc,
@@ -207,6 +217,8 @@ class AgentManager(object):
         """
         try:
             self.sync_desired()
+        except exception.RPCVersionPinned as exc:
+            LOG.debug('Not refreshing the desired images: %s', exc)
         except Exception as exc:
             LOG.warning('Could not refresh the desired images from the '
                         'service: %s', exc)

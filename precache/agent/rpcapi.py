@@ -12,15 +12,22 @@ class AgentAPI(object):
 
     * 1.0 - Initial version: ``cache(image_id, meta)`` as a fanout to every
       agent or a cast to one host.
+
+    A method added later must call :func:`precache.common.rpc.check_version`
+    (peer ``agent``) before sending, so that a service pinned by
+    ``[upgrade_levels] agent`` to older agents' version refuses it.
+
+    :param version_cap: the highest version sent; by default
+        ``[upgrade_levels] agent``, else :attr:`RPC_API_VERSION`.
     """
 
     RPC_API_VERSION = '1.0'
 
     def __init__(self, conf, version_cap=None):
         target = messaging.Target(topic=conf.rpc.agent_topic, version='1.0')
-        self.client = rpc.get_client(target,
-                                     version_cap=version_cap or
-                                     self.RPC_API_VERSION)
+        self.client = rpc.get_client(
+            target, version_cap=(version_cap or conf.upgrade_levels.agent or
+                                 self.RPC_API_VERSION))
 
     def cache(self, context, image_id, meta, host=None):
         """Ask agents to cache an image.

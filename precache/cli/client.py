@@ -23,6 +23,8 @@ from precache import version
 CONNECT_RETRIES = 2
 #: Seconds a call may take to connect, on top of its answer timeout.
 CONNECT_GRACE = 10
+#: What oslo.messaging appends to the class name of a rebuilt exception.
+REMOTE_SUFFIX = '_Remote'
 
 
 def load_config(config_files=(), config_dirs=()):
@@ -90,33 +92,54 @@ class ServiceClient(object):
     def call(self, method, **kwargs):
         """Call ``method`` of :class:`ServiceAPI` and return its result.
 
+        The service's exceptions of :mod:`precache.common.exception` come
+        back as their own class (see
+        :data:`precache.common.rpc.ALLOWED_EXMODS`); others as
+        ``oslo_messaging.RemoteError``.
+
         :raises: :class:`~precache.cli.errors.ServiceUnreachable` when no
             answer comes in time, :class:`~precache.cli.errors.UnknownImage`
             for an image the service does not know,
+            :class:`~precache.cli.errors.VersionPinned` when
+            ``[upgrade_levels] service`` forbids the call,
             :class:`~precache.cli.errors.ServiceError` for any other
             failure on the service's side.
         """
         timeout = self.timeout or self.conf.rpc_response_timeout
+        action = method.replace('_', ' ')
         try:
             return self._call_within(timeout + CONNECT_GRACE, method, kwargs)
         except messaging.MessagingTimeout:
             raise errors.ServiceUnreachable(
                 timeout=timeout, topic=self.conf.rpc.service_topic,
                 transport=describe_transport(self.conf))
+        except exception.RPCVersionPinned as exc:
+            # Refused here, before anything was sent.
+            raise errors.VersionPinned(action=action, reason=exc)
         except messaging.RemoteError as exc:
-            # Exceptions of modules not in allowed_remote_exmods.
-            self._raise_failure(method, kwargs, exc.exc_type, exc.value)
+            # Exceptions of modules not in ALLOWED_EXMODS.
+            raise errors.ServiceError(action=action, exc_type=exc.exc_type,
+                                      value=exc.value)
+        except exception.ImageNotFound as exc:
+            if 'image_id' not in kwargs:
+                raise self._service_error(action, exc)
+            raise errors.UnknownImage(image_id=kwargs['image_id'])
         except exception.PrecacheException as exc:
-            # The same, rebuilt from an allowed module (or a fake:/ call).
-            self._raise_failure(method, kwargs, type(exc).__name__, exc)
+            raise self._service_error(action, exc)
 
     @staticmethod
-    def _raise_failure(method, kwargs, exc_type, value):
-        """Raise the CLI error for a failure on the service's side."""
-        if exc_type == 'ImageNotFound' and 'image_id' in kwargs:
-            raise errors.UnknownImage(image_id=kwargs['image_id'])
-        raise errors.ServiceError(action=method.replace('_', ' '),
-                                  exc_type=exc_type, value=value)
+    def _service_error(action, exc):
+        """Return the CLI error for a precache exception of the service.
+
+        A rebuilt remote exception's class is a ``<name>_Remote`` subclass
+        whose text ends with the service's traceback: the class's own name
+        and message are shown instead.
+        """
+        exc_type = type(exc).__name__
+        if exc_type.endswith(REMOTE_SUFFIX):
+            exc_type = exc_type[:-len(REMOTE_SUFFIX)]
+        return errors.ServiceError(action=action, exc_type=exc_type,
+                                   value=getattr(exc, 'message', exc))
 
     def _call_within(self, deadline, method, kwargs):
         """Run the call in a daemon thread, waiting ``deadline`` seconds.

@@ -35,5 +35,10 @@ class UnknownImage(CLIError):
     exit_code = 2
 
 
+class VersionPinned(CLIError):
+    msg_fmt = 'Cannot %(action)s: %(reason)s'
+    exit_code = 2
+
+
 class ServiceError(CLIError):
     msg_fmt = 'precache-service failed to %(action)s: %(exc_type)s: %(value)s'

@@ -69,8 +69,9 @@ class _GzipDecompressor(object):
 
     def close(self):
         if not self._z.eof:
-            raise exception.PrecacheException(
-                'gzip stream ended before its end marker (truncated)')
+            raise exception.CorruptStream(
+                compression=GZIP,
+                reason='it ended before its end marker (truncated)')
 
 
 class _ZstdDecompressor(object):
@@ -124,10 +125,9 @@ def decompressor(algorithm, sink, write_size=1024 * 1024):
     receives the decompressed bytes through its ``write()`` in chunks of at
     most ``write_size`` bytes, so a highly compressed stream (zero runs)
     never expands in memory. ``close()`` raises
-    :class:`~precache.common.exception.PrecacheException` when a gzip stream
-        was
-    truncated; a truncated zstd stream shows as missing bytes, which the
-    size and hash verification catch.
+    :class:`~precache.common.exception.CorruptStream` when a gzip stream
+    was truncated; a truncated zstd stream shows as missing bytes, which
+    the size and hash verification catch.
     """
     if algorithm == NONE:
         return _PassThrough(sink, write_size)

@@ -4,6 +4,25 @@ Every error an operator must tell apart has its own class. All derive from
 :class:`PrecacheException`, whose ``msg_fmt`` is filled from the keyword
 arguments given when the exception is raised, so a message always names what
 failed (the image, the host, the plugin) and, where it can, what to do.
+
+Callers branch on the category a class derives from, never on class-name
+strings:
+
+* :class:`NotFound` - the thing asked for does not exist (the CLI's
+  "unknown image").
+* :class:`Invalid` - a request, configuration or image that can never
+  succeed as it is; :class:`VerificationFailed` narrows it to bytes that are
+  not the image's (another source may have the right ones).
+* :class:`Conflict` - the thing exists but is not in a state that allows
+  the operation (yet).
+* :class:`TemporaryFailure` - a source, transport or remote service failed;
+  retrying (later, or elsewhere) may succeed.
+* :class:`HostFailure` - this host cannot store the image (disk space, the
+  cache cap, its file system, qemu-img); another source would not help.
+
+The service's RPC endpoints raise these across oslo.messaging: this module
+is in :data:`precache.common.rpc.ALLOWED_EXMODS`, so a caller gets the
+class back, not an ``oslo_messaging.RemoteError``.
 """
 
 from oslo_log import log as logging
@@ -34,7 +53,52 @@ class PrecacheException(Exception):
         super().__init__(message)
 
 
-class ConfigurationError(PrecacheException):
+# Categories: raise their subclasses, catch them. -----------------------
+
+
+class NotFound(PrecacheException):
+    """The image (or other thing) asked for does not exist."""
+
+
+class Invalid(PrecacheException):
+    """A request, configuration or image that cannot succeed as it is.
+
+    Retrying, here or with another source, gives the same answer; the
+    message says what to change.
+    """
+
+
+class VerificationFailed(Invalid):
+    """The bytes received are not the image's: discarded, never stored.
+
+    Invalid as received from one source: another source of the same image
+    may deliver the right bytes.
+    """
+
+
+class Conflict(PrecacheException):
+    """The thing exists but its state does not allow the operation now."""
+
+
+class TemporaryFailure(PrecacheException):
+    """A source, transport or remote service failed.
+
+    Retrying later, or elsewhere (the next source), may succeed.
+    """
+
+
+class HostFailure(PrecacheException):
+    """This host cannot store the image; another source would not help.
+
+    Disk space, the cache size cap, the store's file system or qemu-img:
+    the operator of the host must act.
+    """
+
+
+# Configuration ----------------------------------------------------------
+
+
+class ConfigurationError(Invalid):
     msg_fmt = 'Invalid configuration: %(reason)s'
     code = 'config'
 
@@ -50,85 +114,102 @@ class PluginLoadFailed(ConfigurationError):
                'failed to load: %(reason)s')
 
 
-class ImageNotFound(PrecacheException):
+class RPCVersionPinned(ConfigurationError):
+    msg_fmt = ('Cannot send %(method)s to precache-%(peer)s: it needs '
+               'version %(version)s of the RPC API and [upgrade_levels] '
+               '%(peer)s caps it at %(cap)s. Unset that option once every '
+               'precache-%(peer)s runs a release that has version '
+               '%(version)s.')
+    code = 'version_pinned'
+
+
+# Images -----------------------------------------------------------------
+
+
+class ImageNotFound(NotFound):
     msg_fmt = 'Image %(image_id)s was not found: %(reason)s'
     code = 'not_found'
 
 
-class ImageNotActive(PrecacheException):
+class ImageNotActive(Conflict):
     msg_fmt = 'Image %(image_id)s is not active (status %(status)s)'
     code = 'not_active'
 
 
-class HashMismatch(PrecacheException):
+class HashMismatch(VerificationFailed):
     msg_fmt = ('Image %(image_id)s: %(algo)s of the downloaded bytes is '
                '%(actual)s, expected %(expected)s; the download was '
                'discarded')
     code = 'hash_mismatch'
 
 
-class SizeMismatch(PrecacheException):
+class SizeMismatch(VerificationFailed):
     msg_fmt = ('Image %(image_id)s: received %(actual)d bytes, expected '
                '%(expected)d; the download was discarded')
     code = 'size_mismatch'
 
 
-class NoVerifiableHash(PrecacheException):
+class CorruptStream(VerificationFailed):
+    msg_fmt = 'The %(compression)s stream is corrupt: %(reason)s'
+    code = 'corrupt_stream'
+
+
+class NoVerifiableHash(Invalid):
     msg_fmt = ('Image %(image_id)s has neither os_hash_value nor checksum; '
                'refusing to cache bytes that cannot be verified')
     code = 'no_hash'
 
 
-class FetchFailed(PrecacheException):
+class FetchFailed(TemporaryFailure):
     msg_fmt = 'Fetching image %(image_id)s failed: %(reason)s'
     code = 'fetch_failed'
 
 
-class ServeFailed(PrecacheException):
+class ServeFailed(TemporaryFailure):
     msg_fmt = 'Serving image %(image_id)s failed: %(reason)s'
     code = 'serve_failed'
 
 
-class InvalidMeta(PrecacheException):
+class InvalidMeta(Invalid):
     msg_fmt = 'Invalid cache request meta: %(reason)s'
     code = 'invalid_meta'
 
 
-class SourceFailed(PrecacheException):
+class SourceFailed(TemporaryFailure):
     msg_fmt = ('Image %(image_id)s: source %(method)s (%(locator)s) failed: '
                '%(reason)s')
     code = 'source_failed'
 
 
-class AllSourcesFailed(PrecacheException):
+class AllSourcesFailed(TemporaryFailure):
     msg_fmt = 'Image %(image_id)s: every source failed: %(reasons)s'
     code = 'download_failed'
 
 
-class UnsafeImage(PrecacheException):
+class UnsafeImage(Invalid):
     msg_fmt = ('Image %(image_id)s refused by the format inspection: '
                '%(reason)s')
     code = 'unsafe_image'
 
 
-class InsufficientDiskSpace(PrecacheException):
+class InsufficientDiskSpace(HostFailure):
     msg_fmt = ('Not enough disk space in %(path)s for image %(image_id)s: '
                'need %(needed)d bytes plus a reserve of %(reserve)d, '
                '%(free)d free')
     code = 'no_space'
 
 
-class CacheSizeExceeded(PrecacheException):
+class CacheSizeExceeded(HostFailure):
     msg_fmt = ('Caching image %(image_id)s (%(needed)d bytes) would exceed '
                'the cache size cap of %(cap)d bytes (%(used)d used)')
     code = 'cache_full'
 
 
-class ConversionFailed(PrecacheException):
+class ConversionFailed(HostFailure):
     msg_fmt = 'Converting image %(image_id)s to raw failed: %(reason)s'
     code = 'conversion_failed'
 
 
-class StoreFailed(PrecacheException):
+class StoreFailed(HostFailure):
     msg_fmt = 'Storing image %(image_id)s failed: %(reason)s'
     code = 'store_failed'

@@ -3,6 +3,10 @@ clients and servers, and the notifier.
 
 Servers are created without ``executor=``: oslo.messaging then dispatches
 to a pool of native threads, so endpoints must be thread-safe.
+
+Exceptions of :data:`ALLOWED_EXMODS` raised by an endpoint are raised again
+as their own class by the caller (oslo.messaging rebuilds them, with their
+``kwargs``); any other comes back as ``oslo_messaging.RemoteError``.
 """
 
 from oslo_config import cfg
@@ -10,7 +14,12 @@ from oslo_context import context as oslo_context
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from precache.common import exception
+
 LOG = logging.getLogger(__name__)
+
+#: Modules whose exceptions callers get back as the real class.
+ALLOWED_EXMODS = [exception.__name__]
 
 TRANSPORT = None
 NOTIFICATION_TRANSPORT = None
@@ -43,7 +52,8 @@ def init(conf, url=None):
     global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
     _name_stable_queues(conf)
     if TRANSPORT is None:
-        TRANSPORT = messaging.get_rpc_transport(conf, url=url)
+        TRANSPORT = messaging.get_rpc_transport(
+            conf, url=url, allowed_remote_exmods=ALLOWED_EXMODS)
     if NOTIFICATION_TRANSPORT is None:
         NOTIFICATION_TRANSPORT = messaging.get_notification_transport(
             conf, url=url)
@@ -84,6 +94,23 @@ def get_client(target, version_cap=None):
     return messaging.get_rpc_client(
         TRANSPORT, target, version_cap=version_cap,
         serializer=RequestContextSerializer())
+
+
+def check_version(client, version, method, peer):
+    """Raise unless ``client``'s version cap lets it send ``version``.
+
+    Call it before using a method newer than the API's first version.
+
+    :param client: the RPC client (or a prepared call context).
+    :param method: the method's name, for the message.
+    :param peer: ``service`` or ``agent``: the receiving daemon and the
+        ``[upgrade_levels]`` option that caps the version.
+    :raises RPCVersionPinned: the version is above the cap.
+    """
+    if not client.can_send_version(version):
+        raise exception.RPCVersionPinned(method=method, peer=peer,
+                                         version=version,
+                                         cap=client.version_cap)
 
 
 def get_server(target, endpoints):

@@ -37,9 +37,9 @@ MISSING_REASON = ('absent from the host\'s inventory: removed behind '
                   'manager)')
 
 
-class ImageNotFound(exception.PrecacheException):
-    msg_fmt = 'Image %(image_id)s is unknown to precache'
-    code = 'image_not_found'
+#: Why :class:`~precache.common.exception.ImageNotFound` is raised here.
+UNKNOWN_REASON = ('precache has no record of it (no lister listed it and '
+                  'nobody requested it)')
 
 
 def utcnow():
@@ -223,16 +223,21 @@ class StateDB(object):
                     request_targets=None,
                     updated_at=now or utcnow()))
             if not result.rowcount:
-                raise ImageNotFound(image_id=image_id)
+                raise exception.ImageNotFound(image_id=image_id,
+                                              reason=UNKNOWN_REASON)
         return self.get_image(image_id)
 
     def get_image(self, image_id):
-        """Return the image's row as a dict; raise ImageNotFound."""
+        """Return the image's row as a dict.
+
+        :raises ImageNotFound: precache has no record of ``image_id``.
+        """
         with self._read() as conn:
             row = conn.execute(sa.select(IMAGES).where(
                 IMAGES.c.id == image_id)).first()
         if row is None:
-            raise ImageNotFound(image_id=image_id)
+            raise exception.ImageNotFound(image_id=image_id,
+                                          reason=UNKNOWN_REASON)
         return dict(row._mapping)
 
     def list_images(self):

@@ -7,7 +7,7 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from precache.common import exception
-from precache.db import api as db_api
+from precache.service import rpcapi
 
 LOG = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class ServiceManager(object):
     :param state: the StateKeeper, or None.
     """
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version=rpcapi.ServiceAPI.RPC_API_VERSION)
 
     def __init__(self, conf, state=None):
         self.conf = conf
@@ -93,7 +93,7 @@ class ServiceManager(object):
     def list_images(self, context):
         return self._state().list_images(context)
 
-    @messaging.expected_exceptions(db_api.ImageNotFound)
+    @messaging.expected_exceptions(exception.ImageNotFound)
     def show_image(self, context, image_id):
         return self._state().show_image(context, image_id)
 
@@ -101,6 +101,6 @@ class ServiceManager(object):
         return self._state().request_cache(context, image_id, hosts, labels,
                                            pin_until)
 
-    @messaging.expected_exceptions(db_api.ImageNotFound)
+    @messaging.expected_exceptions(exception.ImageNotFound)
     def release(self, context, image_id):
         return self._state().release(context, image_id)

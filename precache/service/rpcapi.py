@@ -15,8 +15,14 @@ class ServiceAPI(object):
       ``precache`` CLI: ``get_status``, ``list_hosts``, ``list_images``,
       ``show_image``, ``request_cache`` and ``release``.
 
+    A method newer than 1.0 checks the version cap first and raises
+    :class:`~precache.common.exception.RPCVersionPinned` when
+    ``[upgrade_levels] service`` is below its version.
+
     Timestamps in results are ISO 8601 strings in UTC (or None).
 
+    :param version_cap: the highest version sent; by default
+        ``[upgrade_levels] service``, else :attr:`RPC_API_VERSION`.
     :param timeout: seconds a call waits for the service's answer; by
         default oslo.messaging's ``rpc_response_timeout``.
     """
@@ -26,12 +32,13 @@ class ServiceAPI(object):
     def __init__(self, conf, version_cap=None, timeout=None):
         target = messaging.Target(topic=conf.rpc.service_topic, version='1.0')
         self.timeout = timeout
-        self.client = rpc.get_client(target,
-                                     version_cap=version_cap or
-                                     self.RPC_API_VERSION)
+        self.client = rpc.get_client(
+            target, version_cap=(version_cap or conf.upgrade_levels.service or
+                                 self.RPC_API_VERSION))
 
-    def _call(self, context, method, **kwargs):
-        cctxt = self.client.prepare(version='1.1', timeout=self.timeout)
+    def _call(self, context, method, version, **kwargs):
+        rpc.check_version(self.client, version, method, 'service')
+        cctxt = self.client.prepare(version=version, timeout=self.timeout)
         return cctxt.call(context, method, **kwargs)
 
     # Agents -------------------------------------------------------------
@@ -64,8 +71,10 @@ class ServiceAPI(object):
         """Return the meta of every image ``host`` should have (1.1).
 
         :returns: a list of meta dicts (see :mod:`precache.objects.meta`).
+        :raises RPCVersionPinned: ``[upgrade_levels] service`` is 1.0.
         """
-        return self._call(context, 'desired', host=host, labels=labels)
+        return self._call(context, 'desired', '1.1', host=host,
+                          labels=labels)
 
     # Operators (the precache CLI) ----------------------------------------
 
@@ -76,7 +85,7 @@ class ServiceAPI(object):
         ``counts``: ``{status: number of live target hosts}`` and
         ``live_targets``.
         """
-        return self._call(context, 'get_status')
+        return self._call(context, 'get_status', '1.1')
 
     def list_hosts(self, context):
         """Return one dict per known host.
@@ -85,7 +94,7 @@ class ServiceAPI(object):
         ``last_heartbeat``, ``disk_total``, ``disk_free``, ``cache_bytes``,
         ``images_cached``, ``images_failed``.
         """
-        return self._call(context, 'list_hosts')
+        return self._call(context, 'list_hosts', '1.1')
 
     def list_images(self, context):
         """Return one image summary per known image.
@@ -95,7 +104,7 @@ class ServiceAPI(object):
         ``targets``, ``generation``, ``desired``, ``first_seen``,
         ``last_seen``, ``error``.
         """
-        return self._call(context, 'list_images')
+        return self._call(context, 'list_images', '1.1')
 
     def show_image(self, context, image_id):
         """Return ``{'image': summary, 'hosts': [...], 'summary': {...}}``.
@@ -108,10 +117,9 @@ class ServiceAPI(object):
         ``missing``, ``in_progress`` (pending or downloading), ``waiting``
         (never asked yet) and ``bytes`` (received so far).
 
-        :raises: ``oslo_messaging.RemoteError`` with ``exc_type``
-            ``ImageNotFound`` for an unknown image.
+        :raises ImageNotFound: the service does not know the image.
         """
-        return self._call(context, 'show_image', image_id=image_id)
+        return self._call(context, 'show_image', '1.1', image_id=image_id)
 
     def request_cache(self, context, image_id, hosts=None, labels=None,
                       pin_until=None):
@@ -126,7 +134,7 @@ class ServiceAPI(object):
             the request lapses then.
         :returns: the image summary.
         """
-        return self._call(context, 'request_cache', image_id=image_id,
+        return self._call(context, 'request_cache', '1.1', image_id=image_id,
                           hosts=hosts or [], labels=labels or [],
                           pin_until=pin_until)
 
@@ -136,4 +144,4 @@ class ServiceAPI(object):
         Nothing is deleted on the hosts: they stop keeping the image
         alive, and Nova's own cache manager ages it out once unused.
         """
-        return self._call(context, 'release', image_id=image_id)
+        return self._call(context, 'release', '1.1', image_id=image_id)

@@ -4,8 +4,10 @@ import socket
 
 import fixtures
 from oslo_config import fixture as config_fixture
+from oslo_messaging import conffixture
 from oslotest import base
 
+from precache.common import rpc
 import precache.conf  # noqa: F401  (registers the options)
 from precache.conf import CONF
 
@@ -56,6 +58,12 @@ class TestCase(base.BaseTestCase):
         self.conf([], project='precache', default_config_files=[])
         self.tempdir = self.useFixture(fixtures.TempDir()).path
         self.flags(staging_dir=self.tempdir + '/staging', group='service')
+
+    def fake_rpc(self):
+        """Initialise :mod:`precache.common.rpc` on ``fake:/`` for a test."""
+        self.useFixture(conffixture.ConfFixture(self.conf))
+        rpc.init(self.conf)
+        self.addCleanup(rpc.cleanup)
 
     def refusing_port(self):
         """Return a port that refuses connections (nothing listens)."""

@@ -305,6 +305,38 @@ class TestSourceFailover(DownloadTestCase):
         self.assertRaises(OSError, self.downloader.download, self.image,
                           [self.source(), self.source(path='/2')], Full())
 
+    def test_truncated_gzip_uses_next_source(self):
+        artifact = _compress(self.data, 'gzip')
+        url = self.httpd.add('/truncated', artifact[:len(artifact) // 2])
+        truncated = {'method': 'http', 'url': url, 'compression': 'gzip'}
+        good = self.source(path='/good', algorithm='gzip')
+        self.assertEqual(good['url'],
+                         self.download(truncated, good)['locator'])
+
+    def test_host_failure_is_not_retried_on_next_source(self):
+        image = self.image
+
+        class Full(io.BytesIO):
+            def write(self, data):
+                raise exception.InsufficientDiskSpace(
+                    path='/cache', image_id=image.id, needed=1, reserve=0,
+                    free=0)
+
+        first = self.source(path='/1')
+        second = self.source(path='/2')
+        self.assertRaises(exception.InsufficientDiskSpace,
+                          self.downloader.download, self.image,
+                          [first, second], Full())
+        self.assertNotIn('/2', [path for path, _headers in
+                                self.httpd.requests])
+
+    def test_missing_source_plugin_names_what_to_install(self):
+        with fixtures.FakeLogger() as logger:
+            self.download({'method': 'carrier-pigeon'}, self.source())
+        self.assertIn('no source plugin of that name is installed on this '
+                      'host', logger.output)
+        self.assertNotIn('[service] server', logger.output)
+
 
 class TestResume(DownloadTestCase):
 

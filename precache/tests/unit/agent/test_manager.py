@@ -2,6 +2,8 @@
 
 import threading
 
+import fixtures
+
 from precache.agent import manager
 from precache.common import exception
 from precache.objects import meta as meta_mod
@@ -251,6 +253,17 @@ class DesiredSetTest(base.TestCase):
         self.api.desired = answer_on_third_call
         self.assertTrue(agent.sync_desired_until_done(stopped, 0.01))
         self.assertEqual(3, len(calls))
+
+    def test_pinned_service_version_is_not_retried(self):
+        agent = self.make(exception.RPCVersionPinned(
+            method='desired', peer='service', version='1.1', cap='1.0'))
+        stopped = threading.Event()
+        with fixtures.FakeLogger() as logger:
+            self.assertFalse(agent.sync_desired_until_done(stopped, 10))
+        self.assertEqual(1, len(self.api.desired_calls))
+        self.assertIn('[upgrade_levels] service caps it at 1.0',
+                      logger.output)
+        self.assertFalse(stopped.is_set())
 
     def test_stopping_ends_the_retries(self):
         agent = self.make(RuntimeError('service down'))

@@ -4,15 +4,19 @@ real configuration loading, RPC client and error translation."""
 import io
 import json
 import os
+import sys
 
 import fixtures
 import oslo_messaging as messaging
+from oslo_messaging._drivers import common as messaging_common
 from oslo_messaging import opts as messaging_opts
 
 from precache.cli import app
 from precache.cli import client
+from precache.cli import errors
 from precache.common import exception
 from precache.common import rpc
+from precache.service import rpcapi
 from precache.tests import base
 from precache.tests.unit.cli import test_commands as test_cli
 
@@ -20,7 +24,7 @@ from precache.tests.unit.cli import test_commands as test_cli
 class ServiceEndpoint(object):
     """Answers two operator calls the way precache-service does."""
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version=rpcapi.ServiceAPI.RPC_API_VERSION)
 
     def list_hosts(self, context):
         return [{'name': 'cmp1', 'up': True, 'labels': [],
@@ -95,9 +99,83 @@ class CLIOverRPCTest(base.TestCase):
             "the service runs and that transport_url and [rpc] "
             "service_topic match its configuration.\n", err)
 
+    def test_version_pin_refuses_the_call_before_sending(self):
+        with open(self.config_file, 'a') as f:
+            f.write('[upgrade_levels]\nservice = 1.0\n')
+        status, out, err = self.run_cli('--rpc-timeout', '0.2', 'hosts')
+        self.assertEqual(2, status)
+        self.assertEqual('', out)
+        self.assertIn('precache: Cannot list hosts: Cannot send list_hosts '
+                      'to precache-service: it needs version 1.1 of the '
+                      'RPC API and [upgrade_levels] service caps it at 1.0',
+                      err)
+
     def test_missing_config_file(self):
         self.config_file = os.path.join(self.tempdir, 'absent.conf')
         status, _out, err = self.run_cli('status')
         self.assertEqual(2, status)
         self.assertIn('Cannot read the configuration', err)
         self.assertIn('absent.conf', err)
+
+
+class NotAllowed(Exception):
+    """An exception of a module outside rpc.ALLOWED_EXMODS."""
+
+
+class RemoteExceptionTest(base.TestCase):
+    """The exceptions a broker transport hands the CLI.
+
+    oslo.messaging's drivers rebuild them as the tests do here.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.fake_rpc()
+        self.client = client.ServiceClient(self.conf, timeout=1)
+
+    @staticmethod
+    def over_the_wire(exc):
+        try:
+            raise exc
+        except Exception:
+            data = messaging_common.serialize_remote_exception(
+                sys.exc_info())
+        return messaging_common.deserialize_remote_exception(
+            data, rpc.ALLOWED_EXMODS)
+
+    def fail_with(self, exc):
+        self.useFixture(fixtures.MockPatchObject(
+            self.client, '_call_within', side_effect=exc))
+
+    def test_precache_exceptions_come_back_as_their_class(self):
+        exc = self.over_the_wire(exception.ImageNotFound(image_id='img',
+                                                         reason='gone'))
+        self.assertIsInstance(exc, exception.ImageNotFound)
+        self.assertIsInstance(exc, exception.NotFound)
+        self.assertEqual('img', exc.kwargs['image_id'])
+
+    def test_unknown_image(self):
+        self.fail_with(self.over_the_wire(exception.ImageNotFound(
+            image_id='img', reason='gone')))
+        exc = self.assertRaises(errors.UnknownImage, self.client.call,
+                                'show_image', image_id='img')
+        self.assertIn('Image img is not known to precache-service',
+                      str(exc))
+
+    def test_other_precache_failure_names_class_and_message(self):
+        self.fail_with(self.over_the_wire(exception.FetchFailed(
+            image_id='img', reason='Glance said 503')))
+        exc = self.assertRaises(errors.ServiceError, self.client.call,
+                                'request_cache', image_id='img')
+        self.assertEqual(
+            'precache-service failed to request cache: FetchFailed: '
+            'Fetching image img failed: Glance said 503', str(exc))
+
+    def test_exception_of_another_module_is_a_service_error(self):
+        remote = self.over_the_wire(NotAllowed('database is locked'))
+        self.assertIsInstance(remote, messaging.RemoteError)
+        self.fail_with(remote)
+        exc = self.assertRaises(errors.ServiceError, self.client.call,
+                                'list_hosts')
+        self.assertIn('failed to list hosts: NotAllowed: database is locked',
+                      str(exc))

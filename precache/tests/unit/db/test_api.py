@@ -10,6 +10,7 @@ import concurrent.futures
 
 import sqlalchemy as sa
 
+from precache.common import exception
 from precache.db import api as db_api
 from precache.objects import states
 from precache.tests.unit.service import state_base
@@ -83,8 +84,8 @@ class ListingTests(object):
         self.assertEqual([], self.db.desired_images(at(1)))
 
     def test_unknown_image(self):
-        self.assertRaises(db_api.ImageNotFound, self.db.get_image, 'nope')
-        self.assertRaises(db_api.ImageNotFound, self.db.release, 'nope')
+        self.assertRaises(exception.ImageNotFound, self.db.get_image, 'nope')
+        self.assertRaises(exception.ImageNotFound, self.db.release, 'nope')
 
 
 class HeartbeatTests(object):

@@ -5,7 +5,7 @@ import queue
 
 from oslo_utils import timeutils
 
-from precache.db import api as db_api
+from precache.common import exception
 from precache.objects import states
 from precache.objects import targets as targets_mod
 from precache.service import factory
@@ -188,9 +188,9 @@ class AgentsTest(StateKeeperTestCase):
         self.assertTrue(summary['listed'])
 
     def test_unknown_images(self):
-        self.assertRaises(db_api.ImageNotFound, self.keeper.release, None,
+        self.assertRaises(exception.ImageNotFound, self.keeper.release, None,
                           'nope')
-        self.assertRaises(db_api.ImageNotFound, self.keeper.show_image,
+        self.assertRaises(exception.ImageNotFound, self.keeper.show_image,
                           None, 'nope')
 
 
