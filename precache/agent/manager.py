@@ -53,8 +53,26 @@ class AgentManager(object):
         self.wanted = wanted.WantedImages(conf.agent.wanted_expiry)
         self._slots = threading.BoundedSemaphore(
             conf.agent.max_concurrent_downloads)
-        self._inflight_lock = threading.Lock()
+        self._inflight_lock = threading.Condition()
         self._inflight = set()
+        #: Set when the agent stops: downloads in progress are abandoned.
+        self.stopping = threading.Event()
+
+    def cancel(self):
+        """Abandon every request in progress (the agent is stopping).
+
+        Downloads end within a fraction of a second, their temporary files
+        are removed by the store, and each is reported ``failed`` with the
+        code ``interrupted``; requests waiting for a slot or in their start
+        delay do not start.
+        """
+        self.stopping.set()
+
+    def wait_idle(self, timeout):
+        """Wait until no request is in progress; False on timeout."""
+        with self._inflight_lock:
+            return self._inflight_lock.wait_for(lambda: not self._inflight,
+                                                timeout)
 
     # RPC API ------------------------------------------------------------
 
@@ -145,6 +163,7 @@ class AgentManager(object):
     def _release(self, image_id):
         with self._inflight_lock:
             self._inflight.discard(image_id)
+            self._inflight_lock.notify_all()
 
     def _cache(self, image, meta, report_existing=True):
         started = time.monotonic()
@@ -158,6 +177,7 @@ class AgentManager(object):
             else:
                 self._start_delay(image)
                 with self._slots:
+                    self._check_stopping(image)
                     self._report(image.id, states.DOWNLOADING,
                                  generation=meta['generation'])
                     status = self._land(image, meta, result)
@@ -186,8 +206,8 @@ class AgentManager(object):
         self.store.check_space(image)
 
         def write(fileobj):
-            result.update(self.downloader.download(image, meta['sources'],
-                                                   fileobj))
+            result.update(self.downloader.download(
+                image, meta['sources'], fileobj, cancel=self.stopping))
 
         return self.store.land(image, write)
 
@@ -197,7 +217,13 @@ class AgentManager(object):
             delay = random.uniform(0, window)
             LOG.debug('Image %s: waiting %.1fs before downloading',
                       image.id, delay)
-            time.sleep(delay)
+            self.stopping.wait(delay)
+        self._check_stopping(image)
+
+    def _check_stopping(self, image):
+        if self.stopping.is_set():
+            raise exception.Interrupted(image_id=image.id,
+                                        reason='the agent is stopping')
 
     def _report(self, image_id, status, **detail):
         try:

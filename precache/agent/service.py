@@ -12,6 +12,16 @@ from precache.service import rpcapi as service_rpcapi
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds a stop waits for the requests in progress to end (they are
+#: cancelled first: this is the time to remove a temporary file and send a
+#: report).
+IDLE_TIMEOUT = 3
+#: Seconds a stop waits for a step that closes connections to the broker.
+#: oslo.messaging's listener only notices a stop between two polls of the
+#: broker (up to several seconds apart); the process exits right after,
+#: which closes the connections anyway.
+BROKER_TIMEOUT = 1
+
 
 class AgentService(service.Service):
     """Listens for cache requests and runs the agent's periodic tasks.
@@ -57,9 +67,35 @@ class AgentService(service.Service):
     def stop(self, graceful=False):
         LOG.info('precache-agent stopping')
         self._stopped.set()
+        # Downloads end first, so that the RPC server's wait below (for
+        # the calls in progress) is short.
+        self.manager.cancel()
         if self.rpcserver is not None:
-            self.rpcserver.stop()
-            self.rpcserver.wait()
+            _bounded(self._stop_rpc_server, BROKER_TIMEOUT,
+                     'stopping the RPC server')
+        if not self.manager.wait_idle(IDLE_TIMEOUT):
+            LOG.warning('A request was still in progress %d s after the '
+                        'stop', IDLE_TIMEOUT)
         self.manager.downloader.close()
         super().stop(graceful=graceful)
-        rpc.cleanup()
+        _bounded(rpc.cleanup, BROKER_TIMEOUT,
+                 'closing the connections to the broker')
+        LOG.info('precache-agent stopped')
+
+    def _stop_rpc_server(self):
+        self.rpcserver.stop()
+        self.rpcserver.wait()
+
+
+def _bounded(step, timeout, what):
+    """Run ``step`` in a thread; give up waiting for it after ``timeout``.
+
+    The daemon's stop must not wait for the broker: the process ends just
+    after, and its connections with it.
+    """
+    thread = threading.Thread(target=step, name=what, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        LOG.info('Still %s after %s s: going on without waiting', what,
+                 timeout)

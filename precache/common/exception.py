@@ -210,6 +210,18 @@ class ConversionFailed(HostFailure):
     code = 'conversion_failed'
 
 
+class Interrupted(TemporaryFailure):
+    """The daemon is stopping: the work was abandoned and cleaned up.
+
+    Neither a fault of the image nor of the host: nothing is retried by
+    this process; the service's convergence sends the request again to the
+    restarted daemon.
+    """
+
+    msg_fmt = 'Image %(image_id)s: abandoned, %(reason)s'
+    code = 'interrupted'
+
+
 class StoreFailed(HostFailure):
     msg_fmt = 'Storing image %(image_id)s failed: %(reason)s'
     code = 'store_failed'

@@ -7,6 +7,7 @@ created on behalf of another service.
 
 import contextlib
 import errno
+import fcntl
 import mmap
 import os
 import tempfile
@@ -157,6 +158,29 @@ def supports_direct_io(directory):
     return True
 
 
+def _remove_unheld(path):
+    """Remove ``path`` unless a live writer holds it; True if removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        # Not openable (a symlink, a FIFO...): not one of ours in use.
+        remove_quietly(path)
+        return True
+    try:
+        try:
+            hold(fd)
+        except BlockingIOError:
+            LOG.info('Temporary file %s is held by a live process: left '
+                     'to it', path)
+            return False
+        remove_quietly(path)
+        return True
+    finally:
+        os.close(fd)
+
+
 def remove_quietly(path):
     """Remove ``path`` if it exists; log other failures."""
     try:
@@ -167,10 +191,25 @@ def remove_quietly(path):
         LOG.warning('Could not remove %s: %s', path, exc)
 
 
+def hold(fd):
+    """Take the writer's lock of a temporary file, without waiting.
+
+    A temporary file whose writer holds this lock (``flock``, released
+    when the writer's process ends, however it ends) is never removed by
+    :func:`remove_leftovers`.
+
+    :raises BlockingIOError: another open file holds the lock.
+    """
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def remove_leftovers(directory):
     """Remove precache's temporary files left in ``directory`` by a crash.
 
-    Only files whose name starts with :data:`TEMP_PREFIX` are touched.
+    Only files whose name starts with :data:`TEMP_PREFIX` are touched, and
+    only those no live process holds (see :func:`hold`): the temporary
+    file of a process still writing, e.g. a daemon's previous instance
+    still stopping, is left to it.
 
     :returns: the list of removed paths.
     """
@@ -182,8 +221,8 @@ def remove_leftovers(directory):
     for name in names:
         if name.startswith(TEMP_PREFIX):
             path = os.path.join(directory, name)
-            remove_quietly(path)
-            removed.append(path)
+            if _remove_unheld(path):
+                removed.append(path)
     if removed:
         LOG.info('Removed %d leftover temporary file(s) in %s',
                  len(removed), directory)

@@ -30,6 +30,14 @@ _POLL = 0.5
 _END = object()
 
 
+#: Seconds between two looks at a Prefetcher's cancel event.
+CANCEL_POLL = 0.2
+
+
+class Cancelled(Exception):
+    """A :class:`Prefetcher`'s cancel event was set."""
+
+
 class _Failure(object):
     def __init__(self, exc):
         self.exc = exc
@@ -48,10 +56,15 @@ class Prefetcher(object):
         that came before it.
     :param depth: chunks read ahead at most.
     :param name: the worker thread's name.
+    :param cancel: an optional :class:`threading.Event`; once it is set,
+        the consumer's iteration raises :class:`Cancelled` within
+        :data:`CANCEL_POLL` seconds, even while the worker is blocked in a
+        read.
     """
 
-    def __init__(self, iterable, depth=DEPTH, name='prefetch'):
+    def __init__(self, iterable, depth=DEPTH, name='prefetch', cancel=None):
         self._iterable = iterable
+        self._cancel = cancel
         self._queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name,
@@ -69,12 +82,23 @@ class Prefetcher(object):
 
     def __iter__(self):
         while True:
-            item = self._queue.get()
+            item = self._get()
             if item is _END:
                 return
             if isinstance(item, _Failure):
                 raise item.exc
             yield item
+
+    def _get(self):
+        if self._cancel is None:
+            return self._queue.get()
+        while True:
+            if self._cancel.is_set():
+                raise Cancelled()
+            try:
+                return self._queue.get(timeout=CANCEL_POLL)
+            except queue.Empty:
+                continue
 
     def _run(self):
         iterator = iter(self._iterable)

@@ -22,6 +22,7 @@ import os
 import pwd
 import stat
 import tempfile
+import threading
 
 from oslo_concurrency import lockutils
 from oslo_config import cfg
@@ -64,6 +65,9 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
 
     def __init__(self, conf):
         super().__init__(conf)
+        #: Temporary file path -> the open file holding its writer's lock.
+        self._held = {}
+        self._held_lock = threading.Lock()
         self.file_mode = int(self.options.file_mode, 8)
         self._owner = _resolve_owner(self.get_config_group(),
                                      self.options.file_owner,
@@ -346,14 +350,33 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         It lives in the directory of ``final`` and is named
         ``<TEMP_PREFIX>XXXXXXXX.<name>.<stage>``: :meth:`recover` removes it
         after a crash, and it never looks like a name Nova's image cache
-        manager acts on (``<sha1>`` or ``<sha1>_<suffix>``).
+        manager acts on (``<sha1>`` or ``<sha1>_<suffix>``). This process
+        holds its writer's lock (:func:`precache.common.fileutils.hold`)
+        until :meth:`discard_temp_file`, so no other process's
+        :meth:`recover` removes it while it is written.
         """
         fd, tmp_path = tempfile.mkstemp(
             prefix=fileutils.TEMP_PREFIX,
             suffix='.%s.%s' % (os.path.basename(final), stage),
             dir=os.path.dirname(final))
-        os.close(fd)
+        try:
+            fileutils.hold(fd)
+        except BaseException:
+            os.close(fd)
+            fileutils.remove_quietly(tmp_path)
+            raise
+        with self._held_lock:
+            self._held[tmp_path] = fd
         return tmp_path
+
+    def discard_temp_file(self, tmp_path):
+        """Remove a :meth:`new_temp_file` if still there; drop its lock."""
+        if os.path.lexists(tmp_path):
+            fileutils.remove_quietly(tmp_path)
+        with self._held_lock:
+            fd = self._held.pop(tmp_path, None)
+        if fd is not None:
+            os.close(fd)
 
     def inspect(self, image, path):
         """Refuse ``path`` unless it safely holds ``image.disk_format``.
@@ -380,8 +403,12 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         :raises InsufficientDiskSpace: the file system filled up.
         """
         raw_path = self.new_temp_file(self.path(image), 'raw')
-        return images.convert_to_raw(image, path, raw_path, file_format,
-                                     self.options.qemu_img_timeout)
+        try:
+            return images.convert_to_raw(image, path, raw_path, file_format,
+                                         self.options.qemu_img_timeout)
+        except BaseException:
+            self.discard_temp_file(raw_path)
+            raise
 
     # Internals.
 
@@ -401,8 +428,8 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
             fileutils.fsync_dir_quietly(directory)
         finally:
             for path in (tmp_path, ready):
-                if path and os.path.lexists(path):
-                    fileutils.remove_quietly(path)
+                if path:
+                    self.discard_temp_file(path)
 
     def _receive(self, image, tmp_path, write):
         """Let ``write`` fill ``tmp_path``, then make the bytes durable."""

@@ -158,14 +158,21 @@ class FanoutTest(DistributionTestCase):
             self.assertGreater(os.stat(path).st_mtime, time.time() - 600)
 
 
-class AgentFaultsTest(DistributionTestCase):
-    """Bad input gets a clear reported reason and leaves nothing."""
+class OneImageTestCase(DistributionTestCase):
+    """One qcow2 image served by the test's own http ImageServer.
+
+    :meth:`cast` sends a targeted cast of it (or of a variant) to an
+    agent.
+    """
 
     image_id = '0b9e3c1a-7d6f-4e2b-8c3a-5f4e3d2c1b0a'
+    #: MiB of incompressible data in the image.
+    data_mib = 6
 
     def setUp(self):
         super().setUp()
-        self.qcow2, self.raw = make_qcow2(self.images_dir, self.image_id)
+        self.qcow2, self.raw = make_qcow2(self.images_dir, self.image_id,
+                                          data_mib=self.data_mib)
         self.agent_api = agent_rpcapi.AgentAPI(self.conf)
         server_cls = plugin.load_plugin_class('precache.servers', 'http')
         self.server = plugin.load_plugin('precache.servers', 'http',
@@ -185,6 +192,10 @@ class AgentFaultsTest(DistributionTestCase):
         self.agent_api.cache(rpc.get_context(), record.id, meta,
                              host=agent.host)
         return meta
+
+
+class AgentFaultsTest(OneImageTestCase):
+    """Bad input gets a clear reported reason and leaves nothing."""
 
     def test_wrong_hash_is_refused(self):
         agent, = self.start_agents(1)

@@ -9,6 +9,7 @@ import os
 import random
 import re
 import threading
+import time
 import urllib.parse
 
 import fixtures
@@ -336,6 +337,53 @@ class TestSourceFailover(DownloadTestCase):
         self.assertIn('no source plugin of that name is installed on this '
                       'host', logger.output)
         self.assertNotIn('[service] server', logger.output)
+
+
+class TestCancel(DownloadTestCase):
+    """A stopping agent abandons its download at once."""
+
+    def test_cancel_during_a_stalled_read_interrupts_the_download(self):
+        cancel = threading.Event()
+        image = self.image
+        reading = threading.Event()
+
+        class Stalled(object):
+            method = 'stalled'
+
+            def locator(self, source):
+                return 'nowhere'
+
+            def stream(self, image, source):
+                reading.set()
+                yield b'x' * 10
+                threading.Event().wait(30)  # a read that never returns
+                yield b'never'
+
+        self.downloader._plugins['stalled'] = Stalled()
+        second = self.source(path='/second')
+        timer = threading.Timer(0.3, cancel.set)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        with open(self.path, 'wb') as fileobj:
+            started = time.monotonic()
+            error = self.assertRaises(
+                exception.Interrupted, self.downloader.download, image,
+                [{'method': 'stalled'}, second], fileobj, cancel=cancel)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertTrue(reading.is_set())
+        self.assertEqual('interrupted', error.code)
+        # The next source is not tried: the agent is stopping.
+        self.assertNotIn('/second', [path for path, _headers in
+                                     self.httpd.requests])
+
+    def test_cancelled_before_the_first_source_downloads_nothing(self):
+        cancel = threading.Event()
+        cancel.set()
+        with open(self.path, 'wb') as fileobj:
+            self.assertRaises(exception.Interrupted,
+                              self.downloader.download, self.image,
+                              [self.source()], fileobj, cancel=cancel)
+        self.assertEqual([], self.httpd.requests)
 
 
 class TestResume(DownloadTestCase):

@@ -1,6 +1,7 @@
 """The agent's endpoint: idempotence, targeting, reports, keep-alive."""
 
 import threading
+import time
 
 import fixtures
 
@@ -53,7 +54,7 @@ class FakeDownloader(object):
         self.error = error
         self.started = threading.Event()
 
-    def download(self, image, sources, fileobj):
+    def download(self, image, sources, fileobj, cancel=None):
         self.calls += 1
         self.started.set()
         if self.gate:
@@ -148,6 +149,39 @@ class AgentManagerTest(base.TestCase):
         self.assertEqual('failed', status)
         self.assertEqual('hash_mismatch', detail['code'])
         self.assertIn('expected 2', detail['reason'])
+
+    def test_cancel_abandons_a_request_in_its_start_delay(self):
+        self.flags(group='agent', start_delay_window=60)
+        agent = self.make()
+        worker = threading.Thread(target=agent.cache,
+                                  args=(None, self.image.id, self.meta()))
+        started = time.monotonic()
+        worker.start()
+        agent.cancel()
+        worker.join(10)
+        self.assertFalse(worker.is_alive())
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(0, self.downloader.calls)
+        (_, _, status, detail), = self.api.reports
+        self.assertEqual('failed', status)
+        self.assertEqual('interrupted', detail['code'])
+
+    def test_cancel_stops_a_download_in_progress(self):
+        agent = self.make()
+        seen = []
+
+        class Downloader(FakeDownloader):
+            def download(self, image, sources, fileobj, cancel=None):
+                seen.append(cancel)
+                agent.cancel()
+                raise exception.Interrupted(image_id=image.id,
+                                            reason='the agent is stopping')
+
+        agent.downloader = Downloader()
+        agent.cache(None, self.image.id, self.meta())
+        self.assertIs(agent.stopping, seen[0])
+        (_, _, status, detail), = self.api.reports
+        self.assertEqual('interrupted', detail['code'])
 
     def test_no_space_is_refused_before_download(self):
         self.store.space_error = exception.InsufficientDiskSpace(

@@ -229,6 +229,39 @@ class LandingTests(object):
             sorted(others + [os.path.basename(self.store.path(image))]),
             self.cache_files(self.store))
 
+    def test_recover_leaves_a_temp_file_its_writer_holds(self):
+        # Another store instance stands for another process: a daemon's
+        # previous instance still writing while the new one starts.
+        writer_store = self.make_store()
+        writer_store.ensure_directory(self.store.cache_dir)
+        held = writer_store.new_temp_file(self.store.path(make_image()),
+                                          'part')
+        stale = os.path.join(self.store.cache_dir,
+                             fileutils.TEMP_PREFIX + 'stale.part')
+        with open(stale, 'w'):
+            pass
+        self.assertEqual([stale], self.store.recover())
+        self.assertTrue(os.path.exists(held))
+        writer_store.discard_temp_file(held)
+        self.assertFalse(os.path.exists(held))
+        self.assertEqual([], self.store.recover())
+
+    def test_landing_releases_its_temp_file_locks(self):
+        image = make_image()
+        self.store.land(image, writer(DATA))
+        self.assertEqual({}, self.store._held)
+
+    def test_failed_landing_removes_and_releases_its_temp_files(self):
+        def failing(fileobj):
+            fileobj.write(DATA[:10])
+            raise exception.Interrupted(image_id='x', reason='stopping')
+
+        image = make_image()
+        self.assertRaises(exception.Interrupted, self.store.land, image,
+                          failing)
+        self.assertEqual({}, self.store._held)
+        self.assertEqual([], self.cache_files(self.store))
+
     def test_inventory(self):
         image = make_image()
         self.store.land(image, writer(DATA))

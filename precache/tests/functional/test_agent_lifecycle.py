@@ -1,0 +1,117 @@
+"""A real agent stopped or killed in the middle of a download.
+
+The agent downloads at a capped rate (``[agent] bandwidth_limit``) so the
+test can act while the temporary file is being written. Whatever happens
+to the daemon, nothing partial appears where Nova boots from, no
+temporary file is left behind, and no process of the agent survives its
+launcher.
+"""
+
+import os
+import signal
+import time
+
+from precache.common import fileutils
+from precache.tests.functional import test_distribution
+
+#: Bytes per second the agents may download here: the image takes ~15 s.
+RATE = 256 * 1024
+#: Seconds a stopping agent may take.
+STOP_WITHIN = 5
+
+
+def _children(pid):
+    """PIDs of the live processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state, fields[1] the parent's PID.
+        if int(fields[1]) == pid and fields[0] != 'Z':
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+class AgentStopTest(test_distribution.OneImageTestCase):
+    """SIGTERM and kill -9 in the middle of a download."""
+
+    data_mib = 8
+
+    def start_slow_agent(self):
+        agent, = self.start_agents(1, options={
+            'agent': {'bandwidth_limit': RATE}})
+        return agent
+
+    def wait_for_temp_file(self, agent, timeout=60):
+        """Wait until the agent is writing its temporary file; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.isdir(agent.base_path):
+                temps = [n for n in os.listdir(agent.base_path)
+                         if n.startswith(fileutils.TEMP_PREFIX)]
+                for name in temps:
+                    path = os.path.join(agent.base_path, name)
+                    if os.path.getsize(path) > 0:
+                        return path
+            time.sleep(0.1)
+        self.fail('the agent never started writing: %s' % agent.log_tail())
+
+    def wait_gone(self, pids):
+        """Wait up to STOP_WITHIN s for ``pids`` to end; the live ones."""
+        deadline = time.monotonic() + STOP_WITHIN
+        while (time.monotonic() < deadline and
+               any(_alive(pid) for pid in pids)):
+            time.sleep(0.1)
+        return [pid for pid in pids if _alive(pid)]
+
+    def test_sigterm_abandons_the_download_and_cleans_up(self):
+        agent = self.start_slow_agent()
+        workers = _children(agent.process.pid)
+        self.cast(agent)
+        self.wait_for_temp_file(agent)
+        started = time.monotonic()
+        agent.terminate()
+        agent.process.wait(30)
+        self.assertEqual([], self.wait_gone(workers))
+        took = time.monotonic() - started
+        self.assertLess(took, STOP_WITHIN, agent.log_tail())
+        report = self.endpoint.report_for(agent.host, self.image_id)
+        self.assertEqual('failed', report['status'])
+        self.assertEqual('interrupted', report['code'], report)
+        self.assertNothingLanded(agent, self.image_id)
+
+    def test_killed_launcher_leaves_no_orphan_and_restarts_cleanly(self):
+        agent = self.start_slow_agent()
+        workers = _children(agent.process.pid)
+        self.assertTrue(workers, 'the launcher has no worker process')
+        self.cast(agent)
+        self.wait_for_temp_file(agent)
+        os.kill(agent.process.pid, signal.SIGKILL)
+        agent.process.wait(10)
+        self.assertEqual([], self.wait_gone(workers), agent.log_tail(25))
+        report = self.endpoint.report_for(agent.host, self.image_id)
+        self.assertEqual('interrupted', report.get('code'), report)
+        self.assertNothingLanded(agent, self.image_id)
+
+        # Back without a cap: the image lands, verified.
+        agent.set_options({'agent': {'bandwidth_limit': 0}})
+        agent.start()
+        self.endpoint.wait_for_heartbeat(agent.host)
+        self.cast(agent)
+        report = self.endpoint.report_for(agent.host, self.image_id,
+                                          after=1)
+        self.assertEqual('cached', report['status'], agent.log_tail())
+        self.assertLanded(agent, self.image_id, self.raw)
