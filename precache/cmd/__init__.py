@@ -4,6 +4,7 @@ oslo.service's threading backend is selected here, before anything imports
 ``oslo_service.service``: precache never uses eventlet.
 """
 
+import os
 import sys
 
 from oslo_log import log as logging
@@ -15,6 +16,7 @@ except backend.exceptions.BackendAlreadySelected:
     pass
 
 from precache.common import exception  # noqa: E402
+from precache.common import process  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache import version  # noqa: E402
@@ -41,10 +43,17 @@ def run_service(make_service, argv, description):
 
     A configuration error (a missing plugin, a refused store) is printed
     and ends the process with status 2 before anything starts.
+
+    The process first leads a process group of its own when it must (see
+    :mod:`precache.common.process`), before oslo.messaging reads it.
     """
     from oslo_service import service
 
+    new_group = process.ensure_own_process_group()
     conf = prepare(argv, description)
+    if new_group:
+        LOG.info('Leading process group %d of its own: %s', os.getpgrp(),
+                 new_group)
     try:
         svc = make_service(conf)
     except exception.ConfigurationError as exc:

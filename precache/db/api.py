@@ -15,6 +15,9 @@ from oslo_db.sqlalchemy import enginefacade
 from oslo_log import log as logging
 from oslo_utils import timeutils
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 
 from precache.common import exception
 from precache.db import migration
@@ -28,6 +31,10 @@ HOSTS = models.Host.__table__
 IMAGES = models.Image.__table__
 HOST_IMAGES = models.HostImage.__table__
 ROUNDS = models.Round.__table__
+#: The databases whose "insert or update" statements precache writes.
+SUPPORTED_DIALECTS = ('sqlite', 'mysql', 'postgresql')
+#: The primary key of HOST_IMAGES.
+HOST_IMAGE_KEY = ('host_id', 'image_id')
 
 #: Terminal answers: they end a host's part in a round.
 ANSWERS = (states.CACHED, states.EXISTING, states.FAILED)
@@ -53,6 +60,43 @@ def _chunks(items, size=500):
         yield items[start:start + size]
 
 
+def _insert_or_update(conn, table, rows, key, update=None):
+    """INSERT ``rows``; a row whose ``key`` exists is updated instead.
+
+    One statement per batch, race-free on sqlite and PostgreSQL
+    (``INSERT ... ON CONFLICT``) and on MySQL (``INSERT ... ON DUPLICATE
+    KEY UPDATE``): a row another transaction inserted after this one
+    looked does not fail the insert with ``DBDuplicateEntry``.
+
+    :param rows: dicts with the same keys.
+    :param key: the names of the unique columns.
+    :param update: ``update(proposed)`` returns the ``{column: value}`` to
+        set on an existing row; ``proposed`` holds the rejected row's
+        values as columns (``proposed.next_attempt_at``). It may hold no
+        bound parameter (PyMySQL's batches allow none there): refer to
+        ``proposed`` or use literal columns. None leaves the existing row
+        as it is.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == 'mysql':
+        stmt = mysql.insert(table)
+        stmt = stmt.on_duplicate_key_update(
+            update(stmt.inserted) if update else
+            {key[0]: table.c[key[0]]})
+    else:
+        stmt = {'sqlite': sqlite, 'postgresql': postgresql}[dialect].insert(
+            table)
+        if update is None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+        else:
+            stmt = stmt.on_conflict_do_update(index_elements=list(key),
+                                              set_=update(stmt.excluded))
+    for chunk in _chunks(rows):
+        conn.execute(stmt, chunk)
+
+
 class StateDB(object):
     """precache-service's database.
 
@@ -68,6 +112,11 @@ class StateDB(object):
         engine_options['connection'] = connection
         self._facade.configure(**engine_options)
         self.engine = self._facade.writer.get_engine()
+        if self.engine.dialect.name not in SUPPORTED_DIALECTS:
+            raise exception.ConfigurationError(
+                reason='[database] connection: %s is not supported, use '
+                       'one of %s' % (self.engine.dialect.name,
+                                      ', '.join(SUPPORTED_DIALECTS)))
         self.is_sqlite = self.engine.dialect.name == 'sqlite'
         if self.is_sqlite:
             sa.event.listen(self.engine, 'connect', _sqlite_pragmas)
@@ -123,15 +172,24 @@ class StateDB(object):
         with self.engine.connect() as conn:
             yield conn
 
-    def _host_id(self, conn, name, now, create=True):
-        row = conn.execute(sa.select(HOSTS.c.id).where(
-            HOSTS.c.name == name)).first()
-        if row is not None:
-            return row.id
-        if not create:
-            return None
-        return conn.execute(HOSTS.insert().values(
-            name=name, labels=[], created_at=now)).inserted_primary_key[0]
+    def _host_row(self, conn, name, now, *columns):
+        """Return the host's row (``columns``), inserting it if unknown.
+
+        The first heartbeat and the first report of a new host may insert
+        it at the same time: the loser of the race reads the winner's row
+        (a locking read: MySQL's REPEATABLE READ snapshot would not show
+        it).
+        """
+        query = sa.select(*columns).where(HOSTS.c.name == name)
+        row = conn.execute(query).first()
+        if row is None:
+            _insert_or_update(conn, HOSTS, [dict(name=name, labels=[],
+                                                 created_at=now)], ('name',))
+            row = conn.execute(query.with_for_update()).first()
+        return row
+
+    def _host_id(self, conn, name, now):
+        return self._host_row(conn, name, now, HOSTS.c.id).id
 
     def image_for_name(self, name):
         """Map an inventory file name (id or sha1 of id) to an image id."""
@@ -278,8 +336,8 @@ class StateDB(object):
         inventory = status.get('inventory') or []
         with self._write() as conn:
             known = self._known_image_ids(conn)
-            row = conn.execute(sa.select(HOSTS.c.id, HOSTS.c.last_heartbeat)
-                               .where(HOSTS.c.name == host)).first()
+            row = self._host_row(conn, host, now, HOSTS.c.id,
+                                 HOSTS.c.last_heartbeat)
             values = dict(labels=list(status.get('labels') or []),
                           agent_version=status.get('version'),
                           last_heartbeat=now,
@@ -287,17 +345,11 @@ class StateDB(object):
                           disk_free=disk.get('free'),
                           cache_bytes=disk.get('cache_bytes'),
                           updated_at=now)
-            if row is None:
-                host_id = conn.execute(HOSTS.insert().values(
-                    name=host, created_at=now, **values)
-                ).inserted_primary_key[0]
-                came_up = True
-            else:
-                host_id = row.id
-                came_up = (row.last_heartbeat is None or
-                           row.last_heartbeat < up_since)
-                conn.execute(HOSTS.update().where(HOSTS.c.id == host_id)
-                             .values(**values))
+            host_id = row.id
+            came_up = (row.last_heartbeat is None or
+                       row.last_heartbeat < up_since)
+            conn.execute(HOSTS.update().where(HOSTS.c.id == host_id)
+                         .values(**values))
             present = set()
             for entry in inventory:
                 image_id = entry.get('image_id')
@@ -325,16 +377,19 @@ class StateDB(object):
                         status=states.MISSING, code='missing',
                         reason=MISSING_REASON, next_attempt_at=now,
                         reported_at=now, updated_at=now))
+        values = dict(status=states.EXISTING, code=None, reason=None,
+                      attempts=0, next_attempt_at=None,
+                      reported_at=now, updated_at=now)
+        # A row a report or a round inserted since ``rows`` was read is
+        # left as it is: the next heartbeat corrects it if need be.
+        _insert_or_update(conn, HOST_IMAGES, [
+            dict(host_id=host_id, image_id=image_id, created_at=now,
+                 **values)
+            for image_id in sorted(present) if image_id not in rows],
+            HOST_IMAGE_KEY)
         for image_id in present:
             row = rows.get(image_id)
-            values = dict(status=states.EXISTING, code=None, reason=None,
-                          attempts=0, next_attempt_at=None,
-                          reported_at=now, updated_at=now)
-            if row is None:
-                conn.execute(HOST_IMAGES.insert().values(
-                    host_id=host_id, image_id=image_id, created_at=now,
-                    **values))
-            elif row.status not in states.PRESENT:
+            if row is not None and row.status not in states.PRESENT:
                 conn.execute(HOST_IMAGES.update().where(
                     HOST_IMAGES.c.host_id == host_id,
                     HOST_IMAGES.c.image_id == image_id).values(**values))
@@ -447,6 +502,9 @@ class StateDB(object):
 
         :param casts: ``[(host_id, has_row, next_attempt_at)]``: the hosts
             cast to, whether they have a row, and their backoff deadline.
+            ``has_row`` was read before: a host's report or heartbeat may
+            have inserted its row since; that row is then updated like the
+            others.
         :returns: the round's id.
         """
         now = now or utcnow()
@@ -460,8 +518,13 @@ class StateDB(object):
             new = [dict(host_id=host_id, image_id=image_id, attempts=1,
                         next_attempt_at=deadline, created_at=now, **common)
                    for host_id, has_row, deadline in casts if not has_row]
-            for chunk in _chunks(new):
-                conn.execute(HOST_IMAGES.insert(), chunk)
+            _insert_or_update(
+                conn, HOST_IMAGES, new, HOST_IMAGE_KEY,
+                lambda proposed: dict(
+                    attempts=HOST_IMAGES.c.attempts + sa.literal_column(
+                        '1', sa.Integer),
+                    **{name: getattr(proposed, name) for name in
+                       ('next_attempt_at', *common)}))
             # Rows sharing a backoff deadline (most of a round) are
             # updated together: a few statements, not one per host.
             by_deadline = {}
@@ -509,13 +572,18 @@ class StateDB(object):
                           reason=None)
         with self._write() as conn:
             if image_id not in self._known_image_ids(conn):
-                conn.execute(IMAGES.insert().values(
+                _insert_or_update(conn, IMAGES, [dict(
                     id=image_id, listed=False, requested=False,
-                    first_seen=now, created_at=now))
+                    first_seen=now, created_at=now)], ('id',))
                 self._remember_names([image_id])
             host_id = self._host_id(conn, host, now)
-            # Locked: a duplicate answer arriving at the same time waits
-            # and then finds its round already answered.
+            # The row is inserted unless it exists, then read locked: a
+            # round, a heartbeat or a duplicate answer inserting or
+            # updating it at the same time waits or is waited for (a
+            # duplicate answer then finds its round already answered).
+            _insert_or_update(conn, HOST_IMAGES, [dict(
+                host_id=host_id, image_id=image_id, status=status,
+                attempts=0, created_at=now)], HOST_IMAGE_KEY)
             row = conn.execute(sa.select(HOST_IMAGES.c.round_id).where(
                 HOST_IMAGES.c.host_id == host_id,
                 HOST_IMAGES.c.image_id == image_id).with_for_update()
@@ -523,14 +591,9 @@ class StateDB(object):
             round_id = row.round_id if row is not None else None
             if status in ANSWERS:
                 values['round_id'] = None
-            if row is None:
-                conn.execute(HOST_IMAGES.insert().values(
-                    host_id=host_id, image_id=image_id, created_at=now,
-                    **dict(values, attempts=0)))
-            else:
-                conn.execute(HOST_IMAGES.update().where(
-                    HOST_IMAGES.c.host_id == host_id,
-                    HOST_IMAGES.c.image_id == image_id).values(**values))
+            conn.execute(HOST_IMAGES.update().where(
+                HOST_IMAGES.c.host_id == host_id,
+                HOST_IMAGES.c.image_id == image_id).values(**values))
             if round_id is None or status not in ANSWERS:
                 return None
             return self._count_answer(conn, round_id, status, now)

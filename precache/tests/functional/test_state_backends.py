@@ -2,7 +2,8 @@
 
 The unit tests of :mod:`precache.tests.unit.db.test_api` (listing,
 heartbeat and inventory, reports and rounds, ``lacking``, duplicate
-answers from concurrent threads) run here on a fresh database of each
+answers from concurrent threads, rows inserted by a concurrent
+transaction) run here on a fresh database of each
 server, made by :class:`DatabaseFixture` and migrated by
 ``StateDB.sync()``. A server that cannot be reached skips with the reason
 (fails with ``PRECACHE_REQUIRE_DATABASES=1``).
@@ -49,6 +50,11 @@ class MySQLConcurrencyTest(BackendMixin, test_state_db.ConcurrencyTests,
     backend = 'mysql'
 
 
+class MySQLRaceTest(BackendMixin, test_state_db.RaceTests,
+                    state_base.StateTestCase):
+    backend = 'mysql'
+
+
 class PostgreSQLListingTest(BackendMixin, test_state_db.ListingTests,
                             state_base.StateTestCase):
     backend = 'postgresql'
@@ -71,4 +77,9 @@ class PostgreSQLLackingTest(BackendMixin, test_state_db.LackingTests,
 
 class PostgreSQLConcurrencyTest(BackendMixin, test_state_db.ConcurrencyTests,
                                 state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class PostgreSQLRaceTest(BackendMixin, test_state_db.RaceTests,
+                         state_base.StateTestCase):
     backend = 'postgresql'

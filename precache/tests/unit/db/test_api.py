@@ -484,6 +484,180 @@ class ConcurrencyTests(object):
                           for a in ends])
 
 
+class RaceTests(object):
+    """A row another writer inserts after this one looked for it.
+
+    Each test makes the race happen at a chosen point: between the
+    reconcile pass's planning and ``open_round``, or from another
+    connection just before an INSERT (as a concurrent RPC thread or
+    another service process would on MySQL or PostgreSQL).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.add_image('a')
+        self.beat('h1', T0)
+        self.ids = self.host_ids()
+
+    def insert_before(self, table, *rows):
+        """Insert ``(table, values)`` rows before our next INSERT in table.
+
+        On a database server they come committed from another connection,
+        as from a concurrent transaction. sqlite has one writer at a time:
+        there they come from the writer itself, in its transaction.
+
+        :returns: a list that is empty once the rows are inserted.
+        """
+        pending = [rows]
+        prefix = 'INSERT INTO %s ' % table.name
+
+        def before(conn, cursor, statement, parameters, context, many):
+            if not (pending and statement.lstrip().startswith(prefix)):
+                return
+            for row_table, values in pending.pop():
+                insert = row_table.insert().values(**values)
+                if self.db.is_sqlite:
+                    conn.execute(insert)
+                else:
+                    with self.db.engine.begin() as other:
+                        other.execute(insert)
+
+        sa.event.listen(self.db.engine, 'before_cursor_execute', before)
+        self.addCleanup(sa.event.remove, self.db.engine,
+                        'before_cursor_execute', before)
+        return pending
+
+    def row(self, host, image_id='a'):
+        return self.db.image_hosts(image_id)[host]
+
+    def plan(self, now):
+        """What a reconcile pass reads before it opens its round."""
+        lacking = self.db.lacking(['a'], at(-180), now, at(-600))
+        attempts = self.db.attempts('a', [h for h, _, _ in lacking])
+        return [(host_id, host_id in attempts, at(60))
+                for host_id, _, _ in lacking]
+
+    def test_round_after_a_report_inserted_the_row(self):
+        casts = self.plan(at(1))
+        self.assertEqual([(self.ids['h1'], False, at(60))], casts)
+        # The new agent's own report lands in between.
+        self.assertIsNone(self.db.record_report(
+            'h1', 'a', states.DOWNLOADING, {}, now=at(2)))
+        round_id = self.db.open_round('a', 1, 'targeted', casts,
+                                      now=at(3))
+        row = self.row('h1')
+        self.assertEqual((states.PENDING, 1, round_id, at(3), at(60)),
+                         (row['status'], row['attempts'], row['round_id'],
+                          row['cast_at'], row['next_attempt_at']))
+        answer = self.db.record_report('h1', 'a', states.CACHED, {},
+                                       now=at(4))
+        self.assertEqual((round_id, 1, 1, at(4)),
+                         (answer['id'], answer['index'], answer['cached'],
+                          answer['ended_at']))
+
+    def test_round_after_a_heartbeat_inserted_the_row(self):
+        self.beat('h2', T0)
+        ids = self.host_ids()
+        casts = self.plan(at(1))
+        self.assertEqual({ids['h1'], ids['h2']}, {c[0] for c in casts})
+        self.beat('h2', at(2), inventory=['a'])
+        self.assertEqual(states.EXISTING, self.status('a', 'h2'))
+        round_id = self.db.open_round('a', 1, 'targeted', casts,
+                                      now=at(3))
+        for host in ('h1', 'h2'):
+            row = self.row(host)
+            self.assertEqual((states.PENDING, 1, round_id),
+                             (row['status'], row['attempts'],
+                              row['round_id']), host)
+        self.assertEqual(2, self._round(round_id)['total'])
+
+    def test_round_counts_attempts_of_a_row_inserted_meanwhile(self):
+        casts = self.plan(at(1))
+        self.db.record_report('h1', 'a', states.FAILED,
+                              {'reason': 'no space'}, now=at(2))
+        self.db.open_round('a', 1, 'targeted', casts, now=at(3))
+        self.db.open_round('a', 1, 'targeted', casts, now=at(4))
+        self.assertEqual({self.ids['h1']: 2},
+                         self.db.attempts('a', [self.ids['h1']]))
+
+    def test_first_report_racing_a_round(self):
+        # Another service process opens a round for h1 just before this
+        # first report inserts h1's row.
+        now = at(1)
+        with self.db.engine.begin() as conn:
+            round_id = conn.execute(db_api.ROUNDS.insert().values(
+                image_id='a', generation=1, kind='targeted', total=1,
+                answered=0, cached=0, failed=0, started_at=now,
+                created_at=now)).inserted_primary_key[0]
+        pending = self.insert_before(db_api.HOST_IMAGES, (
+            db_api.HOST_IMAGES, dict(
+                host_id=self.ids['h1'], image_id='a',
+                status=states.PENDING, attempts=1, round_id=round_id,
+                cast_at=now, next_attempt_at=at(60), created_at=now)))
+        answer = self.db.record_report('h1', 'a', states.CACHED, {},
+                                       now=at(2))
+        self.assertEqual([], pending)
+        self.assertEqual((round_id, 1, at(2)),
+                         (answer['id'], answer['index'],
+                          answer['ended_at']))
+        row = self.row('h1')
+        self.assertEqual((states.CACHED, 0, None),
+                         (row['status'], row['attempts'], row['round_id']))
+
+    def test_first_report_racing_a_heartbeat_of_a_new_host(self):
+        pending = self.insert_before(db_api.HOSTS, (
+            db_api.HOSTS, dict(name='new', labels=[], created_at=T0)))
+        self.assertIsNone(self.db.record_report(
+            'new', 'a', states.EXISTING, {}, now=at(1)))
+        self.assertEqual([], pending)
+        self.assertEqual(states.EXISTING, self.status('a', 'new'))
+        self.assertEqual(['h1', 'new'],
+                         [h['name'] for h in self.db.list_hosts()])
+
+    def test_report_of_an_image_inserted_meanwhile(self):
+        pending = self.insert_before(db_api.IMAGES, (
+            db_api.IMAGES, dict(id='b', listed=False, requested=False,
+                                created_at=T0)))
+        self.db.record_report('h1', 'b', states.EXISTING, {}, now=at(1))
+        self.assertEqual([], pending)
+        self.assertEqual(states.EXISTING, self.status('b', 'h1'))
+
+    def test_first_heartbeat_racing_a_report_of_a_new_host(self):
+        pending = self.insert_before(db_api.HOSTS, (
+            db_api.HOSTS, dict(name='new', labels=[], created_at=T0)))
+        self.assertTrue(self.beat('new', at(1), inventory=['a'],
+                                  labels=['gpu']))
+        self.assertEqual([], pending)
+        host, = [h for h in self.db.list_hosts() if h['name'] == 'new']
+        self.assertEqual((at(1), ['gpu']),
+                         (host['last_heartbeat'], host['labels']))
+        self.assertEqual(states.EXISTING, self.status('a', 'new'))
+
+    def test_inventory_racing_a_round(self):
+        # A round inserts h1's row just before the heartbeat would: the
+        # heartbeat is recorded and the round's row kept.
+        if self.db.engine.dialect.name == 'mysql':
+            self.skipTest('InnoDB: the foreign key check of the round\'s '
+                          'insert waits for the heartbeat\'s lock on the '
+                          'host row, this race cannot happen')
+        pending = self.insert_before(db_api.HOST_IMAGES, (
+            db_api.HOST_IMAGES, dict(
+                host_id=self.ids['h1'], image_id='a',
+                status=states.PENDING, attempts=1, round_id=7,
+                created_at=T0)))
+        self.assertFalse(self.beat('h1', at(1), inventory=['a']))
+        self.assertEqual([], pending)
+        row = self.row('h1')
+        self.assertEqual((states.PENDING, 7),
+                         (row['status'], row['round_id']))
+        self.assertEqual(at(1), self.db.list_hosts()[0]['last_heartbeat'])
+
+    def _round(self, round_id):
+        with self.db.engine.connect() as conn:
+            return conn.execute(sa.select(db_api.ROUNDS).where(
+                db_api.ROUNDS.c.id == round_id)).first()._mapping
+
+
 class ListingTest(ListingTests, state_base.StateTestCase):
     pass
 
@@ -501,4 +675,8 @@ class LackingTest(LackingTests, state_base.StateTestCase):
 
 
 class ConcurrencyTest(ConcurrencyTests, state_base.StateTestCase):
+    pass
+
+
+class RaceTest(RaceTests, state_base.StateTestCase):
     pass

@@ -1,5 +1,7 @@
 """Convergence: fanout rounds, targeted repairs, backoff, caps, targets."""
 
+import fixtures
+
 from precache.objects import states
 from precache.service import convergence
 from precache.tests.unit.service import state_base
@@ -189,6 +191,34 @@ class ReconcileTest(ReconcilerTestCase):
         result = self.reconcile(at(10))
         self.assertEqual((1, 0), (result['casts'], result['deferred']))
         self.assertEqual(['z1'], self.agent_api.hosts())
+
+    def test_new_host_reporting_during_the_pass(self):
+        # The new agent's own reports insert its rows after the pass
+        # read what it lacks: its rows join the rounds, and the pass
+        # goes on with the next image.
+        self.add_image('a')
+        self.add_image('b')
+        self.beat('new', T0)
+        attempts = self.db.attempts
+
+        def attempts_then_report(image_id, host_ids):
+            result = attempts(image_id, host_ids)
+            self.db.record_report('new', image_id, states.DOWNLOADING, {},
+                                  now=at(5))
+            return result
+
+        self.useFixture(fixtures.MockPatchObject(
+            self.db, 'attempts', side_effect=attempts_then_report))
+        result = self.reconcile(at(10))
+        self.assertEqual((2, 0), (result['casts'], result['deferred']))
+        self.assertEqual(['new', 'new'], self.agent_api.hosts())
+        starts = {s['image_id']: s for s in self.notifier.events('start')}
+        self.assertEqual({'a', 'b'}, set(starts))
+        for image_id in ('a', 'b'):
+            row = self.row(image_id, 'new')
+            self.assertEqual(
+                (states.PENDING, 1, starts[image_id]['round_id']),
+                (row['status'], row['attempts'], row['round_id']))
 
     def test_only_the_named_hosts(self):
         self.add_image('a')
