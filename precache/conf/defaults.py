@@ -37,8 +37,12 @@ def set_defaults(conf=None):
     for group, opts in messaging_opts.list_opts():
         if group == RABBIT_GROUP:
             # Registering equal copies is allowed; the driver registers
-            # its own objects again when the transport is created.
-            conf.register_opts(opts, group=RABBIT_GROUP)
+            # its own objects again when the transport is created. A
+            # second call finds them with precache's defaults already set.
+            try:
+                conf.register_opts(opts, group=RABBIT_GROUP)
+            except cfg.DuplicateOptError:
+                pass
     for name, value in RABBIT_DEFAULTS.items():
         conf.set_default(name, value, group=RABBIT_GROUP)
 

@@ -4,12 +4,12 @@ import socket
 
 import fixtures
 from oslo_config import fixture as config_fixture
-from oslo_messaging import conffixture
 from oslotest import base
 
 from precache.common import rpc
 import precache.conf  # noqa: F401  (registers the options)
 from precache.conf import CONF
+from precache.conf import defaults as conf_defaults
 
 
 class ReservedPorts(fixtures.Fixture):
@@ -61,8 +61,8 @@ class TestCase(base.BaseTestCase):
 
     def fake_rpc(self):
         """Initialise :mod:`precache.common.rpc` on ``fake:/`` for a test."""
-        self.useFixture(conffixture.ConfFixture(self.conf))
-        rpc.init(self.conf)
+        conf_defaults.set_defaults(self.conf)  # as the daemons do
+        rpc.init(self.conf, url='fake:/')
         self.addCleanup(rpc.cleanup)
 
     def refusing_port(self):
