@@ -63,6 +63,7 @@ from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
+from precache.db import sql  # noqa: E402
 from precache.objects import states  # noqa: E402
 from precache.service import factory  # noqa: E402
 from precache.service import notifications  # noqa: E402
@@ -122,7 +123,7 @@ class Bench(object):
     def execute(self, statement, params=None):
         with self.db.engine.begin() as conn:
             if params:
-                for chunk in db_api._chunks(params, 5000):
+                for chunk in sql.chunks(params, 5000):
                     conn.execute(statement, chunk)
             else:
                 conn.execute(statement)
