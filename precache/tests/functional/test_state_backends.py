@@ -80,6 +80,6 @@ class PostgreSQLConcurrencyTest(BackendMixin, test_state_db.ConcurrencyTests,
     backend = 'postgresql'
 
 
-class PostgreSQLRaceTest(BackendMixin, test_state_db.RaceTests,
+class PostgreSQLRaceTest(BackendMixin, test_state_db.InventoryRaceTests,
                          state_base.StateTestCase):
     backend = 'postgresql'
