@@ -17,9 +17,7 @@ space checks are here; the image safety checks and qemu-img are in
 import abc
 import contextlib
 import errno
-import grp
 import os
-import pwd
 import stat
 import tempfile
 import threading
@@ -30,6 +28,7 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from precache.agent.stores import images
+from precache.agent.stores import owner
 from precache.common import exception
 from precache.common import fileutils
 from precache.common import plugin
@@ -38,7 +37,6 @@ from precache.objects import states
 LOG = logging.getLogger(__name__)
 
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-_UNCHANGED = (-1, -1)
 
 
 class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
@@ -69,9 +67,9 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         self._held = {}
         self._held_lock = threading.Lock()
         self.file_mode = int(self.options.file_mode, 8)
-        self._owner = _resolve_owner(self.get_config_group(),
-                                     self.options.file_owner,
-                                     self.options.file_group)
+        self._owner = owner.resolve(self.get_config_group(),
+                                    self.options.file_owner,
+                                    self.options.file_group)
 
     @classmethod
     def get_config_opts(cls):
@@ -170,7 +168,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
 
         -1 leaves the id unchanged, which the default does.
         """
-        return _UNCHANGED
+        return owner.UNCHANGED
 
     # The contract used by the agent manager.
 
@@ -459,7 +457,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
         uid, gid = self._owner or self.default_owner(directory)
         fd = os.open(path, os.O_RDONLY)
         try:
-            if (uid, gid) != _UNCHANGED:
+            if (uid, gid) != owner.UNCHANGED:
                 try:
                     os.fchown(fd, uid, gid)
                 except PermissionError as exc:
@@ -489,27 +487,3 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
             image_id=image_id,
             reason='%s failed on %s: %s' % (
                 type(exc).__name__, exc.filename or path, exc.strerror or exc))
-
-
-def _resolve_owner(group, owner, file_group):
-    """Return ``(uid, gid)`` for the options, or None when both are unset."""
-    if not owner and not file_group:
-        return None
-    uid, gid = _UNCHANGED
-    if owner:
-        entry = _lookup(group, 'file_owner', owner, pwd.getpwuid,
-                        pwd.getpwnam)
-        uid, gid = entry.pw_uid, entry.pw_gid
-    if file_group:
-        gid = _lookup(group, 'file_group', file_group, grp.getgrgid,
-                      grp.getgrnam).gr_gid
-    return uid, gid
-
-
-def _lookup(group, option, value, by_id, by_name):
-    try:
-        return by_id(int(value)) if value.isdigit() else by_name(value)
-    except KeyError as exc:
-        raise exception.ConfigurationError(
-            reason='[%s] %s: %s does not exist on this host' %
-            (group, option, value)) from exc
