@@ -9,9 +9,12 @@ launcher.
 
 import os
 import signal
+import subprocess
 import time
 
 from precache.common import fileutils
+from precache.common import verify
+from precache.objects import image as image_mod
 from precache.tests.functional import test_distribution
 
 #: Bytes per second the agents may download here: the image takes ~15 s.
@@ -115,3 +118,59 @@ class AgentStopTest(test_distribution.OneImageTestCase):
                                           after=1)
         self.assertEqual('cached', report['status'], agent.log_tail())
         self.assertLanded(agent, self.image_id, self.raw)
+
+
+def _read_through(overlay, directory):
+    """The digest of what a guest would read from ``overlay`` (as raw)."""
+    out = os.path.join(directory, 'overlay-read.raw')
+    subprocess.run(['qemu-img', 'convert', '-O', 'raw', overlay, out],
+                   check=True, capture_output=True)
+    try:
+        return verify.file_digest(out)
+    finally:
+        os.unlink(out)
+
+
+class InUseBaseImageTest(test_distribution.OneImageTestCase):
+    """A base image in use by an instance is never touched but in mtime.
+
+    The overlay stands for a running instance's disk: its backing file is
+    the base image the agent landed. Casts of the image again, kills and
+    restarts of the agent leave the base file's inode and bytes as they
+    were, and the overlay reads the same.
+    """
+
+    def test_agent_operations_never_rewrite_an_in_use_base(self):
+        agent, = self.start_agents(1)
+        self.cast(agent)
+        report = self.endpoint.report_for(agent.host, self.image_id)
+        self.assertEqual('cached', report['status'], agent.log_tail())
+        base = os.path.join(agent.base_path,
+                            image_mod.nova_cache_name(self.image_id))
+        overlay = os.path.join(self.tempdir, 'instance-disk.qcow2')
+        subprocess.run(['qemu-img', 'create', '-f', 'qcow2', '-F', 'raw',
+                        '-b', base, overlay], check=True,
+                       capture_output=True)
+        before = os.stat(base)
+        digest = verify.file_digest(base)
+        seen = _read_through(overlay, self.tempdir)
+
+        self.cast(agent)  # again: "existing", touched
+        report = self.endpoint.report_for(agent.host, self.image_id,
+                                          after=1)
+        self.assertEqual('existing', report['status'])
+        agent.kill()  # the whole group, kill -9
+        agent.start()
+        self.endpoint.wait_for_heartbeat(agent.host)
+        self.cast(agent)
+        report = self.endpoint.report_for(agent.host, self.image_id,
+                                          after=2)
+        self.assertEqual('existing', report['status'])
+        agent.stop()
+
+        after = os.stat(base)
+        self.assertEqual((before.st_ino, before.st_size),
+                         (after.st_ino, after.st_size))
+        self.assertEqual(digest, verify.file_digest(base))
+        self.assertEqual(seen, _read_through(overlay, self.tempdir))
+        self.assertNoLeftovers(agent)
