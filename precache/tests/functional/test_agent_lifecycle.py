@@ -48,6 +48,23 @@ def _alive(pid):
         return False
 
 
+def wait_for_temp_file(test, agent, timeout=60):
+    """Wait until ``agent`` is writing its temporary file; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.isdir(agent.base_path):
+            for name in os.listdir(agent.base_path):
+                path = os.path.join(agent.base_path, name)
+                try:
+                    if (name.startswith(fileutils.TEMP_PREFIX) and
+                            os.path.getsize(path) > 0):
+                        return path
+                except FileNotFoundError:
+                    continue  # removed since listed
+        time.sleep(0.1)
+    test.fail('the agent never started writing: %s' % agent.log_tail())
+
+
 class AgentStopTest(test_distribution.OneImageTestCase):
     """SIGTERM and kill -9 in the middle of a download."""
 
@@ -57,20 +74,6 @@ class AgentStopTest(test_distribution.OneImageTestCase):
         agent, = self.start_agents(1, options={
             'agent': {'bandwidth_limit': RATE}})
         return agent
-
-    def wait_for_temp_file(self, agent, timeout=60):
-        """Wait until the agent is writing its temporary file; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.path.isdir(agent.base_path):
-                temps = [n for n in os.listdir(agent.base_path)
-                         if n.startswith(fileutils.TEMP_PREFIX)]
-                for name in temps:
-                    path = os.path.join(agent.base_path, name)
-                    if os.path.getsize(path) > 0:
-                        return path
-            time.sleep(0.1)
-        self.fail('the agent never started writing: %s' % agent.log_tail())
 
     def wait_gone(self, pids):
         """Wait up to STOP_WITHIN s for ``pids`` to end; the live ones."""
@@ -84,7 +87,7 @@ class AgentStopTest(test_distribution.OneImageTestCase):
         agent = self.start_slow_agent()
         workers = _children(agent.process.pid)
         self.cast(agent)
-        self.wait_for_temp_file(agent)
+        wait_for_temp_file(self, agent)
         started = time.monotonic()
         agent.terminate()
         agent.process.wait(30)
@@ -101,7 +104,7 @@ class AgentStopTest(test_distribution.OneImageTestCase):
         workers = _children(agent.process.pid)
         self.assertTrue(workers, 'the launcher has no worker process')
         self.cast(agent)
-        self.wait_for_temp_file(agent)
+        wait_for_temp_file(self, agent)
         os.kill(agent.process.pid, signal.SIGKILL)
         agent.process.wait(10)
         self.assertEqual([], self.wait_gone(workers), agent.log_tail(25))
@@ -174,3 +177,34 @@ class InUseBaseImageTest(test_distribution.OneImageTestCase):
         self.assertEqual(digest, verify.file_digest(base))
         self.assertEqual(seen, _read_through(overlay, self.tempdir))
         self.assertNoLeftovers(agent)
+
+
+class BrokerRestartTest(test_distribution.OneImageTestCase):
+    """The broker restarts in the middle of a download (its own broker)."""
+
+    data_mib = 8
+
+    def test_download_survives_a_broker_restart(self):
+        agent, = self.start_agents(1, options={
+            'agent': {'bandwidth_limit': RATE}})
+        self.cast(agent)
+        wait_for_temp_file(self, agent)
+        self.broker.restart_app()
+        report = self.endpoint.report_for(agent.host, self.image_id,
+                                          timeout=120)
+        self.assertEqual('cached', report['status'], agent.log_tail())
+        self.assertLanded(agent, self.image_id, self.raw)
+        with open(agent.log_file) as f:
+            downloads = [line for line in f
+                         if 'downloading from source' in line]
+        self.assertEqual(1, len(downloads), downloads)
+
+        # The agent is back on the broker: a new cast is served.
+        other = 'b7c1d2e3-f405-4617-8829-0a1b2c3d4e5f'
+        path, raw = test_distribution.make_qcow2(self.images_dir, other,
+                                                 data_mib=1)
+        record, = [r for r in self.lister.list() if r.id == other]
+        self.cast(agent, record=record, path=path)
+        report = self.endpoint.report_for(agent.host, other, timeout=120)
+        self.assertEqual('cached', report['status'], agent.log_tail())
+        self.assertLanded(agent, other, raw)

@@ -180,9 +180,9 @@ class OneImageTestCase(DistributionTestCase):
         self.assertIs(server_cls, type(self.server))
         self.server.start()
         self.addCleanup(self.server.stop)
-        lister = plugin.load_plugin('precache.listers', 'directory',
-                                    self.conf)
-        self.record = lister.list()[0]
+        self.lister = plugin.load_plugin('precache.listers', 'directory',
+                                         self.conf)
+        self.record = self.lister.list()[0]
 
     def cast(self, agent, record=None, sources=None, path=None):
         record = record or self.record
