@@ -141,11 +141,13 @@ class OverviewTest(CLITestCase):
         header = [c.strip() for c in out.splitlines()[1].split('|')[1:-1]]
         self.assertEqual(['Image ID', 'Name', 'Live targets', 'Cached',
                           'Existing', 'Downloading', 'Pending', 'Failed',
-                          'Missing', 'Waiting'], header)
+                          'Missing', 'Waiting', 'Service failures'],
+                         header)
         row = [c.strip() for c in out.splitlines()[3].split('|')[1:-1]]
         self.assertEqual(['img-1', 'ubuntu-24.04', '4', '2', '0', '1', '0',
-                          '1', '0', '0'], row)
+                          '1', '0', '0', ''], row)
         self.assertIn('Hosts: 4 up, 1 down, 5 in all.', out)
+        self.assertNotIn('cannot fetch', out)
 
         [image] = self.run_json('status')
         self.assertEqual(2, image['Cached'])
