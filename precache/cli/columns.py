@@ -43,6 +43,13 @@ class TimestampColumn(columns.FormattableColumn):
         return '%s (%s)' % (when.strftime('%Y-%m-%d %H:%M:%S'), relative)
 
 
+class CountColumn(columns.FormattableColumn):
+    """A count that matters only when not zero: 0 is shown empty."""
+
+    def human_readable(self):
+        return str(self._value) if self._value else ''
+
+
 class ListColumn(columns.FormattableColumn):
     """A list of names, shown comma-separated."""
 

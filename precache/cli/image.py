@@ -35,7 +35,8 @@ class ShowImage(base.ServiceCommand, lister.Lister):
     """Show where one image is cached: one row per known host.
 
     Under the table, a summary counts the live target hosts that are
-    done, failed, missing, in progress or waiting.
+    done, failed, missing, in progress or waiting, and says why
+    precache-service itself cannot fetch the image, if it cannot.
     """
 
     def get_parser(self, prog_name):
@@ -55,6 +56,10 @@ class ShowImage(base.ServiceCommand, lister.Lister):
         self.note(parsed_args, '%s (%s): %s' % (
             parsed_args.image_id, image.get('name') or 'no name',
             progress.describe_summary(result.get('summary') or {})))
+        failure = progress.describe_service_failure(parsed_args.image_id,
+                                                    image)
+        if failure:
+            self.note(parsed_args, failure)
         return columns.table(IMAGE_HOST_FIELDS, hosts)
 
 

@@ -5,6 +5,7 @@ from cliff import lister
 
 from precache.cli import base
 from precache.cli import columns
+from precache.cli import progress
 from precache.objects import states
 
 #: Per-host states counted by ``status``, in the order of the columns.
@@ -39,12 +40,15 @@ IMAGE_FIELDS = (
     ('First seen', 'first_seen', columns.TimestampColumn),
     ('Last seen', 'last_seen', columns.TimestampColumn),
     ('Error', 'error', None),
+    ('Failures', 'failures', None),
+    ('Next try', 'retry_at', columns.TimestampColumn),
 )
 
 STATUS_FIELDS = (
     (('Image ID', 'image_id', None), ('Name', 'name', None),
      ('Live targets', 'live_targets', None)) +
-    tuple((state.capitalize(), state, None) for state in STATES))
+    tuple((state.capitalize(), state, None) for state in STATES) +
+    (('Service failures', 'failures', columns.CountColumn),))
 
 
 class Status(base.ServiceCommand, lister.Lister):
@@ -52,7 +56,9 @@ class Status(base.ServiceCommand, lister.Lister):
 
     Columns: cached, existing (found already there), downloading,
     pending (asked, not started), failed, missing (gone from a host's
-    cache), waiting (not asked yet) and the number of live targets.
+    cache), waiting (not asked yet) and the number of live targets; then
+    the failures in a row of precache-service itself with the image
+    (empty when none), and under the table the images it cannot fetch.
     """
 
     def take_action(self, parsed_args):
@@ -60,6 +66,12 @@ class Status(base.ServiceCommand, lister.Lister):
         hosts = status.get('hosts') or {}
         self.note(parsed_args, 'Hosts: %s up, %s down, %s in all.' % (
             hosts.get('up', 0), hosts.get('down', 0), hosts.get('total', 0)))
+        failing = [image.get('image_id') for image in status.get('images')
+                   or () if progress.service_failed(image)]
+        if failing:
+            self.note(parsed_args, 'precache-service cannot fetch %d '
+                      'image(s): %s; "precache show IMAGE" says why.'
+                      % (len(failing), ', '.join(failing)))
         return columns.table(STATUS_FIELDS,
                              [_flatten_counts(image)
                               for image in status.get('images') or ()])
@@ -70,7 +82,8 @@ def _flatten_counts(image):
     counts = image.get('counts') or {}
     row = {state: counts.get(state, 0) for state in STATES}
     row.update(image_id=image.get('image_id'), name=image.get('name'),
-               live_targets=image.get('live_targets', 0))
+               live_targets=image.get('live_targets', 0),
+               failures=image.get('failures') or 0)
     return row
 
 

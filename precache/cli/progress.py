@@ -1,6 +1,8 @@
-"""Progress of one image across the hosts: counts, throughput, ETA, and
-the one-line display of ``precache watch``."""
+"""Progress of one image across the hosts: counts, throughput, ETA, the
+service's own failure with the image, and the one-line display of
+``precache watch``."""
 
+from precache.cli import columns
 from precache.cli import units
 from precache.objects import states
 
@@ -19,6 +21,38 @@ def describe_summary(summary):
     return ('%(done)d/%(live_targets)d live target hosts done, '
             '%(failed)d failed, %(missing)d missing, %(in_progress)d in '
             'progress, %(waiting)d waiting; %(received)s received' % counts)
+
+
+def service_failed(image):
+    """Whether precache-service's last try of ``image`` failed.
+
+    :param image: an image dict of ``list_images`` or ``show_image``; a
+        service older than these fields never failed by this test.
+    """
+    return bool(image.get('failures')) and not image.get('retrying')
+
+
+def describe_service_failure(image_id, image):
+    """Return a sentence on precache-service's failures with the image.
+
+    ``precache-service cannot fetch image X: <reason> (failed 3 times,
+    next try at ...)``, or while it tries again ``precache-service is
+    trying image X again (failed 3 times, last: <reason>)``; None when
+    the image has not failed.
+    """
+    failures = image.get('failures') or 0
+    if not failures:
+        return None
+    times = '%d time%s' % (failures, '' if failures == 1 else 's')
+    if image.get('retrying'):
+        return ('precache-service is trying image %s again (failed %s, '
+                'last: %s)' % (image_id, times, image.get('error')))
+    next_try = ''
+    if image.get('retry_at'):
+        next_try = ', next try at %s UTC' % columns.TimestampColumn(
+            image['retry_at']).human_readable()
+    return 'precache-service cannot fetch image %s: %s (failed %s%s)' % (
+        image_id, image.get('error'), times, next_try)
 
 
 def live_targets(result):

@@ -4,7 +4,10 @@ has it.
 Exit status: 0 when every live target host has the image; 1 when nothing
 is in progress or waiting any more but hosts failed or lost it (they are
 listed with their reasons); 3 when ``--timeout`` ran out (the hosts not
-done are listed); 2 for an unknown image or an unreachable service.
+done are listed); 4 when precache-service's last try of the image failed
+and no live target host has it (the service's reason, failure count and
+next try are printed; no host is listed); 2 for an unknown image or an
+unreachable service.
 """
 
 import time
@@ -19,6 +22,7 @@ from precache.cli import units
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
+EXIT_SERVICE_FAILED = 4
 
 #: The hosts listed when the watch ends without success.
 HOST_FIELDS = (
@@ -64,7 +68,10 @@ class WatchImage(base.ServiceCommand, lister.Lister):
     done/total, throughput, ETA; a plain line every few seconds when
     stderr is not a terminal). Exits 0 when every live target host has
     the image, 1 listing the failed hosts and their reasons, 3 when
-    --timeout runs out, 2 for an unknown image or an unreachable service.
+    --timeout runs out, 4 when precache-service cannot fetch the image
+    (its last try failed and no live target host has it; the reason and
+    next try are printed), 2 for an unknown image or an unreachable
+    service.
     """
 
     def get_parser(self, prog_name):
@@ -105,6 +112,11 @@ class WatchImage(base.ServiceCommand, lister.Lister):
             tracker.update(now, result)
             display.show(now, tracker)
             summary = result.get('summary') or {}
+            if (progress.service_failed(result.get('image') or {}) and
+                    not summary.get('done')):
+                # Nothing will arrive before the service's next try.
+                self.exit_code = EXIT_SERVICE_FAILED
+                return result
             if succeeded(summary):
                 self.exit_code = 0
                 return result
@@ -129,6 +141,10 @@ class WatchImage(base.ServiceCommand, lister.Lister):
             rows = hosts_not_done(result, ('failed', 'missing'))
             self._say('image %s failed on %d of %d live target hosts:'
                       % (image_id, len(rows), total))
+        elif self.exit_code == EXIT_SERVICE_FAILED:
+            rows = []
+            self._say(progress.describe_service_failure(
+                image_id, result.get('image') or {}))
         elif self.exit_code == EXIT_TIMEOUT:
             rows = hosts_not_done(result)
             self._say('timed out after %s; %d of %d live target hosts do '

@@ -33,6 +33,21 @@ service_opts = [
     cfg.IntOpt('fetch_workers',
                default=2, min=1,
                help='Images fetched and served in parallel in one run.'),
+    cfg.IntOpt('image_retry_backoff',
+               default=60, min=1, mutable=True,
+               help='Seconds before the service tries again to fetch and '
+                    'serve an image that failed (e.g. its bytes in Glance '
+                    'do not match its checksum); doubled after each further '
+                    'failure in a row, up to image_retry_backoff_max. A '
+                    'success resets it; so does a new version of the image '
+                    '(another hash, size or updated_at in the listing), '
+                    'tried at the next run, and "precache cache IMAGE", '
+                    'tried at once. "precache images" shows the failure '
+                    'and the next try.'),
+    cfg.IntOpt('image_retry_backoff_max',
+               default=3600, min=1, mutable=True,
+               help='Upper bound (seconds) of the wait between two tries '
+                    'of an image the service fails to fetch or serve.'),
     cfg.BoolOpt('auto_db_sync',
                 default=True,
                 help='Upgrade the database schema when the service starts. '

@@ -8,6 +8,7 @@ writes are serialised in the process (sqlite has one writer anyway).
 """
 
 import contextlib
+import datetime
 import os
 import threading
 
@@ -31,6 +32,10 @@ ROUNDS = sql.ROUNDS
 
 #: The clock of the tables (naive UTC), for the callers of this module.
 utcnow = sql.utcnow
+
+#: The columns of an image without failures.
+_NO_FAILURE = dict(error=None, failures=0, failed_at=None, retry_at=None,
+                   failed_version=None, retrying_since=None)
 
 
 class StateDB(distribution.DistributionQueries):
@@ -184,13 +189,66 @@ class StateDB(distribution.DistributionQueries):
             conn.execute(IMAGES.update().where(IMAGES.c.id == image_id)
                          .values(meta=meta, generation=meta['generation'],
                                  targets=meta.get('targets'),
-                                 served_at=now, error=None, updated_at=now))
+                                 served_at=now, updated_at=now,
+                                 **_NO_FAILURE))
 
-    def record_image_error(self, image_id, error, now=None):
-        """Store why fetching or serving ``image_id`` failed."""
+    def record_image_failure(self, image_id, error, version, backoff,
+                             now=None):
+        """Store why fetching or serving ``image_id`` failed; set its retry.
+
+        :param version: the fingerprint of the image version that failed
+            (None when no lister knows the image): a failure of the same
+            version as the previous one counts one more in a row, of
+            another version counts 1.
+        :param backoff: ``backoff(failures)`` returns the seconds to wait
+            after the ``failures``-th failure in a row.
+        :returns: the image's row as a dict (``failures``, ``retry_at``),
+            or None when precache has no record of the image.
+        """
+        now = now or sql.utcnow()
         with self._write() as conn:
+            row = conn.execute(
+                sa.select(IMAGES.c.failures, IMAGES.c.failed_version)
+                .where(IMAGES.c.id == image_id).with_for_update()).first()
+            if row is None:
+                return None
+            failures = 1
+            if row.failures and row.failed_version == version:
+                failures = row.failures + 1
             conn.execute(IMAGES.update().where(IMAGES.c.id == image_id)
-                         .values(error=error, updated_at=now or sql.utcnow()))
+                         .values(error=error, failures=failures,
+                                 failed_at=now, failed_version=version,
+                                 retry_at=now + datetime.timedelta(
+                                     seconds=backoff(failures)),
+                                 retrying_since=None, updated_at=now))
+        return self.get_image(image_id)
+
+    def record_image_retry(self, image_id, now=None):
+        """Note that the service tries again an image that failed.
+
+        Until the try ends (:meth:`record_image_failure` or
+        :meth:`record_image_success`), the failure is not the last word
+        (``precache watch`` waits). Nothing is written for an image
+        without failures.
+        """
+        now = now or sql.utcnow()
+        with self._write() as conn:
+            conn.execute(IMAGES.update().where(
+                IMAGES.c.id == image_id, IMAGES.c.failures > 0).values(
+                    retrying_since=now, updated_at=now))
+
+    def record_image_success(self, image_id, now=None):
+        """Forget the failures of an image fetched and served again.
+
+        Nothing is written for an image without failures or error.
+        """
+        now = now or sql.utcnow()
+        with self._write() as conn:
+            failed = sa.or_(IMAGES.c.failures > 0,
+                            IMAGES.c.error.is_not(None))
+            conn.execute(IMAGES.update().where(
+                IMAGES.c.id == image_id, failed).values(updated_at=now,
+                                                        **_NO_FAILURE))
 
     def request(self, image_id, targets, pin_until, now=None):
         """Record an on-demand request (``precache cache``)."""

@@ -63,6 +63,19 @@ class Image(BASE, PrecacheBase):
     served_at = sa.Column(sa.DateTime, nullable=True)
     #: Why the last fetch or serve failed (None when it worked).
     error = sa.Column(sa.Text, nullable=True)
+    #: Fetches or serves that failed in a row (0 after a success).
+    failures = sa.Column(sa.Integer, nullable=False, default=0,
+                         server_default='0')
+    #: When the last of them failed.
+    failed_at = sa.Column(sa.DateTime, nullable=True)
+    #: The image is not tried again before this time (exponential
+    #: backoff), unless it changes or is requested on demand.
+    retry_at = sa.Column(sa.DateTime, nullable=True)
+    #: The fingerprint (hash, size, updated_at) of the version that
+    #: failed: a listing with another one is tried at once.
+    failed_version = sa.Column(sa.String(64), nullable=True)
+    #: Set while the service tries again an image that failed.
+    retrying_since = sa.Column(sa.DateTime, nullable=True)
 
 
 class HostImage(BASE, PrecacheBase):

@@ -74,6 +74,17 @@ class ImageRecord(object):
         return '%s:%s:%s' % (algo, value, self.size)
 
     @property
+    def fingerprint(self):
+        """A digest that changes whenever the image changes in Glance.
+
+        Its bytes (hash and size) or its ``updated_at``: the service
+        tries at once a new version of an image whose last version it
+        failed to fetch.
+        """
+        key = '%s:%s' % (self.version_key, self.updated_at)
+        return hashlib.sha256(key.encode('utf-8')).hexdigest()
+
+    @property
     def cache_name(self):
         """The file name Nova's libvirt driver uses for this image."""
         return nova_cache_name(self.id)

@@ -10,6 +10,14 @@
                                                     when the decision changed)
     after the run:                                 distributor.reconcile
 
+An image that fails (its fetch or serve raises) is not tried again before
+``[service] image_retry_backoff`` seconds, doubled after each further
+failure in a row up to ``image_retry_backoff_max``; the count, the reason
+and the next try are in the database for ``precache images``, ``show``
+and ``watch``. A new version in the listing (see
+:attr:`~precache.objects.image.ImageRecord.fingerprint`) and an on-demand
+request (:meth:`Pipeline.process_request`) are tried at once.
+
 The pipeline never casts: the distributor (the service's
 :class:`~precache.service.convergence.Reconciler`) owns every ``cache``
 cast, and never calls back into the pipeline.
@@ -29,6 +37,9 @@ from precache.objects import targets as targets_mod
 
 LOG = logging.getLogger(__name__)
 
+#: The failure of an on-demand image no lister knows.
+UNKNOWN_IMAGE = 'no lister knows this image'
+
 
 @dataclasses.dataclass
 class ImageOutcome(object):
@@ -39,6 +50,9 @@ class ImageOutcome(object):
     meta: dict = None
     error: str = None
     seconds: float = 0.0
+    #: Not tried in this run: the image failed and its backoff runs
+    #: (``error`` is then the last failure's).
+    deferred: bool = False
 
 
 class Pipeline(object):
@@ -107,29 +121,68 @@ class Pipeline(object):
     def run(self, context):
         """Run the pipeline once, then let the distributor reconcile.
 
-        A failure with one image is logged with the image id and reason,
-        recorded in the database, and does not stop the others; the next
-        run retries it.
+        A failure with one image is logged with the image id, reason and
+        next try, recorded in the database, and does not stop the others;
+        a later run retries it once its backoff is over (see
+        :meth:`backoff`), or at once when the listing shows a new version.
 
         :returns: list of :class:`ImageOutcome`.
         """
         listing = self.list_images()
         LOG.info('Pipeline run: %d image(s) listed', len(listing.images))
         self.db.record_listing(listing.images, listing.complete)
+        now = db_api.utcnow()
+        rows = {row['id']: row for row in self.db.list_images()}
+        outcomes = []
         work = [(image, listing.targets.get(image.id))
                 for image in listing.images]
         work.extend((image, None) for image in self._requested(
-            {image.id for image in listing.images}))
+            {image.id for image in listing.images}, rows, now, outcomes))
+        due = []
+        for image, targets in work:
+            row = rows.get(image.id)
+            if self._backing_off(row, image.fingerprint, now):
+                outcomes.append(self._deferred(row))
+            else:
+                due.append((image, targets, row))
         workers = self.conf.service.fetch_workers
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            outcomes = list(pool.map(
-                lambda item: self.process(context, *item), work))
-        failed = [o for o in outcomes if o.error]
+            outcomes.extend(pool.map(
+                lambda item: self.process(context, *item), due))
+        failed = [o for o in outcomes if o.error and not o.deferred]
+        deferred = [o for o in outcomes if o.deferred]
         LOG.info('Pipeline run done: %d image(s) served, %d cast, '
-                 '%d failed', len(outcomes) - len(failed),
-                 len([o for o in outcomes if o.distributed]), len(failed))
+                 '%d failed, %d waiting for their retry backoff',
+                 len(outcomes) - len(failed) - len(deferred),
+                 len([o for o in outcomes if o.distributed]), len(failed),
+                 len(deferred))
         self.distributor.reconcile(context)
         return outcomes
+
+    def backoff(self, failures):
+        """Seconds to wait after the ``failures``-th failure in a row."""
+        opts = self.conf.service
+        return min(opts.image_retry_backoff * 2 ** max(failures - 1, 0),
+                   opts.image_retry_backoff_max)
+
+    @staticmethod
+    def _backing_off(row, fingerprint, now):
+        """Whether the image of ``row`` waits for its retry backoff.
+
+        :param fingerprint: the listed version's; another version than
+            the one that failed is tried at once.
+        """
+        return bool(row and row['failures'] and row['retry_at'] and
+                    row['retry_at'] > now and
+                    row['failed_version'] == fingerprint)
+
+    @staticmethod
+    def _deferred(row):
+        LOG.debug('Image %s is not tried before %s (failed %d time(s) in '
+                  'a row): %s', row['id'], row['retry_at'], row['failures'],
+                  row['error'])
+        return ImageOutcome(image_id=row['id'], error=row['error'],
+                            deferred=True)
 
     def list_images(self):
         """Ask every lister; merge their results by image id.
@@ -166,56 +219,89 @@ class Pipeline(object):
                 return record
         return None
 
-    def _requested(self, listed_ids):
-        """Records of the desired on-demand images no lister listed."""
-        now = db_api.utcnow()
+    def _requested(self, listed_ids, rows, now, outcomes):
+        """Records of the desired on-demand images no lister listed.
+
+        An image no lister knew at the last try is not looked up again
+        before its backoff is over; its :class:`ImageOutcome` (deferred or
+        failed) is appended to ``outcomes``.
+        """
         records = []
-        for row in self.db.list_images():
+        for row in rows.values():
             if (row['id'] in listed_ids or not row['requested'] or
                     not self.db.is_desired(row, now)):
                 continue
+            if self._backing_off(row, None, now):
+                outcomes.append(self._deferred(row))
+                continue
             record = self.lookup(row['id'])
             if record is None:
-                self.db.record_image_error(
-                    row['id'], 'no lister knows this image')
+                outcomes.append(ImageOutcome(
+                    image_id=row['id'],
+                    error=self._failed(row['id'], UNKNOWN_IMAGE, None)))
                 continue
             records.append(record)
         return records
 
+    def _failed(self, image_id, error, version, exc_info=None):
+        """Record a failure and log it once, with the next try.
+
+        :param exc_info: the exception whose traceback is logged too.
+        """
+        row = self.db.record_image_failure(image_id, error, version,
+                                           self.backoff)
+        if row is None:
+            LOG.error('Image %s failed: %s', image_id, error,
+                      exc_info=exc_info)
+        else:
+            LOG.error('Image %s failed (%d time(s) in a row), next try '
+                      'at %s UTC unless it changes or is requested: %s',
+                      image_id, row['failures'],
+                      row['retry_at'].isoformat(sep=' '), error,
+                      exc_info=exc_info)
+        return error
+
     def process_request(self, context, image_id):
-        """Fetch, serve and distribute one on-demand image now."""
+        """Fetch, serve and distribute one on-demand image now.
+
+        An image that failed is tried at once, whatever its backoff.
+        """
         record = self.lookup(image_id)
         if record is None:
-            LOG.error('Requested image %s is unknown to every lister',
-                      image_id)
-            self.db.record_image_error(image_id,
-                                       'no lister knows this image')
+            self._failed(image_id, UNKNOWN_IMAGE, None)
             return None
         outcome = self.process(context, record, None)
         self.distributor.reconcile(context)
         return outcome
 
-    def process(self, context, image, targets=None):
+    def process(self, context, image, targets=None, row=None):
         """Fetch, serve and distribute one image.
 
         :param targets: the listers' targets for the image (None: every
             host).
+        :param row: the image's database row, when the caller read it:
+            its failures tell whether the try and its end are recorded
+            (without it, they are, at the cost of a statement each).
         """
         with self._idle:
             self._in_flight += 1
         try:
-            return self._process(context, image, targets)
+            return self._process(context, image, targets, row)
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def _process(self, context, image, targets):
+    def _process(self, context, image, targets, row):
         started = time.monotonic()
         outcome = ImageOutcome(image_id=image.id)
         if self._cancelled.is_set():
             outcome.error = 'the service is stopping'
             return outcome
+        failed_before = row is None or bool(row['failures'] or row['error'])
+        if row is None or row['failures']:
+            self.db.record_image_retry(image.id)
+        exc_info = None
         try:
             path = None
             if self.server.needs_local_copy:
@@ -225,13 +311,18 @@ class Pipeline(object):
                 context, image, sources, targets)
         except exception.PrecacheException as exc:
             outcome.error = str(exc)
-            LOG.error('Image %s skipped in this run: %s', image.id, exc)
         except Exception as exc:
             outcome.error = '%s: %s' % (type(exc).__name__, exc)
-            LOG.exception('Image %s skipped in this run after an '
-                          'unexpected error', image.id)
-        if outcome.error:
-            self.db.record_image_error(image.id, outcome.error)
+            exc_info = exc  # unexpected: its traceback is logged
+        if outcome.error and self._cancelled.is_set():
+            # Not the image's fault: tried again when the service is back.
+            LOG.info('Image %s abandoned: the service is stopping',
+                     image.id)
+        elif outcome.error:
+            self._failed(image.id, outcome.error, image.fingerprint,
+                         exc_info=exc_info)
+        elif failed_before:
+            self.db.record_image_success(image.id)
         outcome.seconds = time.monotonic() - started
         return outcome
 

@@ -1,5 +1,9 @@
 """Database rows as the dicts the service's RPC API returns (1.1).
 
+``image_summary``'s ``failures``, ``failed_at``, ``retry_at`` and
+``retrying`` are additions a client of an older service does not get:
+read them with ``.get()``.
+
 Timestamps become ISO 8601 strings in UTC; everything is JSON-friendly.
 """
 
@@ -30,6 +34,12 @@ def image_summary(image, desired):
         'first_seen': isotime(image['first_seen']),
         'last_seen': isotime(image['last_seen']),
         'error': image['error'],
+        # The service's own failures to fetch or serve it (a host's are
+        # in show_image's lines).
+        'failures': image.get('failures') or 0,
+        'failed_at': isotime(image.get('failed_at')),
+        'retry_at': isotime(image.get('retry_at')),
+        'retrying': image.get('retrying_since') is not None,
     }
 
 

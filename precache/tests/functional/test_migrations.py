@@ -252,6 +252,69 @@ class MigrationsMixin(test_migrations.ModelsMigrationsSync):
                     'image_id': image['id'], 'status': states.PENDING,
                     'attempts': 0}])
 
+    def _pre_upgrade_0003(self, engine):
+        """An image listed and failing before 0003: no count yet."""
+        images = sa.table('images', sa.column('id'), sa.column('listed'),
+                          sa.column('requested'), sa.column('error'))
+        image = {'id': 'c0ffee00-0003-4a1e-9d7e-3f0b2b8c9d10',
+                 'listed': True, 'requested': False,
+                 'error': 'hash mismatch'}
+        with engine.begin() as connection:
+            connection.execute(images.insert(), [image])
+        return image
+
+    def _check_0003(self, engine, data):
+        images = sa.table(
+            'images', sa.column('id'), sa.column('listed', sa.Boolean),
+            sa.column('requested', sa.Boolean), sa.column('error'),
+            sa.column('failures', sa.Integer),
+            sa.column('failed_at', sa.DateTime),
+            sa.column('retry_at', sa.DateTime),
+            sa.column('failed_version'),
+            sa.column('retrying_since', sa.DateTime))
+        columns = ('error', 'failures', 'failed_at', 'retry_at',
+                   'failed_version', 'retrying_since')
+
+        def read(image_id):
+            with engine.connect() as connection:
+                return connection.execute(
+                    sa.select(*[images.c[key] for key in columns])
+                    .where(images.c.id == image_id)).one()._asdict()
+
+        # The image of 0001 keeps its error and has failed 0 times in a
+        # row (the server default): it is tried at the next run.
+        self.assertEqual({'error': 'hash mismatch', 'failures': 0,
+                          'failed_at': None, 'retry_at': None,
+                          'failed_version': None, 'retrying_since': None},
+                         read(data['id']))
+
+        # Whole seconds: MySQL's DATETIME keeps no fraction.
+        failed_at = datetime.datetime(2026, 12, 1, 8, 0, 0)
+        failing = {
+            'error': 'hash mismatch: ' + 'x' * 4000,
+            'failures': 7,
+            'failed_at': failed_at,
+            'retry_at': failed_at + datetime.timedelta(hours=1),
+            # A sha256 hex digest, the fingerprint's size.
+            'failed_version': 'f' * 64,
+            'retrying_since': failed_at + datetime.timedelta(seconds=5),
+        }
+        with engine.begin() as connection:
+            connection.execute(images.insert(), [dict(
+                failing, id='c0ffee00-0003-failing', listed=True,
+                requested=True)])
+            # An insert that names no count gets 0.
+            connection.execute(images.insert(), [{
+                'id': 'c0ffee00-0003-new', 'listed': False,
+                'requested': True}])
+        self.assertEqual(failing, read('c0ffee00-0003-failing'))
+        self.assertEqual(0, read('c0ffee00-0003-new')['failures'])
+        with engine.begin() as connection:
+            self.assertRaises(db_exc.DBError, connection.execute,
+                              images.update().where(
+                                  images.c.id == data['id']).values(
+                                      failures=None))
+
 
 class TestMigrationsSQLite(MigrationsMixin, base.FunctionalTestCase):
     BACKEND = 'sqlite'

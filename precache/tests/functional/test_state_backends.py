@@ -1,9 +1,9 @@
 """The state database's queries on MariaDB and PostgreSQL.
 
 The unit tests of :mod:`precache.tests.unit.db.test_api` (listing,
-heartbeat and inventory, reports and rounds, ``lacking``, duplicate
-answers from concurrent threads, rows inserted by a concurrent
-transaction) run here on a fresh database of each
+the service's failures with images, heartbeat and inventory, reports and
+rounds, ``lacking``, duplicate answers from concurrent threads, rows
+inserted by a concurrent transaction) run here on a fresh database of each
 server, made by :class:`DatabaseFixture` and migrated by
 ``StateDB.sync()``. A server that cannot be reached skips with the reason
 (fails with ``PRECACHE_REQUIRE_DATABASES=1``).
@@ -27,6 +27,12 @@ class BackendMixin(object):
 
 class MySQLListingTest(BackendMixin, test_state_db.ListingTests,
                        state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class MySQLImageFailureTest(BackendMixin,
+                            test_state_db.ImageFailureTests,
+                            state_base.StateTestCase):
     backend = 'mysql'
 
 
@@ -57,6 +63,12 @@ class MySQLRaceTest(BackendMixin, test_state_db.RaceTests,
 
 class PostgreSQLListingTest(BackendMixin, test_state_db.ListingTests,
                             state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class PostgreSQLImageFailureTest(BackendMixin,
+                                 test_state_db.ImageFailureTests,
+                                 state_base.StateTestCase):
     backend = 'postgresql'
 
 

@@ -47,7 +47,8 @@ IMAGE = {'image_id': 'img-1', 'name': 'ubuntu-24.04', 'disk_format': 'qcow2',
          'requested': False, 'pinned_until': None,
          'targets': {'hosts': [], 'labels': ['az1']}, 'generation': 4,
          'desired': True, 'first_seen': '2026-01-01T00:00:00Z',
-         'last_seen': '2026-01-02T00:00:00Z', 'error': None}
+         'last_seen': '2026-01-02T00:00:00Z', 'error': None, 'failures': 0,
+         'failed_at': None, 'retry_at': None, 'retrying': False}
 
 
 class Replies(list):
@@ -141,11 +142,13 @@ class OverviewTest(CLITestCase):
         header = [c.strip() for c in out.splitlines()[1].split('|')[1:-1]]
         self.assertEqual(['Image ID', 'Name', 'Live targets', 'Cached',
                           'Existing', 'Downloading', 'Pending', 'Failed',
-                          'Missing', 'Waiting'], header)
+                          'Missing', 'Waiting', 'Service failures'],
+                         header)
         row = [c.strip() for c in out.splitlines()[3].split('|')[1:-1]]
         self.assertEqual(['img-1', 'ubuntu-24.04', '4', '2', '0', '1', '0',
-                          '1', '0', '0'], row)
+                          '1', '0', '0', ''], row)
         self.assertIn('Hosts: 4 up, 1 down, 5 in all.', out)
+        self.assertNotIn('cannot fetch', out)
 
         [image] = self.run_json('status')
         self.assertEqual(2, image['Cached'])
@@ -183,6 +186,35 @@ class OverviewTest(CLITestCase):
         [row] = self.run_json('images')
         self.assertEqual(3 * GiB, row['Size'])
         self.assertEqual({'hosts': [], 'labels': ['az1']}, row['Targets'])
+        self.assertEqual((None, 0, None), (row['Error'], row['Failures'],
+                                           row['Next try']))
+
+    def test_images_and_status_show_the_services_failures(self):
+        failing = dict(IMAGE, image_id='img-2', error='hash mismatch',
+                       failures=3, failed_at='2026-01-02T03:04:05Z',
+                       retry_at='2026-01-02T03:08:05Z', retrying=False)
+        self.client.answers['list_images'] = [IMAGE, failing]
+        status, out, _err = self.run_cli('images')
+        self.assertEqual(0, status)
+        self.assertIn('hash mismatch', out)
+        self.assertIn('2026-01-02 03:08:05 (', out)
+        rows = self.run_json('images')
+        self.assertEqual(('hash mismatch', 3, '2026-01-02T03:08:05Z'), (
+            rows[1]['Error'], rows[1]['Failures'], rows[1]['Next try']))
+
+        self.client.answers['get_status'] = {
+            'hosts': {'total': 1, 'up': 1, 'down': 0},
+            'images': [dict(IMAGE, live_targets=1, counts={'waiting': 1}),
+                       dict(failing, live_targets=1,
+                            counts={'waiting': 1})]}
+        status, out, _err = self.run_cli('status')
+        self.assertEqual(0, status)
+        self.assertIn('precache-service cannot fetch 1 image(s): img-2; '
+                      '"precache show IMAGE" says why.', out)
+        lines = out.splitlines()
+        self.assertEqual('3', lines[4].split('|')[-2].strip())
+        rows = self.run_json('status')
+        self.assertEqual([0, 3], [r['Service failures'] for r in rows])
 
 
 class ImageCommandsTest(CLITestCase):
@@ -205,6 +237,25 @@ class ImageCommandsTest(CLITestCase):
         rows = self.run_json('show', 'img-1', '--targeted')
         self.assertEqual(['cmp1', 'cmp2'], [r['Host'] for r in rows])
         self.assertEqual(2.5, rows[0]['Seconds'])
+
+    def test_show_says_why_the_service_cannot_fetch_it(self):
+        result = show_result([host('cmp1'), host('cmp2')])
+        result['image'].update(error='hash mismatch', failures=1,
+                               retry_at='2026-01-02T03:08:05Z',
+                               retrying=False)
+        self.client.answers['show_image'] = result
+        status, out, _err = self.run_cli('show', 'img-1')
+        self.assertEqual(0, status)
+        self.assertIn('precache-service cannot fetch image img-1: hash '
+                      'mismatch (failed 1 time, next try at 2026-01-02 '
+                      '03:08:05 (', out)
+        result['image']['retrying'] = True
+        status, out, _err = self.run_cli('show', 'img-1')
+        self.assertIn('precache-service is trying image img-1 again '
+                      '(failed 1 time, last: hash mismatch)', out)
+        # JSON: the host rows only, as before.
+        rows = self.run_json('show', 'img-1')
+        self.assertEqual(['cmp1', 'cmp2'], [r['Host'] for r in rows])
 
     def test_cache_with_targets_and_pin(self):
         fake_time = FakeTime()

@@ -1,6 +1,7 @@
 """``precache watch``: progress display and exit statuses."""
 
 import io
+import json
 
 import fixtures
 
@@ -85,6 +86,57 @@ class WatchTest(test_cli.CLITestCase):
         self.assertIn('cmp2', out)
         self.assertIn('waiting', out)
         self.assertNotIn('cmp1', out)
+
+    def failing(self, result, failures=3, retrying=False):
+        """``result`` of an image precache-service failed to fetch."""
+        result['image'].update(
+            error='Image img-1: sha512 of the downloaded bytes is x, '
+                  'expected y; the download was discarded',
+            failures=failures, failed_at='2026-01-02T03:04:05Z',
+            retry_at='2026-01-02T03:08:05Z', retrying=retrying)
+        return result
+
+    def test_exit_4_at_once_when_the_service_cannot_fetch_it(self):
+        status, out, err = self.watch([
+            self.failing(show_result([host('cmp1'), host('cmp2')]))])
+        self.assertEqual(4, status)
+        self.assertEqual(1, len(self.client.calls))
+        self.assertEqual([], self.time.sleeps)
+        self.assertEqual('', out.strip())  # no host to list
+        self.assertIn(
+            'precache: precache-service cannot fetch image img-1: Image '
+            'img-1: sha512 of the downloaded bytes is x, expected y; the '
+            'download was discarded (failed 3 times, next try at '
+            '2026-01-02 03:08:05 (', err)
+        status, out, _err = self.watch([
+            self.failing(show_result([host('cmp1')]), failures=1)],
+            '-f', 'json')
+        self.assertEqual(4, status)
+        self.assertEqual([], json.loads(out))
+        self.assertIn('(failed 1 time, next try at', _err)
+
+    def test_exit_4_after_polls_when_the_service_fails_later(self):
+        status, _out, err = self.watch([
+            show_result([host('cmp1'), host('cmp2')]),
+            self.failing(show_result([host('cmp1'), host('cmp2')]),
+                         retrying=True),
+            self.failing(show_result([host('cmp1'), host('cmp2')]))],
+            '--interval', '2')
+        self.assertEqual(4, status)
+        # The service's retry in progress is waited for.
+        self.assertEqual(3, len(self.client.calls))
+        self.assertEqual([2.0, 2.0], self.time.sleeps)
+        self.assertIn('cannot fetch image img-1', err)
+
+    def test_a_failing_service_with_hosts_done_is_followed(self):
+        # The hosts that have an earlier version can still get this one.
+        status, _out, err = self.watch([
+            self.failing(show_result([host('cmp1', 'cached'),
+                                      host('cmp2', 'downloading')])),
+            self.failing(show_result([host('cmp1', 'cached'),
+                                      host('cmp2', 'cached')]))])
+        self.assertEqual(0, status, err)
+        self.assertEqual(2, len(self.client.calls))
 
     def test_exit_2_for_an_unknown_image(self):
         self.client.answers['show_image'] = errors.UnknownImage(

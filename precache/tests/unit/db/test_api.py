@@ -1,4 +1,5 @@
-"""StateDB on a real database: listings, heartbeats, reports, rounds.
+"""StateDB on a real database: listings, the service's failures with
+images, heartbeats, reports, rounds.
 
 The tests are grouped in mixins so that the functional tests run the same
 ones on MariaDB and PostgreSQL (``precache/tests/functional/
@@ -86,6 +87,104 @@ class ListingTests(object):
     def test_unknown_image(self):
         self.assertRaises(exception.ImageNotFound, self.db.get_image, 'nope')
         self.assertRaises(exception.ImageNotFound, self.db.release, 'nope')
+
+
+def doubling(failures):
+    """A backoff of 60 s doubled per failure, without cap."""
+    return 60 * 2 ** (failures - 1)
+
+
+class ImageFailureTests(object):
+    """record_image_failure, _retry and _success: the service's backoff."""
+
+    FAILED = ('error', 'failures', 'failed_at', 'retry_at',
+              'failed_version', 'retrying_since')
+
+    def failure(self, image_id):
+        image = self.db.get_image(image_id)
+        return {key: image[key] for key in self.FAILED}
+
+    def test_new_image_has_not_failed(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        self.db.request('r', None, None, now=T0)
+        for image_id in ('a', 'r'):
+            self.assertEqual(dict.fromkeys(self.FAILED),
+                             dict(self.failure(image_id), failures=None))
+            self.assertEqual(0, self.failure(image_id)['failures'])
+
+    def test_failures_of_one_version_double_the_wait(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        row = self.db.record_image_failure('a', 'hash mismatch', 'v1',
+                                           doubling, now=at(10))
+        self.assertEqual({'error': 'hash mismatch', 'failures': 1,
+                          'failed_at': at(10), 'retry_at': at(70),
+                          'failed_version': 'v1', 'retrying_since': None},
+                         {key: row[key] for key in self.FAILED})
+        self.db.record_image_retry('a', now=at(70))
+        self.assertEqual(at(70), self.failure('a')['retrying_since'])
+        self.db.record_image_failure('a', 'hash mismatch again', 'v1',
+                                     doubling, now=at(80))
+        self.assertEqual({'error': 'hash mismatch again', 'failures': 2,
+                          'failed_at': at(80), 'retry_at': at(200),
+                          'failed_version': 'v1', 'retrying_since': None},
+                         self.failure('a'))
+        # The listing does not touch the failures.
+        self.db.record_listing([record('a')], complete=True, now=at(90))
+        self.assertEqual(2, self.failure('a')['failures'])
+
+    def test_a_failure_of_another_version_counts_one(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        for second in (10, 20, 30):
+            self.db.record_image_failure('a', 'bad', 'v1', doubling,
+                                         now=at(second))
+        self.assertEqual(3, self.failure('a')['failures'])
+        self.db.record_image_failure('a', 'worse', 'v2', doubling,
+                                     now=at(40))
+        self.assertEqual((1, at(100), 'v2'), tuple(
+            self.failure('a')[key]
+            for key in ('failures', 'retry_at', 'failed_version')))
+        # An unknown image (no version) is another version too.
+        self.db.record_image_failure('a', 'no lister knows this image',
+                                     None, doubling, now=at(50))
+        self.assertEqual((1, None), tuple(
+            self.failure('a')[key]
+            for key in ('failures', 'failed_version')))
+
+    def test_success_forgets_the_failures(self):
+        self.db.record_listing([record('a'), record('b')], complete=True,
+                               now=T0)
+        self.db.record_image_failure('a', 'bad', 'v1', doubling, now=at(10))
+        self.db.record_image_retry('a', now=at(70))
+        self.db.record_image_success('a', now=at(80))
+        self.assertEqual(dict(dict.fromkeys(self.FAILED), failures=0),
+                         self.failure('a'))
+        self.assertEqual(at(80), self.db.get_image('a')['updated_at'])
+        # An image without failures is not written.
+        self.db.record_image_success('b', now=at(90))
+        self.assertEqual(T0, self.db.get_image('b')['updated_at'])
+        # Nor is one marked retried.
+        self.db.record_image_retry('b', now=at(90))
+        self.assertIsNone(self.failure('b')['retrying_since'])
+
+    def test_served_meta_forgets_the_failures(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        self.db.record_image_failure('a', 'bad', 'v1', doubling, now=at(10))
+        self.db.record_served('a', state_base.make_meta('a'), now=at(80))
+        self.assertEqual(dict(dict.fromkeys(self.FAILED), failures=0),
+                         self.failure('a'))
+
+    def test_failure_of_an_unknown_image(self):
+        self.assertIsNone(self.db.record_image_failure(
+            'nope', 'bad', 'v1', doubling, now=T0))
+        self.assertRaises(exception.ImageNotFound, self.db.get_image,
+                          'nope')
+
+    def test_concurrent_failures_are_all_counted(self):
+        self.db.record_listing([record('a')], complete=True, now=T0)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda second: self.db.record_image_failure(
+                'a', 'bad', 'v1', doubling, now=at(second)), range(8)))
+        self.assertEqual(8, self.failure('a')['failures'])
 
 
 class HeartbeatTests(object):
@@ -664,6 +763,10 @@ class InventoryRaceTests(RaceTests):
 
 
 class ListingTest(ListingTests, state_base.StateTestCase):
+    pass
+
+
+class ImageFailureTest(ImageFailureTests, state_base.StateTestCase):
     pass
 
 

@@ -298,6 +298,29 @@ class ViewsTest(StateKeeperTestCase):
         # A heartbeat's labels replace the previous ones.
         self.assertEqual([], hosts['h5']['labels'])
 
+    def test_the_services_failures_with_an_image(self):
+        fresh = self.keeper.list_image('t')
+        self.assertEqual((0, None, None, False), (
+            fresh['failures'], fresh['failed_at'], fresh['retry_at'],
+            fresh['retrying']))
+        for second in (21, 22):
+            self.db.record_image_failure(
+                't', 'hash mismatch', 'v1', lambda n: 60 * n,
+                now=at(second))
+        shown = self.keeper.show_image(None, 't')['image']
+        self.assertEqual(('hash mismatch', 2, '2026-11-02T08:00:22Z',
+                          '2026-11-02T08:02:22Z', False), (
+            shown['error'], shown['failures'], shown['failed_at'],
+            shown['retry_at'], shown['retrying']))
+        listed = {i['image_id']: i for i in self.keeper.list_images(None)}
+        self.assertEqual(shown, listed['t'])
+        status = {i['image_id']: i
+                  for i in self.keeper.get_status(None)['images']}
+        self.assertEqual(2, status['t']['failures'])
+        self.assertEqual(0, status['a']['failures'])
+        self.db.record_image_retry('t', now=at(142))
+        self.assertTrue(self.keeper.list_image('t')['retrying'])
+
     def test_list_images(self):
         images = {i['image_id']: i for i in self.keeper.list_images(None)}
         self.assertEqual({'a': True, 't': True, 'n': False},
