@@ -11,11 +11,12 @@ from precache.conf import database
 from precache.conf import glance
 from precache.conf import rpc
 from precache.conf import service
+from precache.conf import signing
 
 CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
-MODULES = (rpc, database, service, agent, glance)
+MODULES = (rpc, database, service, agent, signing, glance)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -20,6 +20,7 @@ from precache.common import exception
 from precache.db import migration
 from precache.db import models
 from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
 from precache.objects import states
 
 LOG = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ HOSTS = models.Host.__table__
 IMAGES = models.Image.__table__
 HOST_IMAGES = models.HostImage.__table__
 ROUNDS = models.Round.__table__
+EPOCH = models.Epoch.__table__
 
 #: Terminal answers: they end a host's part in a round.
 ANSWERS = (states.CACHED, states.EXISTING, states.FAILED)
@@ -74,6 +76,7 @@ class StateDB(object):
         self._write_lock = threading.Lock()
         self._names_lock = threading.Lock()
         self._names = {}
+        self._epoch = None
 
     @classmethod
     def from_conf(cls, conf):
@@ -108,6 +111,24 @@ class StateDB(object):
                 reason='the database schema is at revision %s, this '
                        'precache needs %s: run "precache-manage db sync"'
                        % (current, head))
+
+    def epoch(self):
+        """Return the database's epoch (32 hex digits).
+
+        Drawn by the migration that created the ``epoch`` table; written
+        here when that row is missing (a database whose tables were made
+        some other way).
+        """
+        if self._epoch is None:
+            with self._write() as conn:
+                value = conn.scalar(sa.select(EPOCH.c.epoch).where(
+                    EPOCH.c.id == 1))
+                if value is None:
+                    value = meta_mod.new_epoch()
+                    conn.execute(EPOCH.insert().values(
+                        id=1, epoch=value, created_at=utcnow()))
+            self._epoch = value
+        return self._epoch
 
     # Plumbing -------------------------------------------------------------
 

@@ -181,7 +181,8 @@ class AgentFaultsTest(DistributionTestCase):
         record = record or self.record
         if sources is None:
             sources = self.server.serve(record, path or self.qcow2)
-        meta = meta_mod.build(record, sources)
+        meta = self.sign(meta_mod.build(record, sources,
+                                        epoch=base.EPOCH))
         self.agent_api.cache(rpc.get_context(), record.id, meta,
                              host=agent.host)
         return meta

@@ -103,7 +103,8 @@ class AgentManagerTest(base.TestCase):
                                     downloader=self.downloader)
 
     def meta(self, **kw):
-        return meta_mod.build(self.image, SOURCES, **kw)
+        kw.setdefault('epoch', base.EPOCH)
+        return self.sign(meta_mod.build(self.image, SOURCES, **kw))
 
     def test_cache_lands_and_reports(self):
         agent = self.make()
@@ -157,7 +158,7 @@ class AgentManagerTest(base.TestCase):
 
     def test_malformed_meta_is_reported(self):
         agent = self.make()
-        agent.cache(None, 'some-id', {'version': '1.0'})
+        agent.cache(None, 'some-id', self.sign({'version': '1.0'}))
         (_, image_id, status, detail), = self.api.reports
         self.assertEqual(('some-id', 'failed', 'invalid_meta'),
                          (image_id, status, detail['code']))
@@ -181,7 +182,7 @@ class AgentManagerTest(base.TestCase):
     def test_stale_request_is_ignored(self):
         agent = self.make()
         newer = self.meta()
-        older = dict(newer, generation=newer['generation'] - 1)
+        older = self.sign(dict(newer, generation=newer['generation'] - 1))
         agent.cache(None, self.image.id, newer)
         agent.cache(None, self.image.id, older)
         self.assertEqual(1, len(self.api.reports))
@@ -215,6 +216,10 @@ class DesiredSetTest(base.TestCase):
         self.store = FakeStore()
         self.image = test_meta.make_image()
 
+    def meta(self):
+        return self.sign(meta_mod.build(self.image, SOURCES,
+                                        epoch=base.EPOCH))
+
     def make(self, desired):
         self.api = FakeServiceAPI(desired)
         self.downloader = FakeDownloader()
@@ -222,14 +227,14 @@ class DesiredSetTest(base.TestCase):
                                     downloader=self.downloader)
 
     def test_lacking_images_are_downloaded_and_reported(self):
-        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        agent = self.make([self.meta()])
         self.assertEqual(1, agent.sync_desired())
         self.assertEqual([('cmp-1', ['az1'])], self.api.desired_calls)
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual(['cached'], [r[2] for r in self.api.reports])
 
     def test_present_images_are_touched_without_a_report(self):
-        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        agent = self.make([self.meta()])
         agent.sync_desired()
         agent.sync_desired()
         self.assertEqual(1, self.downloader.calls)

@@ -40,7 +40,8 @@ def make_meta(image_id, targets=None, generation=1, pin_until=None):
         record(image_id),
         [{'method': 'http', 'url': 'http://origin/' + image_id,
           'compression': 'zstd', 'size': 3}],
-        targets, pin_until=pin_until, generation=generation)
+        targets, pin_until=pin_until, generation=generation,
+        epoch=base.EPOCH)
 
 
 class FakeAgentAPI(object):

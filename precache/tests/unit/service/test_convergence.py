@@ -18,7 +18,8 @@ class ReconcilerTestCase(state_base.StateTestCase):
         self.agent_api = state_base.FakeAgentAPI()
         self.notifier = state_base.FakeNotifier()
         self.reconciler = convergence.Reconciler(
-            self.conf, self.db, self.agent_api, self.notifier)
+            self.conf, self.db, self.agent_api, self.notifier,
+            signer=self.signing_keys.signer)
 
     def reconcile(self, now, hosts=None):
         self.agent_api.casts = []
