@@ -49,9 +49,12 @@ class FakeAgentAPI(object):
 
     def __init__(self):
         self.casts = []
+        #: The metas as cast, in the order of ``casts``.
+        self.metas = []
 
     def cache(self, context, image_id, meta, host=None):
         self.casts.append((image_id, meta['generation'], host))
+        self.metas.append(meta)
 
     def hosts(self, image_id=None):
         """Names of the hosts of the targeted casts (of one image)."""
