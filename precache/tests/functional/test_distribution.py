@@ -274,7 +274,9 @@ class AgentFaultsTest(DistributionTestCase):
         agent, = self.start_agents(1)
         self.agent_api.client.prepare(server=agent.host).cast(
             rpc.get_context(), 'cache', image_id=self.image_id,
-            meta={'version': '1.0', 'image': {'id': self.image_id}})
+            # Signed: the service's own (buggy) meta, not a forgery.
+            meta=self.sign({'version': '1.0',
+                            'image': {'id': self.image_id}}))
         report = self.endpoint.report_for(agent.host, self.image_id)
         self.assertEqual('failed', report['status'])
         self.assertEqual('invalid_meta', report['code'])
