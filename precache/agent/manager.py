@@ -15,6 +15,7 @@ from precache.common import plugin
 from precache.common import rpc
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
+from precache.objects import signing
 from precache.objects import states
 from precache.objects import targets as targets_mod
 from precache import version
@@ -24,6 +25,13 @@ LOG = logging.getLogger(__name__)
 
 class AgentManager(object):
     """Turns ``cache(image_id, meta)`` casts into images in the store.
+
+    Nothing received is trusted for where it came from: a cast (and each
+    entry of the ``desired`` answer) is checked first -- the image id's
+    form, then the service's signature (:mod:`precache.objects.signing`),
+    then the meta's schema -- and refused with a report (``code``
+    ``invalid_image_id``, ``unsigned``, ``unknown_key``, ``bad_signature``
+    or ``invalid_meta``) before any network or disk work.
 
     Endpoint methods run in oslo.messaging's thread pool: requests for
     different images proceed in parallel (up to
@@ -37,15 +45,19 @@ class AgentManager(object):
     :param store: the ImageStore; by default the ``[agent] store`` plugin.
     :param downloader: the Downloader; by default one built from ``conf``.
     :param host: this agent's host name; ``[DEFAULT] host`` by default.
+    :param verifier: the :class:`~precache.objects.signing.Verifier`; by
+        default one built from ``[signing]``.
+    :raises ConfigurationError: ``[signing]`` names no usable public key.
     """
 
     target = messaging.Target(version=rpcapi.AgentAPI.RPC_API_VERSION)
 
     def __init__(self, conf, service_api, store=None, downloader=None,
-                 host=None):
+                 host=None, verifier=None):
         self.conf = conf
         self.host = host or conf.host
         self.service_api = service_api
+        self.verifier = verifier or signing.verifier_from_conf(conf)
         self.store = store or plugin.load_plugin(
             'precache.stores', conf.agent.store, conf,
             option='[agent] store')
@@ -96,7 +108,8 @@ class AgentManager(object):
                                          list(self.conf.agent.labels))
         LOG.info('The service wants %d image(s) on this host', len(metas))
         for meta in metas:
-            image_id = (meta.get('image') or {}).get('id')
+            image = meta.get('image') if isinstance(meta, dict) else None
+            image_id = image.get('id') if isinstance(image, dict) else None
             self._handle(image_id, meta, report_existing=False)
         return len(metas)
 
@@ -122,17 +135,30 @@ class AgentManager(object):
                 stopped.wait(retry_interval)
         return False
 
+    def _check(self, image_id, meta):
+        """Refuse what is not a meta the service signed for ``image_id``.
+
+        :raises InvalidMeta: or one of its subclasses.
+        """
+        if not image_mod.is_valid_id(image_id):
+            raise exception.InvalidImageId(
+                image_id=image_mod.quote_id(image_id),
+                limit=image_mod.MAX_ID_LENGTH)
+        self.verifier.verify(meta, image_id)
+        meta_mod.validate(meta)
+        if meta['image']['id'] != image_id:
+            raise exception.InvalidMeta(
+                reason='image_id %s differs from meta image id %s'
+                % (image_id, image_mod.quote_id(meta['image']['id'])))
+
     def _handle(self, image_id, meta, report_existing):
         try:
-            meta_mod.validate(meta)
-            if meta['image']['id'] != image_id:
-                raise exception.InvalidMeta(
-                    reason='image_id %s differs from meta image id %s'
-                    % (image_id, meta['image']['id']))
+            self._check(image_id, meta)
         except exception.InvalidMeta as exc:
-            LOG.error('Refusing cache request for image %s: %s',
-                      image_id, exc)
-            self._report(image_id, states.FAILED, code=exc.code,
+            quoted = image_mod.quote_id(image_id)
+            LOG.error('Refusing cache request for image %s (%s): %s',
+                      quoted, exc.code, exc)
+            self._report(quoted, states.FAILED, code=exc.code,
                          reason=str(exc))
             return
         if not targets_mod.is_targeted(meta.get('targets'), self.host,

@@ -3,6 +3,8 @@
 import threading
 import time
 
+from precache.objects import meta as meta_mod
+
 
 class WantedImages(object):
     """Remembers which images were requested, and until when.
@@ -22,19 +24,23 @@ class WantedImages(object):
     def add(self, image, meta, now=None):
         """Record a request for ``image`` described by ``meta``.
 
-        :returns: False when ``meta`` is older (by generation) than a
-            request already seen for the image: a stale cast never undoes
-            a newer decision.
+        :returns: False when ``meta`` is older than a request already
+            seen for the image (:func:`precache.objects.meta.is_stale`:
+            a lower generation of the same epoch): a stale cast never
+            undoes a newer decision. A meta of another epoch (a service
+            database created since) is followed.
         """
         now = time.time() if now is None else now
         with self._lock:
             known = self._images.get(image.id)
-            if known and known['generation'] > meta['generation']:
+            if known and meta_mod.is_stale(meta, known['epoch'],
+                                           known['generation']):
                 return False
             until = now + self.expiry
             if meta.get('pin_until'):
                 until = max(until, meta['pin_until'])
             self._images[image.id] = {'image': image, 'until': until,
+                                      'epoch': meta['epoch'],
                                       'generation': meta['generation']}
             return True
 

@@ -6,6 +6,8 @@ listed from a directory (a sample qcow2 image made with qemu-img by
 default), fetched, compressed and served by the built-in HTTP server, fanned
 out to several agents with their own Nova-style instance directories, then
 downloaded, verified, converted to raw and landed in each ``_base``.
+Casts are signed as in production, with a key pair kept in
+``<work_dir>/signing`` (made on the first run).
 """
 
 import os
@@ -24,6 +26,7 @@ from precache.common import rpc
 from precache.conf import agent as agent_conf
 from precache.db import api as db_api
 from precache.objects import image as image_mod
+from precache.objects import signing
 from precache.objects import states
 from precache.service import factory
 from precache.service import rpcapi as service_rpcapi
@@ -84,6 +87,10 @@ class AllInOne(object):
             make_sample_image(self.images_dir)
         conf = self.conf
         conf.set_override('host', 'precache-service')
+        private_key, public_key = self._signing_keys()
+        conf.set_override('enabled', True, group='signing')
+        conf.set_override('private_key_file', private_key, group='signing')
+        conf.set_override('public_key_files', [public_key], group='signing')
         conf.set_override('listers', ['directory'], group='service')
         conf.set_override('fetcher', 'file', group='service')
         conf.set_override('server', 'http', group='service')
@@ -101,6 +108,19 @@ class AllInOne(object):
             cls = plugin.load_plugin_class('precache.' + group, name)
             cls.register_opts(conf)
             conf.set_override(option, value, group=cls.get_config_group())
+
+    def _signing_keys(self):
+        """The key pair of ``<work_dir>/signing``, made when missing."""
+        directory = os.path.join(self.work_dir, 'signing')
+        private_key = os.path.join(directory, 'private.pem')
+        public_key = os.path.join(directory, 'public.pem')
+        if not os.path.exists(private_key):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            if os.path.exists(public_key):
+                os.unlink(public_key)
+            LOG.info('Made signing key %s', signing.generate_key_pair(
+                private_key, public_key))
+        return private_key, public_key
 
     def run(self):
         """Run one distribution round and print what each host did.

@@ -225,3 +225,41 @@ class Interrupted(TemporaryFailure):
 class StoreFailed(HostFailure):
     msg_fmt = 'Storing image %(image_id)s failed: %(reason)s'
     code = 'store_failed'
+
+
+class UntrustedMeta(InvalidMeta):
+    """A meta whose signature does not prove precache-service sent it.
+
+    Its subclasses are what agents report (``code``) when they refuse a
+    cast or a ``desired`` entry before any network or disk work.
+    """
+
+    msg_fmt = 'Refused an unverified cache request: %(reason)s'
+    code = 'untrusted'
+
+
+class Unsigned(UntrustedMeta):
+    msg_fmt = ('Refused an unsigned cache request for image %(image_id)s: '
+               'every meta must carry the service\'s signature')
+    code = 'unsigned'
+
+
+class BadSignature(UntrustedMeta):
+    msg_fmt = ('Refused a cache request for image %(image_id)s: its '
+               'signature (key %(key_id)s) does not match its content: '
+               '%(reason)s')
+    code = 'bad_signature'
+
+
+class UnknownKey(UntrustedMeta):
+    msg_fmt = ('Refused a cache request for image %(image_id)s signed with '
+               'key %(key_id)s, which is not in [signing] public_key_files '
+               '(known keys: %(known)s)')
+    code = 'unknown_key'
+
+
+class InvalidImageId(InvalidMeta):
+    msg_fmt = ('Refused a cache request for image %(image_id)s: an image id '
+               'is 1 to %(limit)d printable characters without "/" or '
+               '"\\"')
+    code = 'invalid_image_id'

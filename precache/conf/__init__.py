@@ -11,12 +11,13 @@ from precache.conf import database
 from precache.conf import glance
 from precache.conf import rpc
 from precache.conf import service
+from precache.conf import signing
 from precache.conf import upgrade_levels
 
 CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
-MODULES = (rpc, database, service, agent, glance, upgrade_levels)
+MODULES = (rpc, database, service, agent, signing, glance, upgrade_levels)
 
 for _module in MODULES:
     _module.register_opts(CONF)

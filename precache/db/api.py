@@ -21,6 +21,7 @@ from precache.db import distribution
 from precache.db import migration
 from precache.db import sql
 from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
 from precache.objects import states
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ HOSTS = sql.HOSTS
 IMAGES = sql.IMAGES
 HOST_IMAGES = sql.HOST_IMAGES
 ROUNDS = sql.ROUNDS
+EPOCH = sql.EPOCH
 
 #: The clock of the tables (naive UTC), for the callers of this module.
 utcnow = sql.utcnow
@@ -64,6 +66,7 @@ class StateDB(distribution.DistributionQueries):
         self._write_lock = threading.Lock()
         self._names_lock = threading.Lock()
         self._names = {}
+        self._epoch = None
 
     @classmethod
     def from_conf(cls, conf):
@@ -98,6 +101,24 @@ class StateDB(distribution.DistributionQueries):
                 reason='the database schema is at revision %s, this '
                        'precache needs %s: run "precache-manage db sync"'
                        % (current, head))
+
+    def epoch(self):
+        """Return the database's epoch (32 hex digits).
+
+        Drawn by the migration that created the ``epoch`` table; written
+        here when that row is missing (a database whose tables were made
+        some other way).
+        """
+        if self._epoch is None:
+            with self._write() as conn:
+                value = conn.scalar(sa.select(EPOCH.c.epoch).where(
+                    EPOCH.c.id == 1))
+                if value is None:
+                    value = meta_mod.new_epoch()
+                    conn.execute(EPOCH.insert().values(
+                        id=1, epoch=value, created_at=utcnow()))
+            self._epoch = value
+        return self._epoch
 
     # Plumbing -------------------------------------------------------------
 

@@ -134,3 +134,19 @@ class Round(BASE, PrecacheBase):
     failed = sa.Column(sa.Integer, nullable=False, default=0)
     started_at = sa.Column(sa.DateTime, nullable=False)
     ended_at = sa.Column(sa.DateTime, nullable=True)
+
+
+class Epoch(BASE, PrecacheBase):
+    """The database's epoch: one row, written when the schema is created.
+
+    Every meta carries it beside its generation. A database created anew
+    (or replaced) has a new epoch, which agents follow at once instead of
+    comparing generations across databases.
+    """
+
+    __tablename__ = 'epoch'
+
+    #: Always 1: there is one row.
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+    #: 32 hex digits.
+    epoch = sa.Column(sa.String(32), nullable=False)

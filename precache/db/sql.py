@@ -17,6 +17,7 @@ HOSTS = models.Host.__table__
 IMAGES = models.Image.__table__
 HOST_IMAGES = models.HostImage.__table__
 ROUNDS = models.Round.__table__
+EPOCH = models.Epoch.__table__
 #: The databases whose "insert or update" statements precache writes.
 SUPPORTED_DIALECTS = ('sqlite', 'mysql', 'postgresql')
 #: The primary key of HOST_IMAGES.

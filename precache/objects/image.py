@@ -1,12 +1,28 @@
-"""The image record that flows through the service's pipeline."""
+"""The image record that flows through the service's pipeline.
+
+Image ids also arrive from the bus, i.e. from anyone holding its
+credentials: :func:`is_valid_id` says whether a value may be an image id
+at all and :func:`quote_id` renders any value safely for a log line or a
+report.
+"""
 
 import dataclasses
 import hashlib
+import re
 
 # Fields of a Glance image that precache keeps; the rest is ignored.
 GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format', 'size',
                  'virtual_size', 'os_hash_algo', 'os_hash_value', 'checksum',
                  'updated_at', 'owner', 'visibility', 'status')
+
+#: Longest image id accepted (Glance's are 36-character UUIDs).
+MAX_ID_LENGTH = 255
+#: An image id: printable ASCII but "/" and "\\", as a JSON Schema
+#: pattern (``\\Z``, not ``$``, which would accept a trailing newline).
+ID_PATTERN = r'^[ -.0-\[\]-~]{1,%d}\Z' % MAX_ID_LENGTH
+_ID_RE = re.compile(ID_PATTERN)
+#: Characters of an id kept by :func:`quote_id`.
+QUOTE_LIMIT = 80
 
 
 @dataclasses.dataclass
@@ -93,3 +109,33 @@ class ImageRecord(object):
 def nova_cache_name(image_id):
     """Return ``sha1(image_id)``, the base file name Nova's libvirt uses."""
     return hashlib.sha1(image_id.encode('utf-8')).hexdigest()
+
+
+def is_valid_id(value):
+    """Whether ``value`` may be an image id (see :data:`ID_PATTERN`)."""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
+
+
+def quote_id(value, limit=QUOTE_LIMIT):
+    """Render an untrusted image id for a log line or a report.
+
+    A valid id of up to ``limit`` characters is returned as it is; any
+    other string gets its non-printable characters escaped
+    (``\\n``, ``\\x1b``...) and is cut to ``limit`` characters plus
+    ``...``; a value that is not a string is named by its type, an empty
+    one is ``<empty>``.
+
+    :returns: a printable ASCII string.
+    """
+    if not isinstance(value, str):
+        return '<%s>' % type(value).__name__
+    if not value:
+        return '<empty>'
+    if len(value) <= limit and is_valid_id(value):
+        return value
+    quoted = value[:limit].encode('ascii', 'backslashreplace').decode()
+    quoted = ''.join(c if ' ' <= c <= '~' else '\\x%02x' % ord(c)
+                     for c in quoted)
+    if len(value) > limit:
+        quoted += '...'
+    return quoted[:4 * limit + 3]

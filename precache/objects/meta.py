@@ -7,7 +7,8 @@ does not know, and refuses other major versions.
 
 Example::
 
-    {"version": "1.0",
+    {"version": "1.2",
+     "epoch": "9b2c6f0e4d1a4f7e8c3b5a6d7e8f9012",
      "generation": 1795046400123,
      "image": {"id": "...", "name": "...", "disk_format": "qcow2",
                "size": 123, "os_hash_algo": "sha512",
@@ -23,7 +24,9 @@ Example::
                   "hash_algo": "sha256", "hash_value": "..."},
                  {"method": "glance"}],
      "targets": {"hosts": ["cmp-*"], "labels": ["az1"]},
-     "pin_until": null}
+     "pin_until": null,
+     "signature": {"key_id": "3f2a...", "algorithm": "ed25519",
+                   "value": "<base64>"}}
 
 ``image.os_hash_value`` (or the md5 ``checksum`` when there is no multihash)
 is the hash of the image's bytes as Glance stores them, after the source's
@@ -37,15 +40,23 @@ Version history:
   ``peers`` (``host:port`` of peers to connect to, e.g. the seed) and
   optionally ``inject_url`` (the service tracker's first-copy URL, see
   :mod:`precache.torrent.injector`).
+* 1.2 - ``epoch`` (required): the service database's epoch (32 hex
+  digits, fixed when the database is created); a decision is ordered by
+  ``(epoch, generation)``, see :func:`is_stale`. ``signature``: the
+  Ed25519 signature of everything else (see
+  :mod:`precache.objects.signing`). ``image.id`` is 1 to 255 printable
+  ASCII characters without ``/`` or ``\\``.
 """
 
 import time
+import uuid
 
 import jsonschema
 
 from precache.common import exception
+from precache.objects import image as image_mod
 
-VERSION = '1.1'
+VERSION = '1.2'
 MAJOR_VERSION = 1
 
 METHODS = ('http', 'glance', 'swift', 'bittorrent')
@@ -64,8 +75,9 @@ IMAGE_SCHEMA = {
     'type': 'object',
     'required': ['id', 'disk_format', 'size'],
     'properties': {
-        'id': {'type': 'string', 'minLength': 1, 'maxLength': 255,
-               'pattern': r'^[^/\\\x00]+$'},
+        'id': {'type': 'string', 'minLength': 1,
+               'maxLength': image_mod.MAX_ID_LENGTH,
+               'pattern': image_mod.ID_PATTERN},
         'name': _NULLABLE_STR,
         'disk_format': {'type': 'string', 'minLength': 1},
         'container_format': _NULLABLE_STR,
@@ -107,11 +119,24 @@ SOURCE_SCHEMA = {
     ],
 }
 
+EPOCH_SCHEMA = {'type': 'string', 'pattern': r'^[0-9a-f]{32}\Z'}
+
+SIGNATURE_SCHEMA = {
+    'type': 'object',
+    'required': ['key_id', 'algorithm', 'value'],
+    'properties': {
+        'key_id': {'type': 'string', 'pattern': r'^[0-9a-f]{16}\Z'},
+        'algorithm': {'const': 'ed25519'},
+        'value': dict(_BASE64, maxLength=128),
+    },
+}
+
 META_SCHEMA = {
     'type': 'object',
-    'required': ['version', 'generation', 'image', 'sources'],
+    'required': ['version', 'epoch', 'generation', 'image', 'sources'],
     'properties': {
-        'version': {'type': 'string', 'pattern': r'^\d+\.\d+$'},
+        'version': {'type': 'string', 'pattern': r'^\d+\.\d+\Z'},
+        'epoch': EPOCH_SCHEMA,
         'generation': {'type': 'integer', 'minimum': 0},
         'image': IMAGE_SCHEMA,
         'sources': {'type': 'array', 'minItems': 1, 'items': SOURCE_SCHEMA},
@@ -123,18 +148,42 @@ META_SCHEMA = {
             },
         },
         'pin_until': {'type': ['number', 'null']},
+        'signature': SIGNATURE_SCHEMA,
     },
 }
 
 _VALIDATOR = jsonschema.Draft7Validator(META_SCHEMA)
 
 
-def new_generation():
-    """Return a generation number: later calls return larger numbers."""
-    return time.time_ns() // 1000
+def new_epoch():
+    """Return a new epoch: 32 random hex digits."""
+    return uuid.uuid4().hex
 
 
-def build(image, sources, targets=None, pin_until=None, generation=None):
+def new_generation(previous=None):
+    """Return a generation counter larger than ``previous``.
+
+    The counter is the time in microseconds, so that it still grows
+    after the database is restored from a backup (same epoch, older
+    counters), and at least ``previous + 1`` when a clock is behind.
+    """
+    now = time.time_ns() // 1000
+    return now if previous is None else max(now, previous + 1)
+
+
+def is_stale(meta, known_epoch, known_generation):
+    """Whether ``meta`` is older than the decision ``(epoch, generation)``.
+
+    Within one epoch a lower generation is stale. A meta of another epoch
+    is never stale: it comes from a service database created since (or
+    restored), which is authoritative.
+    """
+    return (meta['epoch'] == known_epoch and
+            meta['generation'] < known_generation)
+
+
+def build(image, sources, targets=None, pin_until=None, generation=None,
+          *, epoch):
     """Build and validate a meta dict.
 
     :param image: the :class:`precache.objects.image.ImageRecord` being
@@ -143,13 +192,15 @@ def build(image, sources, targets=None, pin_until=None, generation=None):
     :param targets: optional ``{'hosts': [...], 'labels': [...]}``; hosts
         may be shell-style globs. ``None`` means every host.
     :param pin_until: optional UNIX time until which agents keep the image.
-    :param generation: decision sequence number; a fresh one by default.
+    :param generation: decision counter; a fresh one by default.
+    :param epoch: the epoch of the service's database.
     :returns: the meta dict.
     :raises InvalidMeta: the result does not follow the schema.
     """
     record = image.to_dict()
     meta = {
         'version': VERSION,
+        'epoch': epoch,
         'generation': new_generation() if generation is None else generation,
         'image': {k: record[k] for k in IMAGE_SCHEMA['properties']},
         'sources': list(sources),

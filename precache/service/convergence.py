@@ -9,6 +9,11 @@ inventories. Per host x image, casts back off exponentially
 pass sends at most ``max_casts_per_host`` casts to one host and
 ``max_casts_per_cycle`` in all, so a broken host or a mass repair cannot
 storm the broker or the origin.
+
+Every meta is signed (:mod:`precache.objects.signing`) as it is cast, so
+the signature is always the current key's; the database keeps metas
+unsigned. Generations are ``(epoch, counter)``: the database's epoch and
+a counter that grows per image (:func:`precache.objects.meta.new_generation`).
 """
 
 import calendar
@@ -40,13 +45,16 @@ class Reconciler(object):
     :param db: the :class:`~precache.db.api.StateDB`.
     :param agent_api: an :class:`~precache.agent.rpcapi.AgentAPI`.
     :param notifier: a :class:`~precache.service.notifications.RoundNotifier`.
+    :param signer: the :class:`~precache.objects.signing.Signer` every
+        cast meta is signed with.
     """
 
-    def __init__(self, conf, db, agent_api, notifier):
+    def __init__(self, conf, db, agent_api, notifier, *, signer):
         self.conf = conf
         self.db = db
         self.agent_api = agent_api
         self.notifier = notifier
+        self.signer = signer
         self._lock = threading.Lock()
 
     @property
@@ -93,8 +101,11 @@ class Reconciler(object):
             else targets_mod.NO_ONE)
         pin_until = (calendar.timegm(row['pinned_until'].timetuple())
                      if row['pinned_until'] else None)
-        meta = meta_mod.build(image, sources, targets, pin_until)
         previous = row['meta']
+        meta = meta_mod.build(
+            image, sources, targets, pin_until,
+            generation=meta_mod.new_generation(row['generation']),
+            epoch=self.db.epoch())
         if previous and _same_decision(previous, meta):
             return previous, False
         self.db.record_served(image.id, meta)
@@ -116,7 +127,8 @@ class Reconciler(object):
             targets = self.live_targets(
                 row, self.db.live_hosts(self.up_since(now)))
             self._open_round(context, row, FANOUT, targets, now)
-            self.agent_api.cache(context, row['id'], row['meta'])
+            self.agent_api.cache(context, row['id'],
+                                 self.signer.sign(row['meta']))
         LOG.info('Image %s fanned out (%d live target host(s))',
                  row['id'], len(targets))
 
@@ -148,9 +160,9 @@ class Reconciler(object):
             for image_id, targets in plan.items():
                 self._open_round(context, images[image_id], TARGETED,
                                  targets, now)
+                meta = self.signer.sign(images[image_id]['meta'])
                 for _, name, _ in targets:
-                    self.agent_api.cache(context, image_id,
-                                         images[image_id]['meta'],
+                    self.agent_api.cache(context, image_id, meta,
                                          host=name)
                 casts += len(targets)
         seconds = time.monotonic() - started
@@ -218,5 +230,5 @@ class Reconciler(object):
 def _same_decision(old, new):
     """Whether two metas ask for the same thing (generation aside)."""
     keys = set(old) | set(new)
-    keys.discard('generation')
+    keys.difference_update(('generation', 'signature'))
     return all(old.get(k) == new.get(k) for k in keys)

@@ -14,6 +14,7 @@ import queue
 
 from precache.agent import rpcapi as agent_rpcapi
 from precache.db import api as db_api
+from precache.objects import signing
 from precache.service import convergence
 from precache.service import manager
 from precache.service import notifications
@@ -50,7 +51,7 @@ def open_database(conf):
 
 
 def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
-          **plugins):
+          signer=None, **plugins):
     """Wire the service's parts around ``db``.
 
     :param conf: the service's ConfigOpts.
@@ -62,16 +63,22 @@ def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
         :class:`~precache.service.notifications.RoundNotifier`).
     :param with_pipeline: False for callers that only need the state and
         convergence (no plugin is loaded).
+    :param signer: what signs the metas sent to agents (default: from
+        ``[signing]``, see :func:`precache.objects.signing.signer_from_conf`).
     :param plugins: ``listers``, ``fetcher``, ``server`` given to the
         :class:`~precache.service.pipeline.Pipeline` instead of the
         configured plugins.
     :returns: :class:`ServiceParts`.
+    :raises ConfigurationError: ``[signing]`` names no usable key.
     """
+    if signer is None:
+        signer = signing.signer_from_conf(conf)
     if agent_api is None:
         agent_api = agent_rpcapi.AgentAPI(conf)
     if notifier is None:
         notifier = notifications.RoundNotifier(conf.host)
-    reconciler = convergence.Reconciler(conf, db, agent_api, notifier)
+    reconciler = convergence.Reconciler(conf, db, agent_api, notifier,
+                                        signer=signer)
     requests = queue.Queue()
     keeper = state.StateKeeper(conf, db, reconciler, notifier,
                                requests=requests if with_pipeline else None)

@@ -7,6 +7,7 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from precache.common import exception
+from precache.objects import image as image_mod
 from precache.service import rpcapi
 
 LOG = logging.getLogger(__name__)
@@ -51,14 +52,16 @@ class ServiceManager(object):
     # Agents (1.0) ---------------------------------------------------------
 
     def report(self, context, host, image_id, status, detail):
-        LOG.info('Host %s: image %s %s %s', host, image_id, status,
+        LOG.info('Host %s: image %s %s %s', image_mod.quote_id(host),
+                 image_mod.quote_id(image_id), status,
                  detail.get('reason') or '')
         if self.state is not None:
             try:
                 self.state.report(context, host, image_id, status, detail)
             except Exception:
                 LOG.exception('Could not store the report of host %s on '
-                              'image %s', host, image_id)
+                              'image %s', image_mod.quote_id(host),
+                              image_mod.quote_id(image_id))
         self._notify('report', host, dict(detail, image_id=image_id,
                                           status=status,
                                           received_at=time.time()))

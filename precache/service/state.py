@@ -10,6 +10,7 @@ import datetime
 from oslo_log import log as logging
 
 from precache.db import api as db_api
+from precache.objects import image as image_mod
 from precache.objects import states
 from precache.objects import targets as targets_mod
 from precache.service import views
@@ -36,10 +37,14 @@ class StateKeeper(object):
         image requested on demand, for the service to fetch, serve and
         distribute it without waiting for the next run; None when nothing
         drains requests (they are then served by the next run).
+    :param signer: the :class:`~precache.objects.signing.Signer` that signs
+        each meta of the ``desired`` answer; the reconciler's by default.
     """
 
-    def __init__(self, conf, db, reconciler, notifier, requests=None):
+    def __init__(self, conf, db, reconciler, notifier, requests=None,
+                 signer=None):
         self.conf = conf
+        self.signer = signer or reconciler.signer
         self.db = db
         self.reconciler = reconciler
         self.notifier = notifier
@@ -53,7 +58,8 @@ class StateKeeper(object):
     def report(self, context, host, image_id, status, detail):
         if status not in states.STATUSES:
             LOG.warning('Host %s reported an unknown status %r for image %s',
-                        host, status, image_id)
+                        image_mod.quote_id(host), status,
+                        image_mod.quote_id(image_id))
             return
         answer = self.db.record_report(host, image_id, status, detail,
                                        self._now())
@@ -75,9 +81,10 @@ class StateKeeper(object):
             self.reconciler.reconcile(context, hosts=[host], now=now)
 
     def desired(self, context, host, labels):
-        """The meta of every desired image that targets ``host``."""
+        """The signed meta of every desired image that targets ``host``."""
         now = self._now()
-        return [row['meta'] for row in self.db.desired_images(now)
+        return [self.signer.sign(row['meta'])
+                for row in self.db.desired_images(now)
                 if targets_mod.TargetMatcher(row['targets']).matches(
                     host, labels)]
 

@@ -10,6 +10,11 @@ from precache.common import rpc
 import precache.conf  # noqa: F401  (registers the options)
 from precache.conf import CONF
 from precache.conf import defaults as conf_defaults
+from precache.tests.fixtures import signing as signing_fixture
+
+#: The epoch of the metas tests build (a service database's, see
+#: :func:`precache.db.api.StateDB.epoch`).
+EPOCH = '0123456789abcdef' * 2
 
 
 class ReservedPorts(fixtures.Fixture):
@@ -48,6 +53,9 @@ class TestCase(base.BaseTestCase):
 
     ``self.flags(group=..., **kw)`` overrides options for one test;
     ``self.tempdir`` is a fresh directory removed after the test.
+    Signing is on, as in production: ``self.signing_keys`` is a fresh key
+    pair that ``[signing]`` names on both sides (service and agent), and
+    ``self.sign(meta)`` signs a meta with it.
     """
 
     def setUp(self):
@@ -58,6 +66,15 @@ class TestCase(base.BaseTestCase):
         self.conf([], project='precache', default_config_files=[])
         self.tempdir = self.useFixture(fixtures.TempDir()).path
         self.flags(staging_dir=self.tempdir + '/staging', group='service')
+        self.signing_keys = self.useFixture(
+            signing_fixture.SigningKeysFixture(self.tempdir + '/keys'))
+        self.flags(group='signing',
+                   private_key_file=self.signing_keys.private_key_file,
+                   public_key_files=[self.signing_keys.public_key_file])
+
+    def sign(self, meta):
+        """Return ``meta`` signed with the test's key."""
+        return self.signing_keys.sign(meta)
 
     def fake_rpc(self):
         """Initialise :mod:`precache.common.rpc` on ``fake:/`` for a test."""

@@ -19,11 +19,13 @@ import tempfile
 import time
 import uuid
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 import sqlalchemy as sa
 
 from precache.db import api as db_api
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
+from precache.objects import signing
 from precache.objects import states
 
 HOSTS = db_api.HOSTS
@@ -97,14 +99,19 @@ def record(image_index, listed_by='glance'):
         checksum='cd' * 16, listed_by=[listed_by])
 
 
-def meta(rec, generation=None):
+def signer():
+    """A :class:`~precache.objects.signing.Signer` with a throwaway key."""
+    return signing.Signer(ed25519.Ed25519PrivateKey.generate())
+
+
+def meta(rec, generation=None, epoch='b' * 32):
     """The meta the http server would send for ``rec``."""
     return meta_mod.build(
         rec, [{'method': 'http',
                'url': 'http://precache.example.org:8780/%s.zst' % rec.id,
                'compression': 'zstd', 'size': rec.size // 3,
                'hash_algo': 'sha256', 'hash_value': 'ef' * 32},
-              {'method': 'glance'}], generation=generation)
+              {'method': 'glance'}], generation=generation, epoch=epoch)
 
 
 def inventory(image_ids):

@@ -188,7 +188,7 @@ class Service(object):
         parts = factory.build(
             self.conf, self.db,
             notifier=notifications.RoundNotifier(SERVICE_HOST),
-            with_pipeline=False)
+            with_pipeline=False, signer=benchdb.signer())
         self.state = TimedState(parts.state, profile=args.profile)
         self.manager = service_manager.ServiceManager(self.conf, self.state)
         self.manager.add_listener(self._handled)

@@ -96,7 +96,7 @@ class Bench(object):
         self.reconciler = factory.build(
             self.conf, self.db, agent_api=self.agent_api,
             notifier=notifications.RoundNotifier('bench'),
-            with_pipeline=False).reconciler
+            with_pipeline=False, signer=benchdb.signer()).reconciler
         self.context = rpc.get_context()
         self.rng = random.Random(4)
 

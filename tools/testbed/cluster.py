@@ -23,6 +23,7 @@ from oslo_config import cfg
 from precache.agent import rpcapi as agent_rpcapi
 from precache.common import rpc
 import precache.conf  # noqa: F401 (registers the options)
+from precache.objects import signing
 from precache.objects import states
 from precache.tests import fixtures as servers
 from precache.tests.fixtures import control_plane
@@ -155,6 +156,8 @@ class Round(object):
                 control_plane.ServiceEndpointFixture(cfg.CONF))
             self.endpoint.manager.add_listener(self._on_message)
             self.api = agent_rpcapi.AgentAPI(cfg.CONF)
+            # The messaging fixture made a key pair; agents trust it.
+            self.signer = signing.signer_from_conf(cfg.CONF)
             os.makedirs(self.base_dir)
             self.agents = [
                 self._use(NamespacedAgent(node, self.messaging,
@@ -191,7 +194,8 @@ class Round(object):
         return {host: s for host, s in found.items() if s is not None}
 
     def cast(self, image_id, meta, host=None):
-        """Cast ``cache``; return the monotonic time it was sent."""
+        """Cast ``cache`` of ``meta``, signed; return when it was sent."""
+        meta = self.signer.sign(meta)
         sent = time.monotonic()
         self.api.cache(rpc.get_context(), image_id, meta, host=host)
         return sent

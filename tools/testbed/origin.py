@@ -30,11 +30,14 @@ from precache.service import pipeline as pipeline_mod
 class MetaRecorder(object):
     """The pipeline's distributor here: records what would be cast."""
 
-    def __init__(self):
+    def __init__(self, epoch):
+        self.epoch = epoch
         self.metas = {}
 
     def distribute(self, context, image, sources, targets):
-        self.metas[image.id] = meta_mod.build(image, sources, targets)
+        # Unsigned: the benchmark signs what it casts (see cluster.Round).
+        self.metas[image.id] = meta_mod.build(image, sources, targets,
+                                              epoch=self.epoch)
         return self.metas[image.id], True
 
     def reconcile(self, context):
@@ -49,9 +52,9 @@ def main(argv):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    recorder = MetaRecorder()
     db = db_api.StateDB('sqlite:///%s.sqlite' % os.path.abspath(meta_file))
     db.sync()
+    recorder = MetaRecorder(db.epoch())
     pipeline = pipeline_mod.Pipeline(conf, db, recorder)
     pipeline.start()
     try:

@@ -3,6 +3,9 @@
 from precache.common import glance
 from precache.tests import base
 
+#: The epoch of the metas tests build.
+EPOCH = base.EPOCH
+
 
 class FunctionalTestCase(base.TestCase):
     """A :class:`precache.tests.base.TestCase` for tests on real servers.

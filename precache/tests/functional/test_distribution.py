@@ -188,7 +188,8 @@ class OneImageTestCase(DistributionTestCase):
         record = record or self.record
         if sources is None:
             sources = self.server.serve(record, path or self.qcow2)
-        meta = meta_mod.build(record, sources)
+        meta = self.sign(meta_mod.build(record, sources,
+                                        epoch=base.EPOCH))
         self.agent_api.cache(rpc.get_context(), record.id, meta,
                              host=agent.host)
         return meta
@@ -284,7 +285,9 @@ class AgentFaultsTest(OneImageTestCase):
         agent, = self.start_agents(1)
         self.agent_api.client.prepare(server=agent.host).cast(
             rpc.get_context(), 'cache', image_id=self.image_id,
-            meta={'version': '1.0', 'image': {'id': self.image_id}})
+            # Signed: the service's own (buggy) meta, not a forgery.
+            meta=self.sign({'version': '1.0',
+                            'image': {'id': self.image_id}}))
         report = self.endpoint.report_for(agent.host, self.image_id)
         self.assertEqual('failed', report['status'])
         self.assertEqual('invalid_meta', report['code'])

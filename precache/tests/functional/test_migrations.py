@@ -252,6 +252,21 @@ class MigrationsMixin(test_migrations.ModelsMigrationsSync):
                     'image_id': image['id'], 'status': states.PENDING,
                     'attempts': 0}])
 
+    def _check_0002(self, engine):
+        epoch = sa.table('epoch', sa.column('id', sa.Integer),
+                         sa.column('epoch'))
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(epoch.c.id, epoch.c.epoch)).all()
+        # One row, drawn when the table was made: 32 hex digits.
+        self.assertEqual(1, len(rows))
+        self.assertEqual(1, rows[0].id)
+        self.assertRegex(rows[0].epoch, '^[0-9a-f]{32}$')
+        # A second row is refused (the primary key is always 1).
+        with engine.connect() as connection:
+            self.assertRaises(db_exc.DBDuplicateEntry, connection.execute,
+                              epoch.insert(), [{'id': 1, 'epoch': 'f' * 32}])
+
     def _pre_upgrade_0003(self, engine):
         """An image listed and failing before 0003: no count yet."""
         images = sa.table('images', sa.column('id'), sa.column('listed'),

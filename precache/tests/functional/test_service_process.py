@@ -26,7 +26,7 @@ class ServiceProcessTest(base.FunctionalTestCase):
         self.config_file = os.path.join(self.tempdir, 'precache.conf')
 
     def write_config(self, interval=3600, fetcher_paths=None,
-                     lister='directory'):
+                     lister='directory', private_key_file=True):
         paths = ','.join('%s:%s' % item
                          for item in (fetcher_paths or {}).items())
         with open(self.config_file, 'w') as f:
@@ -42,6 +42,11 @@ class ServiceProcessTest(base.FunctionalTestCase):
             f.write('[http_server]\nbind_host = 127.0.0.1\nbind_port = 0\n'
                     'document_root = %s\n' % os.path.join(self.tempdir,
                                                           'www'))
+            if private_key_file is True:
+                private_key_file = self.signing_keys.private_key_file
+            if private_key_file:
+                f.write('[signing]\nprivate_key_file = %s\n'
+                        % private_key_file)
 
     def start(self):
         process = subprocess.Popen(
@@ -81,6 +86,16 @@ class ServiceProcessTest(base.FunctionalTestCase):
         self.assertEqual(2, process.returncode)
         self.assertIn(b"'no-such-lister' is not installed in entry point "
                       b"namespace precache.listers", output)
+
+    def test_missing_signing_key_stops_the_service_at_start(self):
+        for key_file in (None, os.path.join(self.tempdir, 'nowhere.pem')):
+            self.write_config(private_key_file=key_file)
+            process = self.start()
+            output, _ = process.communicate(timeout=60)
+            self.assertEqual(2, process.returncode, output)
+            self.assertIn(b'error: Invalid configuration: [signing] '
+                          b'private_key_file: cannot use', output)
+            self.assertIn(b'precache-manage signing generate-keys', output)
 
     def test_sigterm_during_a_fetch_leaves_no_partial_file(self):
         # The lister sees a regular file; the fetcher reads the same bytes

@@ -7,9 +7,11 @@ import fixtures
 
 from precache.agent import manager
 from precache.common import exception
+from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
 from precache.objects import states
 from precache.tests import base
+from precache.tests.fixtures import signing as signing_fixture
 from precache.tests.unit.objects import test_meta
 
 SOURCES = [test_meta.HTTP_SOURCE]
@@ -106,7 +108,8 @@ class AgentManagerTest(base.TestCase):
                                     downloader=self.downloader)
 
     def meta(self, **kw):
-        return meta_mod.build(self.image, SOURCES, **kw)
+        kw.setdefault('epoch', base.EPOCH)
+        return self.sign(meta_mod.build(self.image, SOURCES, **kw))
 
     def test_cache_lands_and_reports(self):
         agent = self.make()
@@ -193,7 +196,7 @@ class AgentManagerTest(base.TestCase):
 
     def test_malformed_meta_is_reported(self):
         agent = self.make()
-        agent.cache(None, 'some-id', {'version': '1.0'})
+        agent.cache(None, 'some-id', self.sign({'version': '1.0'}))
         (_, image_id, status, detail), = self.api.reports
         self.assertEqual(('some-id', 'failed', 'invalid_meta'),
                          (image_id, status, detail['code']))
@@ -217,7 +220,7 @@ class AgentManagerTest(base.TestCase):
     def test_stale_request_is_ignored(self):
         agent = self.make()
         newer = self.meta()
-        older = dict(newer, generation=newer['generation'] - 1)
+        older = self.sign(dict(newer, generation=newer['generation'] - 1))
         agent.cache(None, self.image.id, newer)
         agent.cache(None, self.image.id, older)
         self.assertEqual(1, len(self.api.reports))
@@ -251,6 +254,10 @@ class DesiredSetTest(base.TestCase):
         self.store = FakeStore()
         self.image = test_meta.make_image()
 
+    def meta(self):
+        return self.sign(meta_mod.build(self.image, SOURCES,
+                                        epoch=base.EPOCH))
+
     def make(self, desired):
         self.api = FakeServiceAPI(desired)
         self.downloader = FakeDownloader()
@@ -258,14 +265,14 @@ class DesiredSetTest(base.TestCase):
                                     downloader=self.downloader)
 
     def test_lacking_images_are_downloaded_and_reported(self):
-        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        agent = self.make([self.meta()])
         self.assertEqual(1, agent.sync_desired())
         self.assertEqual([('cmp-1', ['az1'])], self.api.desired_calls)
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual(['cached'], [r[2] for r in self.api.reports])
 
     def test_present_images_are_touched_without_a_report(self):
-        agent = self.make([meta_mod.build(self.image, SOURCES)])
+        agent = self.make([self.meta()])
         agent.sync_desired()
         agent.sync_desired()
         self.assertEqual(1, self.downloader.calls)
@@ -304,3 +311,93 @@ class DesiredSetTest(base.TestCase):
         stopped = threading.Event()
         stopped.set()
         self.assertFalse(agent.sync_desired_until_done(stopped, 0.01))
+
+
+class UntrustedRequestTest(AgentManagerTest):
+    """Refused before any network or disk work, with a report code."""
+
+    def setUp(self):
+        super().setUp()
+        self.other = self.useFixture(signing_fixture.SigningKeysFixture(
+            self.tempdir + '/other', name='other'))
+
+    def make(self, downloader=None):
+        self.agent = super().make(downloader)
+        return self.agent
+
+    def assertRefused(self, code, image_id, meta, reported_id=None):
+        agent = self.make()
+        with self.assertLogs('precache.agent.manager', 'ERROR') as logs:
+            agent.cache(None, image_id, meta)
+        (_, got_id, status, detail), = self.api.reports
+        self.assertEqual((reported_id or image_id, 'failed', code),
+                         (got_id, status, detail['code']))
+        self.assertIn(code, logs.output[0])
+        self.assertEqual(0, self.downloader.calls)
+        self.assertEqual([], self.api.downloading)
+        self.assertEqual((set(), []), (self.store.files, self.store.touched))
+        self.assertEqual([], agent.wanted.current())
+        return detail, logs.output[0]
+
+    def test_unsigned(self):
+        unsigned = meta_mod.build(self.image, SOURCES, epoch=base.EPOCH)
+        self.assertRefused('unsigned', self.image.id, unsigned)
+
+    def test_signed_by_an_unknown_key(self):
+        self.assertRefused('unknown_key', self.image.id,
+                           self.other.sign(meta_mod.build(
+                               self.image, SOURCES, epoch=base.EPOCH)))
+
+    def test_changed_after_signing(self):
+        meta = self.meta()
+        meta['sources'] = [dict(SOURCES[0], url='http://evil/x.zst')]
+        self.assertRefused('bad_signature', self.image.id, meta)
+
+    def test_forged_huge_generation(self):
+        meta = self.meta()
+        meta['generation'] = 2 ** 62
+        self.assertRefused('bad_signature', self.image.id, meta)
+        # It did not block the service's next, genuine decision.
+        self.api.reports = []
+        self.agent.cache(None, self.image.id, self.meta())
+        self.assertEqual('cached', self.api.reports[0][2])
+
+    def test_hostile_image_id(self):
+        hostile = 'x\x1b[2J\n' + 'y' * 400
+        detail, line = self.assertRefused(
+            'invalid_image_id', hostile, self.meta(),
+            reported_id=image_mod.quote_id(hostile))
+        for text in (line, detail['reason']):
+            self.assertNotIn('\x1b', text)
+            self.assertNotIn('\n', text)
+            self.assertNotIn('y' * 100, text)
+
+    def test_image_id_of_another_type(self):
+        self.assertRefused('invalid_image_id', ['x'], self.meta(),
+                           reported_id='<list>')
+
+    def test_unsigned_desired_entries_are_refused(self):
+        unsigned = meta_mod.build(self.image, SOURCES, epoch=base.EPOCH)
+        forged = self.other.sign(unsigned)
+        self.api.desired_metas = [unsigned, forged, 'junk']
+        agent = self.make()
+        agent.sync_desired()
+        self.assertEqual(['unsigned', 'unknown_key', 'invalid_image_id'],
+                         [r[3]['code'] for r in self.api.reports])
+        self.assertEqual(0, self.downloader.calls)
+        # The genuine answer is followed.
+        self.api.reports = []
+        self.api.desired_metas = [self.meta()]
+        agent.sync_desired()
+        self.assertEqual(['cached'], [r[2] for r in self.api.reports])
+
+    def test_new_epoch_is_obeyed(self):
+        agent = self.make()
+        agent.cache(None, self.image.id, self.meta(generation=10 ** 15))
+        self.store.files.clear()
+        # The service's database was recreated: lower counters, new epoch.
+        agent.cache(None, self.image.id,
+                    self.meta(generation=5, epoch='ab' * 16))
+        self.assertEqual(['cached', 'cached'],
+                         [r[2] for r in self.api.reports])
+        self.assertEqual(2, self.downloader.calls)

@@ -5,8 +5,11 @@ from precache.objects import image
 from precache.tests import base
 
 
-def request(generation, pin_until=None):
-    return {'generation': generation, 'pin_until': pin_until}
+OTHER_EPOCH = 'fedcba9876543210' * 2
+
+
+def request(generation, pin_until=None, epoch=base.EPOCH):
+    return {'epoch': epoch, 'generation': generation, 'pin_until': pin_until}
 
 
 class WantedImagesTest(base.TestCase):
@@ -31,3 +34,16 @@ class WantedImagesTest(base.TestCase):
         self.assertTrue(self.wanted.add(self.image, request(5), now=1000))
         self.assertFalse(self.wanted.add(self.image, request(4), now=1001))
         self.assertTrue(self.wanted.add(self.image, request(5), now=1002))
+
+    def test_another_epoch_is_followed_whatever_its_generation(self):
+        # The service's database was recreated: its counters may be lower,
+        # or (a clock set far ahead before) much higher.
+        self.assertTrue(self.wanted.add(self.image, request(10 ** 15),
+                                        now=1000))
+        self.assertTrue(self.wanted.add(
+            self.image, request(3, epoch=OTHER_EPOCH), now=1001))
+        # From then on, the new epoch's order holds.
+        self.assertFalse(self.wanted.add(
+            self.image, request(2, epoch=OTHER_EPOCH), now=1002))
+        self.assertTrue(self.wanted.add(
+            self.image, request(4, epoch=OTHER_EPOCH), now=1003))

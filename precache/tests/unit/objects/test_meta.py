@@ -16,6 +16,12 @@ def make_image(**kw):
     return image.ImageRecord(**fields)
 
 
+def build(image_record, sources, *args, **kw):
+    """:func:`precache.objects.meta.build` with the tests' epoch."""
+    kw.setdefault('epoch', base.EPOCH)
+    return meta.build(image_record, sources, *args, **kw)
+
+
 HTTP_SOURCE = {'method': 'http', 'url': 'http://127.0.0.1/x.zst',
                'compression': 'zstd', 'size': 4}
 BITTORRENT_SOURCE = {'method': 'bittorrent', 'torrent': 'ZDQ6aW5mb2Vl',
@@ -29,45 +35,46 @@ BITTORRENT_SOURCE = {'method': 'bittorrent', 'torrent': 'ZDQ6aW5mb2Vl',
 class MetaTest(base.TestCase):
 
     def test_build_round_trips_through_validate(self):
-        built = meta.build(make_image(), [HTTP_SOURCE],
-                           targets={'hosts': ['cmp-*']}, pin_until=12.5)
-        self.assertEqual('1.1', built['version'])
+        built = build(make_image(), [HTTP_SOURCE],
+                      targets={'hosts': ['cmp-*']}, pin_until=12.5)
+        self.assertEqual('1.2', built['version'])
+        self.assertEqual(base.EPOCH, built['epoch'])
         self.assertEqual(HASH, built['image']['os_hash_value'])
         self.assertIs(built, meta.validate(built))
         record = image.ImageRecord.from_dict(built['image'])
         self.assertEqual(('sha512', HASH), record.verification)
 
     def test_generations_increase(self):
-        first = meta.build(make_image(), [HTTP_SOURCE])
-        second = meta.build(make_image(), [HTTP_SOURCE])
+        first = build(make_image(), [HTTP_SOURCE])
+        second = build(make_image(), [HTTP_SOURCE])
         self.assertGreater(second['generation'], first['generation'])
 
     def test_checksum_only_image_is_valid(self):
-        built = meta.build(make_image(os_hash_algo=None, os_hash_value=None,
-                                      checksum='cd' * 16), [HTTP_SOURCE])
+        built = build(make_image(os_hash_algo=None, os_hash_value=None,
+                                 checksum='cd' * 16), [HTTP_SOURCE])
         self.assertEqual('cd' * 16, built['image']['checksum'])
 
     def test_image_without_any_hash_is_refused(self):
-        self.assertRaises(exception.InvalidMeta, meta.build,
+        self.assertRaises(exception.InvalidMeta, build,
                           make_image(os_hash_value=None), [HTTP_SOURCE])
 
     def test_http_source_needs_url_and_compression(self):
-        exc = self.assertRaises(exception.InvalidMeta, meta.build,
+        exc = self.assertRaises(exception.InvalidMeta, build,
                                 make_image(), [{'method': 'http'}])
         self.assertIn("sources/0: 'url' is a required property", str(exc))
 
     def test_image_id_with_a_slash_is_refused(self):
-        self.assertRaises(exception.InvalidMeta, meta.build,
+        self.assertRaises(exception.InvalidMeta, build,
                           make_image(id='../etc/passwd'), [HTTP_SOURCE])
 
     def test_unknown_major_version_is_refused(self):
-        built = meta.build(make_image(), [HTTP_SOURCE])
+        built = build(make_image(), [HTTP_SOURCE])
         built['version'] = '2.0'
         exc = self.assertRaises(exception.InvalidMeta, meta.validate, built)
         self.assertIn('version 2.0 is not supported', str(exc))
 
     def test_newer_minor_version_with_extra_keys_is_accepted(self):
-        built = meta.build(make_image(), [HTTP_SOURCE])
+        built = build(make_image(), [HTTP_SOURCE])
         built['version'] = '1.7'
         built['future_key'] = {'x': 1}
         self.assertIs(built, meta.validate(built))
@@ -87,7 +94,7 @@ class BitTorrentSourceSchemaTest(base.TestCase):
 
     def build(self, **changes):
         source = dict(BITTORRENT_SOURCE, **changes)
-        return meta.build(make_image(), [source, HTTP_SOURCE])
+        return build(make_image(), [source, HTTP_SOURCE])
 
     def test_bittorrent_source_is_valid(self):
         built = self.build()
@@ -96,13 +103,13 @@ class BitTorrentSourceSchemaTest(base.TestCase):
     def test_peers_are_optional(self):
         source = dict(BITTORRENT_SOURCE)
         del source['peers']
-        meta.build(make_image(), [source])
+        build(make_image(), [source])
 
     def test_torrent_info_hash_and_compression_are_required(self):
         for key in ('torrent', 'info_hash', 'compression'):
             source = dict(BITTORRENT_SOURCE)
             del source[key]
-            exc = self.assertRaises(exception.InvalidMeta, meta.build,
+            exc = self.assertRaises(exception.InvalidMeta, build,
                                     make_image(), [source])
             self.assertIn("sources/0: '%s' is a required property" % key,
                           str(exc))
@@ -134,6 +141,6 @@ class BitTorrentSourceSchemaTest(base.TestCase):
         self.assertIn('sources/0/inject_url', str(exc))
 
     def test_version_1_0_meta_is_still_accepted(self):
-        built = meta.build(make_image(), [HTTP_SOURCE])
+        built = build(make_image(), [HTTP_SOURCE])
         built['version'] = '1.0'
         self.assertIs(built, meta.validate(built))

@@ -40,7 +40,8 @@ def make_meta(image_id, targets=None, generation=1, pin_until=None):
         record(image_id),
         [{'method': 'http', 'url': 'http://origin/' + image_id,
           'compression': 'zstd', 'size': 3}],
-        targets, pin_until=pin_until, generation=generation)
+        targets, pin_until=pin_until, generation=generation,
+        epoch=base.EPOCH)
 
 
 class FakeAgentAPI(object):
@@ -48,9 +49,12 @@ class FakeAgentAPI(object):
 
     def __init__(self):
         self.casts = []
+        #: The metas as cast, in the order of ``casts``.
+        self.metas = []
 
     def cache(self, context, image_id, meta, host=None):
         self.casts.append((image_id, meta['generation'], host))
+        self.metas.append(meta)
 
     def hosts(self, image_id=None):
         """Names of the hosts of the targeted casts (of one image)."""

@@ -2,6 +2,7 @@
 
 import fixtures
 
+from precache.db import api as db_api
 from precache.objects import states
 from precache.service import convergence
 from precache.tests.unit.service import state_base
@@ -20,7 +21,8 @@ class ReconcilerTestCase(state_base.StateTestCase):
         self.agent_api = state_base.FakeAgentAPI()
         self.notifier = state_base.FakeNotifier()
         self.reconciler = convergence.Reconciler(
-            self.conf, self.db, self.agent_api, self.notifier)
+            self.conf, self.db, self.agent_api, self.notifier,
+            signer=self.signing_keys.signer)
 
     def reconcile(self, now, hosts=None):
         self.agent_api.casts = []
@@ -288,3 +290,56 @@ class DistributeTest(ReconcilerTestCase):
         self.assertTrue(self.beat('h2', at(30)))
         self.reconcile(at(30), hosts=['h2'])
         self.assertEqual(['h2'], self.agent_api.hosts())
+
+
+class SignedCastsTest(ReconcilerTestCase):
+    """Every cast meta carries the service's signature and epoch."""
+
+    def verify(self, meta):
+        return self.signing_keys.verifier.verify(meta)
+
+    def test_fanout_and_targeted_casts_are_signed(self):
+        image = self.add_image('a')
+        self.beat('h1', T0)
+        self.reconciler.fan_out(None, image, now=at(10))
+        self.beat('h2', at(20))
+        self.reconciler.reconcile(None, now=at(20))
+        self.assertEqual([('a', 1, None), ('a', 1, 'h2')],
+                         self.agent_api.casts)
+        for meta in self.agent_api.metas:
+            self.verify(meta)
+        # The database keeps the meta unsigned: it is signed when sent,
+        # with the key of the day.
+        self.assertNotIn('signature', self.db.get_image('a')['meta'])
+
+    def test_distribute_uses_the_database_epoch_and_a_growing_counter(self):
+        record = state_base.record('a')
+        self.db.record_listing([record], complete=True, now=T0)
+        sources = [{'method': 'http', 'url': 'http://origin/a',
+                    'compression': 'zstd', 'size': 3}]
+        meta, cast = self.reconciler.distribute(None, record, sources, None)
+        self.assertTrue(cast)
+        self.assertEqual(self.db.epoch(), meta['epoch'])
+        self.assertRegex(meta['epoch'], '^[0-9a-f]{32}$')
+        self.verify(self.agent_api.metas[-1])
+        self.assertEqual(meta, {k: v for k, v in
+                                self.agent_api.metas[-1].items()
+                                if k != 'signature'})
+        # A new decision gets a larger counter even if the clock went back
+        # (a leader on a host whose clock is behind).
+        far_ahead = meta['generation'] + 10 ** 12
+        self.db.record_served('a', dict(meta, generation=far_ahead))
+        second, cast = self.reconciler.distribute(
+            None, record, sources, {'hosts': ['h1'], 'labels': []})
+        self.assertTrue(cast)
+        self.assertEqual(far_ahead + 1, second['generation'])
+        # The same decision again is not cast again.
+        third, cast = self.reconciler.distribute(
+            None, record, sources, {'hosts': ['h1'], 'labels': []})
+        self.assertFalse(cast)
+
+    def test_epoch_is_kept_by_the_database(self):
+        epoch = self.db.epoch()
+        again = db_api.StateDB(self.make_db())
+        self.addCleanup(again.engine.dispose)
+        self.assertEqual(epoch, again.epoch())

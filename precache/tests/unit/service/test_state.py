@@ -138,6 +138,8 @@ class AgentsTest(StateKeeperTestCase):
         self.assertEqual(['every'], desired('ctl-1', ['az1']))
         meta, = [m for m in self.keeper.desired(None, 'x', [])]
         self.assertEqual(1, meta['generation'])
+        # Each entry is signed, as a cast is.
+        self.signing_keys.verifier.verify(meta)
         self.assertEqual('http://origin/every', meta['sources'][0]['url'])
 
     def test_requested_images_with_a_pin(self):

@@ -80,7 +80,8 @@ class ServerTest(BitTorrentTestCase):
                          torrent_source['hash_value'])
         self.assertEqual(['127.0.0.1:%d' % self.server.seeder.port],
                          torrent_source['peers'])
-        meta.build(self.image, self.sources)  # valid on the wire
+        # Valid on the wire.
+        meta.build(self.image, self.sources, epoch=base.EPOCH)
 
     def test_torrent_describes_the_artifact_with_its_web_seed(self):
         torrent_source, http_source = self.sources

@@ -21,7 +21,7 @@ class TestGlanceServer(base.TestCase):
     def test_serve_returns_glance_source(self):
         sources = self.server.serve(self.image, None)
         self.assertEqual([{'method': 'glance'}], sources)
-        meta.build(self.image, sources)
+        meta.build(self.image, sources, epoch=base.EPOCH)
 
     def test_no_options(self):
         self.assertEqual([], glance.GlanceServer.get_config_opts())

@@ -86,7 +86,7 @@ class HTTPServerTestCase(base.TestCase):
 
     def serve(self, image=None, path=None):
         sources = self.server.serve(image or self.image, path or self.path)
-        meta.build(image or self.image, sources)
+        meta.build(image or self.image, sources, epoch=base.EPOCH)
         self.assertEqual(1, len(sources))
         return sources[0]
 
