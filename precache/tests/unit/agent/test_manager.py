@@ -108,9 +108,14 @@ class AgentManagerTest(base.TestCase):
     def meta(self, **kw):
         return meta_mod.build(self.image, SOURCES, **kw)
 
+    def cache(self, agent, image_id, meta):
+        """Cast ``cache`` and wait until the agent is idle again."""
+        agent.cache(None, image_id, meta)
+        self.assertTrue(agent.wait_idle(10))
+
     def test_cache_lands_and_reports(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual([self.image.id], self.api.downloading)
         (host, image_id, status, detail), = self.api.reports
@@ -121,8 +126,8 @@ class AgentManagerTest(base.TestCase):
 
     def test_second_request_reports_existing_and_touches(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual('existing', self.api.reports[1][2])
         self.assertEqual([self.image.id], self.store.touched)
@@ -130,13 +135,11 @@ class AgentManagerTest(base.TestCase):
     def test_concurrent_requests_download_once(self):
         gate = threading.Event()
         agent = self.make(FakeDownloader(gate=gate))
-        first = threading.Thread(target=agent.cache,
-                                 args=(None, self.image.id, self.meta()))
-        first.start()
+        agent.cache(None, self.image.id, self.meta())
         self.assertTrue(self.downloader.started.wait(10))
-        agent.cache(None, self.image.id, self.meta())  # returns at once
+        agent.cache(None, self.image.id, self.meta())  # ignored
         gate.set()
-        first.join(10)
+        self.assertTrue(agent.wait_idle(10))
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual(['cached'], [r[2] for r in self.api.reports])
 
@@ -144,7 +147,7 @@ class AgentManagerTest(base.TestCase):
         error = exception.HashMismatch(image_id=self.image.id, algo='sha512',
                                        actual='1', expected='2')
         agent = self.make(FakeDownloader(error=error))
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         (_, _, status, detail), = self.api.reports
         self.assertEqual('failed', status)
         self.assertEqual('hash_mismatch', detail['code'])
@@ -153,13 +156,10 @@ class AgentManagerTest(base.TestCase):
     def test_cancel_abandons_a_request_in_its_start_delay(self):
         self.flags(group='agent', start_delay_window=60)
         agent = self.make()
-        worker = threading.Thread(target=agent.cache,
-                                  args=(None, self.image.id, self.meta()))
         started = time.monotonic()
-        worker.start()
+        agent.cache(None, self.image.id, self.meta())
         agent.cancel()
-        worker.join(10)
-        self.assertFalse(worker.is_alive())
+        self.assertTrue(agent.wait_idle(10))
         self.assertLess(time.monotonic() - started, 5)
         self.assertEqual(0, self.downloader.calls)
         (_, _, status, detail), = self.api.reports
@@ -178,7 +178,7 @@ class AgentManagerTest(base.TestCase):
                                             reason='the agent is stopping')
 
         agent.downloader = Downloader()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertIs(agent.stopping, seen[0])
         (_, _, status, detail), = self.api.reports
         self.assertEqual('interrupted', detail['code'])
@@ -187,13 +187,13 @@ class AgentManagerTest(base.TestCase):
         self.store.space_error = exception.InsufficientDiskSpace(
             path='/x', image_id=self.image.id, needed=10, reserve=1, free=2)
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertEqual(0, self.downloader.calls)
         self.assertEqual('no_space', self.api.reports[0][3]['code'])
 
     def test_malformed_meta_is_reported(self):
         agent = self.make()
-        agent.cache(None, 'some-id', {'version': '1.0'})
+        self.cache(agent, 'some-id', {'version': '1.0'})
         (_, image_id, status, detail), = self.api.reports
         self.assertEqual(('some-id', 'failed', 'invalid_meta'),
                          (image_id, status, detail['code']))
@@ -201,30 +201,30 @@ class AgentManagerTest(base.TestCase):
 
     def test_image_id_must_match_meta(self):
         agent = self.make()
-        agent.cache(None, 'other-id', self.meta())
+        self.cache(agent, 'other-id', self.meta())
         self.assertEqual('invalid_meta', self.api.reports[0][3]['code'])
 
     def test_request_for_other_hosts_is_ignored(self):
         agent = self.make()
-        agent.cache(None, self.image.id,
-                    self.meta(targets={'hosts': ['cmp-9*'],
-                                       'labels': ['az2']}))
+        self.cache(agent, self.image.id,
+                   self.meta(targets={'hosts': ['cmp-9*'],
+                                      'labels': ['az2']}))
         self.assertEqual([], self.api.reports)
-        agent.cache(None, self.image.id,
-                    self.meta(targets={'labels': ['az1']}))
+        self.cache(agent, self.image.id,
+                   self.meta(targets={'labels': ['az1']}))
         self.assertEqual('cached', self.api.reports[0][2])
 
     def test_stale_request_is_ignored(self):
         agent = self.make()
         newer = self.meta()
         older = dict(newer, generation=newer['generation'] - 1)
-        agent.cache(None, self.image.id, newer)
-        agent.cache(None, self.image.id, older)
+        self.cache(agent, self.image.id, newer)
+        self.cache(agent, self.image.id, older)
         self.assertEqual(1, len(self.api.reports))
 
     def test_keep_alive_touches_wanted_images(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.store.touched = []
         agent.keep_alive()
         self.assertEqual([self.image.id], self.store.touched)
