@@ -222,6 +222,64 @@ class AgentManagerTest(base.TestCase):
         self.cache(agent, self.image.id, older)
         self.assertEqual(1, len(self.api.reports))
 
+    def test_requests_beyond_the_queue_are_busy_at_once(self):
+        self.flags(group='agent', max_concurrent_downloads=2,
+                   max_queued_requests=3)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        class Blocked(FakeDownloader):
+            def download(self, image, sources, fileobj, cancel=None):
+                self.calls += 1
+                gate.wait(10)
+                return {'method': 'http', 'bytes_received': 4}
+
+        agent = self.make(Blocked())
+        images = [test_meta.make_image(id='img-%d' % n)
+                  for n in range(7)]
+        for image in images[:5]:  # 2 running, 3 waiting
+            agent.cache(None, image.id, meta_mod.build(image, SOURCES))
+        for image in images[5:]:
+            started = time.monotonic()
+            agent.cache(None, image.id, meta_mod.build(image, SOURCES))
+            self.assertLess(time.monotonic() - started, 1)
+        # Answered at once, while every other request still waits.
+        self.assertEqual([('img-5', 'failed', 'busy'),
+                          ('img-6', 'failed', 'busy')],
+                         [(r[1], r[2], r[3]['code'])
+                          for r in self.api.reports])
+        self.assertIn('busy with 5 request(s)', self.api.reports[0][3][
+            'reason'])
+        self.assertEqual(2, len(self.api.downloading))
+        # An image already present is still reported existing.
+        self.store.files.add(images[6].id)
+        agent.cache(None, images[6].id,
+                    meta_mod.build(images[6], SOURCES))
+        self.assertEqual('existing', self.api.reports[-1][2])
+        # A request for an image in progress is ignored, not busy.
+        agent.cache(None, images[0].id, meta_mod.build(images[0], SOURCES))
+        self.assertEqual(3, len(self.api.reports))
+        gate.set()
+        self.assertTrue(agent.wait_idle(10))
+        self.assertEqual(5, self.downloader.calls)
+        self.assertEqual(5, [r[2] for r in self.api.reports].count(
+            'cached'))
+
+    def test_no_queue(self):
+        self.flags(group='agent', max_concurrent_downloads=1,
+                   max_queued_requests=0)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        agent = self.make(FakeDownloader(gate=gate))
+        first, second = (test_meta.make_image(id=i)
+                         for i in ('img-a', 'img-b'))
+        agent.cache(None, first.id, meta_mod.build(first, SOURCES))
+        agent.cache(None, second.id, meta_mod.build(second, SOURCES))
+        self.assertEqual([('img-b', 'busy')],
+                         [(r[1], r[3]['code']) for r in self.api.reports])
+        gate.set()
+        self.assertTrue(agent.wait_idle(10))
+
     def test_keep_alive_touches_wanted_images(self):
         agent = self.make()
         self.cache(agent, self.image.id, self.meta())
