@@ -171,10 +171,14 @@ class AgentManager(object):
         if not background:
             self._run(image, meta, report_existing)
             return
-        threading.Thread(target=self._run,
-                         args=(image, meta, report_existing),
-                         name='precache-cache-%s' % image_id,
-                         daemon=True).start()
+        try:
+            threading.Thread(target=self._run,
+                             args=(image, meta, report_existing),
+                             name='precache-cache-%s' % image_id,
+                             daemon=True).start()
+        except BaseException:
+            self._release(image_id)
+            raise
 
     # Work ---------------------------------------------------------------
 

@@ -142,13 +142,13 @@ class BoundedDownloadsTest(test_distribution.OneImageTestCase):
                       report['reason'])
         self.assertGreaterEqual(failed_after, 2)
         self.assertLess(failed_after, 10)
-        self.assertNothingLanded(agent, slow.id)
         report = self.endpoint.report_for(agent.host, self.image_id,
                                           timeout=30)
         landed_after = time.monotonic() - started
         self.assertEqual('cached', report['status'], report)
         self.assertLanded(agent, self.image_id, self.raw)
         self.assertLess(landed_after, 30)
+        self.assertNothingLanded(agent, slow.id)
         # The agent hung up on the trickling source.
         self.assertTrue(self.origin.server.hung_up.wait(10))
         self.addDetail('figures', content.text_content(
