@@ -11,6 +11,20 @@ stays at a few chunks whatever the image's size, and reading,
 decompressing (and writing) and hashing run on different CPUs. Hashing
 the image (sha512 by default) is the most expensive step; it has a thread
 of its own.
+
+Nothing a source sends is trusted to be reasonable. While it streams, a
+download from one source ends as soon as:
+
+* the bytes received pass the source's declared ``size`` (before they are
+  decompressed);
+* the image's bytes pass the image's declared ``size`` (a decompression
+  bomb is cut off before the write that would pass it: the file never
+  grows beyond the declared size, whose space the store checked);
+* ``[agent] download_deadline`` passed, or the source delivered less than
+  ``min_download_rate`` over a ``min_rate_window`` (see
+  :mod:`precache.agent.watchdog`), even while a read is blocked.
+
+Each is a failure of that source: the next one is tried.
 """
 
 import threading
@@ -22,6 +36,7 @@ import zstandard
 
 from precache.agent import sparse
 from precache.agent import throttle
+from precache.agent import watchdog as watchdog_mod
 from precache.common import compression
 from precache.common import exception
 from precache.common import plugin
@@ -76,6 +91,12 @@ class Downloader(object):
         :param cancel: an optional :class:`threading.Event`: once set (the
             agent is stopping), the download ends within a fraction of a
             second, whatever the source is doing, with ``Interrupted``.
+
+        A source fails (and the next is tried) as soon as it sends more
+        bytes than its ``size`` or more image bytes than ``image.size``
+        (``SizeExceeded``: ``fileobj`` never grows beyond ``image.size``),
+        or passes ``[agent] download_deadline`` or falls below
+        ``min_download_rate`` (``SourceFailed``).
         :returns: ``{'method', 'locator', 'bytes_received',
             'bytes_written', 'seconds'}``: the source used, the bytes that
             travelled, the image's bytes and the time taken.
@@ -170,23 +191,40 @@ class Downloader(object):
         fileobj.seek(0)
         fileobj.truncate(0)
         verifier = verify.Verifier(image)
-        writer = sparse.SparseWriter(fileobj)
+        writer = sparse.SparseWriter(fileobj, limit=image.size)
         hasher = streams.ThreadedSink(verifier.update, name='precache-hash')
+        watchdog = watchdog_mod.Watchdog.from_conf(self.conf, cancel)
+        declared = source.get('size')
         received = 0
         try:
             unpack = compression.decompressor(
                 source.get('compression') or compression.NONE,
                 streams.Tee(hasher, writer), WRITE_SIZE)
-            chunks = self._throttled(source_plugin.stream(image, source))
+            chunks = self._throttled(source_plugin.stream(image, source),
+                                     watchdog)
             with streams.Prefetcher(chunks, name='precache-read',
-                                    cancel=cancel) as reader:
+                                    cancel=watchdog) as reader:
                 for chunk in reader:
                     received += len(chunk)
+                    if declared is not None and received > declared:
+                        raise exception.SizeExceeded(
+                            image_id=image.id, declared=declared,
+                            seen=received,
+                            what='the bytes received from the source')
                     unpack.write(chunk)
             unpack.close()
             hasher.close()
-        except BaseException:
+        except BaseException as exc:
             hasher.abort()
+            if isinstance(exc, sparse.LimitExceeded):
+                raise exception.SizeExceeded(
+                    image_id=image.id, declared=exc.limit, seen=exc.size,
+                    what="the image's (decompressed) bytes") from None
+            if isinstance(exc, streams.Cancelled) and watchdog.reason:
+                raise exception.SourceFailed(
+                    image_id=image.id, method=source_plugin.method,
+                    locator=source_plugin.locator(source),
+                    reason=watchdog.reason) from None
             raise
         writer.close()
         verifier.check()
@@ -195,10 +233,12 @@ class Downloader(object):
                 'bytes_written': writer.size,
                 'seconds': time.monotonic() - started}
 
-    def _throttled(self, chunks):
+    def _throttled(self, chunks, watchdog):
         try:
             for chunk in chunks:
-                self.throttle.consume(len(chunk))
+                watchdog.count(len(chunk))
+                with watchdog.paused():
+                    self.throttle.consume(len(chunk))
                 yield chunk
         finally:
             chunks.close()

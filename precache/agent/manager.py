@@ -22,6 +22,11 @@ from precache import version
 
 LOG = logging.getLogger(__name__)
 
+# What AgentManager._claim found.
+_CLAIMED = 'claimed'
+_IN_PROGRESS = 'in progress'
+_BUSY = 'busy'
+
 
 class AgentManager(object):
     """Turns ``cache(image_id, meta)`` casts into images in the store.
@@ -38,6 +43,16 @@ class AgentManager(object):
     ``[agent] max_concurrent_downloads`` downloads at a time); a request
     for an image already being cached is dropped, so an image is never
     downloaded twice at once.
+
+    Endpoint methods run in oslo.messaging's thread pool and never wait
+    there: :meth:`cache` hands a request to a thread of its own and
+    returns. Requests for different images proceed in parallel (up to
+    ``[agent] max_concurrent_downloads`` downloads at a time, up to
+    ``max_queued_requests`` more waiting for a slot); a request beyond
+    those is refused at once, reported ``failed`` with the code ``busy``
+    (the service asks again after its backoff), unless its image is
+    already in the store. A request for an image already being cached is
+    dropped, so an image is never downloaded twice at once.
 
     :param conf: the process's ConfigOpts.
     :param service_api: a :class:`precache.service.rpcapi.ServiceAPI` that
@@ -89,8 +104,8 @@ class AgentManager(object):
     # RPC API ------------------------------------------------------------
 
     def cache(self, context, image_id, meta):
-        """Cache one image (RPC cast, idempotent)."""
-        self._handle(image_id, meta, report_existing=True)
+        """Cache one image (RPC cast, idempotent); returns at once."""
+        self._handle(image_id, meta, report_existing=True, background=True)
 
     # Desired set ----------------------------------------------------------
 
@@ -110,7 +125,8 @@ class AgentManager(object):
         for meta in metas:
             image = meta.get('image') if isinstance(meta, dict) else None
             image_id = image.get('id') if isinstance(image, dict) else None
-            self._handle(image_id, meta, report_existing=False)
+            self._handle(image_id, meta, report_existing=False,
+                         background=False)
         return len(metas)
 
     def sync_desired_until_done(self, stopped, retry_interval):
@@ -151,7 +167,14 @@ class AgentManager(object):
                 reason='image_id %s differs from meta image id %s'
                 % (image_id, image_mod.quote_id(meta['image']['id'])))
 
-    def _handle(self, image_id, meta, report_existing):
+    def _handle(self, image_id, meta, report_existing, background):
+        """Validate a request and cache its image.
+
+        :param background: run the request in a thread of its own and
+            return at once; refuse it as busy when the agent already holds
+            as many requests as it may. Otherwise (the desired set, in the
+            agent's own thread) wait for a slot and cache it here.
+        """
         try:
             self._check(image_id, meta)
         except exception.InvalidMeta as exc:
@@ -169,29 +192,57 @@ class AgentManager(object):
         if not self.wanted.add(image, meta):
             LOG.info('Ignoring a stale request for image %s', image_id)
             return
-        if not self._claim(image_id):
+        claim = self._claim(image_id, background)
+        if claim is _IN_PROGRESS:
             LOG.info('Image %s is already being cached here', image_id)
             return
+        if claim is _BUSY:
+            # Answered here and now: a present image is only touched.
+            self._cache(image, meta, report_existing, busy=True)
+            return
+        if not background:
+            self._run(image, meta, report_existing)
+            return
         try:
-            self._cache(image, meta, report_existing)
-        finally:
+            threading.Thread(target=self._run,
+                             args=(image, meta, report_existing),
+                             name='precache-cache-%s' % image_id,
+                             daemon=True).start()
+        except BaseException:
             self._release(image_id)
+            raise
 
     # Work ---------------------------------------------------------------
 
-    def _claim(self, image_id):
+    def _claim(self, image_id, bounded):
+        """Claim ``image_id`` for this thread; tell why not otherwise.
+
+        :param bounded: refuse (busy) when the agent holds as many
+            requests as ``[agent] max_concurrent_downloads`` plus
+            ``max_queued_requests``.
+        """
+        agent = self.conf.agent
+        limit = agent.max_concurrent_downloads + agent.max_queued_requests
         with self._inflight_lock:
             if image_id in self._inflight:
-                return False
+                return _IN_PROGRESS
+            if bounded and len(self._inflight) >= limit:
+                return _BUSY
             self._inflight.add(image_id)
-            return True
+            return _CLAIMED
+
+    def _run(self, image, meta, report_existing):
+        try:
+            self._cache(image, meta, report_existing)
+        finally:
+            self._release(image.id)
 
     def _release(self, image_id):
         with self._inflight_lock:
             self._inflight.discard(image_id)
             self._inflight_lock.notify_all()
 
-    def _cache(self, image, meta, report_existing=True):
+    def _cache(self, image, meta, report_existing=True, busy=False):
         started = time.monotonic()
         result = {}
         try:
@@ -200,6 +251,11 @@ class AgentManager(object):
                 if not report_existing:
                     return states.EXISTING
                 status = states.EXISTING
+            elif busy:
+                with self._inflight_lock:
+                    requests = len(self._inflight)
+                raise exception.AgentBusy(image_id=image.id,
+                                          requests=requests)
             else:
                 self._start_delay(image)
                 with self._slots:
@@ -208,7 +264,8 @@ class AgentManager(object):
                                  generation=meta['generation'])
                     status = self._land(image, meta, result)
         except exception.PrecacheException as exc:
-            LOG.error('Caching image %s failed: %s', image.id, exc)
+            (LOG.warning if isinstance(exc, exception.AgentBusy) else
+             LOG.error)('Caching image %s failed: %s', image.id, exc)
             self._report(image.id, states.FAILED, code=exc.code,
                          reason=str(exc), seconds=time.monotonic() - started,
                          generation=meta['generation'])

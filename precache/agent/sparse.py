@@ -12,27 +12,50 @@ trailing run of zeros is a hole too.
 BLOCK_SIZE = 64 * 1024
 
 
+class LimitExceeded(Exception):
+    """A write would make the file longer than the writer's limit.
+
+    :ivar limit: the limit, in bytes.
+    :ivar size: the length the file would have had.
+    """
+
+    def __init__(self, limit, size):
+        super().__init__('%d bytes would pass the limit of %d'
+                         % (size, limit))
+        self.limit = limit
+        self.size = size
+
+
 class SparseWriter(object):
     """Write bytes to ``fileobj`` from offset 0, leaving holes for zeros.
 
     :param fileobj: a seekable binary file open for writing, empty.
     :param block_size: blocks (aligned to the file offset) made only of
         zeros are skipped rather than written.
+    :param limit: the file's length may not pass this many bytes: a write
+        that would make it longer writes nothing and raises
+        :class:`LimitExceeded`. None means no limit.
     """
 
-    def __init__(self, fileobj, block_size=BLOCK_SIZE):
+    def __init__(self, fileobj, block_size=BLOCK_SIZE, limit=None):
         self._file = fileobj
         self._block_size = block_size
         self._zeros = bytes(block_size)
+        self._limit = limit
         #: Bytes accounted for so far: the file's length after close().
         self.size = 0
         self._file_pos = 0
 
     def write(self, data):
-        """Append ``data`` (bytes-like) to the file."""
+        """Append ``data`` (bytes-like) to the file.
+
+        :raises LimitExceeded: the file would pass the limit.
+        """
         if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)
         length = len(data)
+        if self._limit is not None and self.size + length > self._limit:
+            raise LimitExceeded(self._limit, self.size + length)
         block = self._block_size
         pos = self.size
         start = 0

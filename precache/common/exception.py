@@ -149,6 +149,19 @@ class SizeMismatch(VerificationFailed):
     code = 'size_mismatch'
 
 
+class SizeExceeded(VerificationFailed):
+    """More bytes than declared: the download stopped at once.
+
+    A hostile or broken source (a decompression bomb, an endless
+    stream) is cut off as soon as it passes the declared size, not after
+    it filled the disk.
+    """
+
+    msg_fmt = ('Image %(image_id)s: %(what)s passed the %(declared)d bytes '
+               'declared (%(seen)d seen); the download was stopped')
+    code = 'size_exceeded'
+
+
 class CorruptStream(VerificationFailed):
     msg_fmt = 'The %(compression)s stream is corrupt: %(reason)s'
     code = 'corrupt_stream'
@@ -220,6 +233,20 @@ class Interrupted(TemporaryFailure):
 
     msg_fmt = 'Image %(image_id)s: abandoned, %(reason)s'
     code = 'interrupted'
+
+
+class AgentBusy(TemporaryFailure):
+    """The agent has as many requests as it may hold: ask again later.
+
+    Neither a fault of the image nor of the host; the service's backoff
+    sends the request again.
+    """
+
+    msg_fmt = ('Image %(image_id)s: not cached now, this agent is busy with '
+               '%(requests)d request(s) (at most [agent] '
+               'max_concurrent_downloads running plus max_queued_requests '
+               'waiting); it will be asked again')
+    code = 'busy'
 
 
 class StoreFailed(HostFailure):

@@ -56,10 +56,12 @@ class Prefetcher(object):
         that came before it.
     :param depth: chunks read ahead at most.
     :param name: the worker thread's name.
-    :param cancel: an optional :class:`threading.Event`; once it is set,
-        the consumer's iteration raises :class:`Cancelled` within
-        :data:`CANCEL_POLL` seconds, even while the worker is blocked in a
-        read.
+    :param cancel: an optional :class:`threading.Event`, or any object
+        with an ``is_set()`` method (e.g. a download's
+        :class:`~precache.agent.watchdog.Watchdog`), polled before each
+        item and every :data:`CANCEL_POLL` seconds while the consumer
+        waits; once it is true, the consumer's iteration raises
+        :class:`Cancelled`, even while the worker is blocked in a read.
     """
 
     def __init__(self, iterable, depth=DEPTH, name='prefetch', cancel=None):

@@ -18,6 +18,33 @@ agent_opts = [
                default=1, min=1, mutable=True,
                help='Images downloaded at the same time. Further requests '
                     'wait their turn.'),
+    cfg.IntOpt('max_queued_requests',
+               default=16, min=0, mutable=True,
+               help='Cache requests that may wait for a download slot '
+                    'beyond the max_concurrent_downloads running. Further '
+                    'requests are refused at once and reported failed '
+                    'with the code busy; the service asks again after its '
+                    'retry backoff. An image already in the store is '
+                    'still reported existing.'),
+    cfg.IntOpt('download_deadline',
+               default=3600, min=1, mutable=True,
+               help='Seconds one download from one source may take in all '
+                    '(time spent under bandwidth_limit included). A source '
+                    'that has not delivered the whole image by then fails '
+                    'and the next source is tried. Raise it for images '
+                    'that take longer on this host\'s link.'),
+    cfg.IntOpt('min_download_rate',
+               default=64 * 1024, min=0, mutable=True,
+               help='Bytes per second a source must deliver on average '
+                    'over each min_rate_window; a slower (trickling or '
+                    'stalled) source fails and the next source is tried. '
+                    'Time spent waiting for bandwidth_limit does not '
+                    'count. 0 disables the check.'),
+    cfg.IntOpt('min_rate_window',
+               default=60, min=1, mutable=True,
+               help='Seconds over which min_download_rate is averaged: a '
+                    'source too slow fails within this long (plus a '
+                    'fraction of a second).'),
     cfg.IntOpt('bandwidth_limit',
                default=0, min=0, mutable=True,
                help='Cap on the bytes per second received by all downloads '

@@ -14,6 +14,7 @@ last one stopped is skipped.
 
 import http.client
 import re
+import time
 
 from oslo_log import log as logging
 import requests
@@ -26,6 +27,9 @@ LOG = logging.getLogger(__name__)
 
 #: Bytes read from the network at a time.
 CHUNK_SIZE = 1024 * 1024
+#: Seconds after which the bytes received so far are passed on even if
+#: they are fewer than CHUNK_SIZE.
+FLUSH_SECONDS = 0.5
 
 _CONTENT_RANGE = re.compile(r'^bytes (\d+)-(\d+)/(\d+|\*)$')
 # "HTTPConnectionPool(host='h', port=1): " and the like, in urllib3 errors.
@@ -223,13 +227,35 @@ class HTTPSource(base.ImageSource):
 
     @staticmethod
     def _read(response, transfer):
+        """Yield the body in chunks of :data:`CHUNK_SIZE` bytes.
+
+        A chunk is yielded early when its bytes took :data:`FLUSH_SECONDS`
+        to arrive: a slow source still yields now and then, so a consumer
+        that gave up on it (a deadline, the minimum rate) gets this
+        generator closed, and the connection with it, at its next byte
+        rather than when a whole chunk arrived.
+        """
         raw = response.raw
+        # Returns what one read of the socket gives (urllib3 >= 2.2).
+        read = getattr(raw, 'read1', None) or raw.read
+        pending = bytearray()
+        since = time.monotonic()
         try:
             while True:
-                chunk = raw.read(CHUNK_SIZE, decode_content=False)
-                if not chunk:
+                data = read(CHUNK_SIZE - len(pending), decode_content=False)
+                pending += data
+                if pending and (not data or len(pending) >= CHUNK_SIZE or
+                                time.monotonic() - since >= FLUSH_SECONDS):
+                    transfer.received += len(pending)
+                    yield bytes(pending)
+                    pending.clear()
+                    since = time.monotonic()
+                if not data:
                     return
-                transfer.received += len(chunk)
-                yield chunk
         except _READ_ERRORS as exc:
-            raise _Broken(_describe(exc))
+            broken = _Broken(_describe(exc))
+        # The bytes before the break are good: a resume starts after them.
+        if pending:
+            transfer.received += len(pending)
+            yield bytes(pending)
+        raise broken

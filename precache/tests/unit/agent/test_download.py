@@ -19,6 +19,7 @@ from precache.agent import proxies
 from precache.agent.sources import glance as glance_source
 from precache.agent.sources import http as http_source
 from precache.agent import sparse
+from precache.agent import watchdog
 from precache.common import compression
 from precache.common import exception
 from precache.common import streams
@@ -62,13 +63,15 @@ def _compress(data, algorithm):
 class _Artifact(object):
     """A file the test server serves and how it misbehaves."""
 
-    def __init__(self, data, ranges=True, cuts=0, etag=None):
+    def __init__(self, data, ranges=True, cuts=0, etag=None, trickle=None):
         self.data = data
         self.etag = etag or '"%s"' % hashlib.md5(data).hexdigest()
         #: Whether Range requests are honoured.
         self.ranges = ranges
         #: How many responses are cut off half-way (connection closed).
         self.cuts = cuts
+        #: Seconds between two bytes of the body (None: all at once).
+        self.trickle = trickle
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -100,7 +103,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if cut:
             body = body[:len(body) // 2]
             self.close_connection = True
-        self.wfile.write(body)
+        if artifact.trickle is None:
+            self.wfile.write(body)
+            return
+        self.close_connection = True
+        try:
+            for offset in range(len(body)):
+                if server.closing.wait(artifact.trickle):
+                    return
+                self.wfile.write(body[offset:offset + 1])
+                self.wfile.flush()
+        except OSError:
+            with server.lock:
+                server.hung_up.append(time.monotonic())
 
     def _range_start(self, artifact):
         match = re.match(r'bytes=(\d+)-$', self.headers.get('Range', ''))
@@ -132,8 +147,13 @@ class HTTPServerFixture(fixtures.Fixture):
         self.server.artifacts = {}
         self.server.requests = []
         self.server.lock = threading.Lock()
+        #: Set when the test ends: trickling responses stop.
+        self.server.closing = threading.Event()
+        #: When clients hung up on a trickling response.
+        self.server.hung_up = []
         self.server.start('download-test-server')
         self.addCleanup(self.server.stop)
+        self.addCleanup(self.server.closing.set)
         self.url = 'http://127.0.0.1:%d' % self.server.port
 
     def add(self, path, data, **kwargs):
@@ -384,6 +404,203 @@ class TestCancel(DownloadTestCase):
                               self.downloader.download, self.image,
                               [self.source()], fileobj, cancel=cancel)
         self.assertEqual([], self.httpd.requests)
+
+
+class TestSizeBounds(DownloadTestCase):
+    """A source sending more than declared is cut off while it streams."""
+
+    def bomb(self, pattern=b'\0', declared=1 << 20, mib=64):
+        """Serve ``mib`` MiB of ``pattern`` as zstd, declared ``declared``.
+
+        :returns: the source and the failure.
+        """
+        self.data = (pattern * (1 << 20))[:declared]
+        self.image = _record(self.data)
+        source = self.source(data=pattern * (mib << 20), path='/bomb.zst')
+        self.assertLess(source['size'], 64 * 1024)  # it is a bomb
+        started = time.monotonic()
+        exc = self.assertFails(source)
+        self.seconds = time.monotonic() - started
+        return source, exc
+
+    def test_zstd_bomb_stops_at_the_declared_size(self):
+        _source, exc = self.bomb()
+        message = str(exc)
+        self.assertIn("the image's (decompressed) bytes passed the 1048576 "
+                      "bytes declared", message)
+        seen = int(re.search(r'\((\d+) seen\)', message).group(1))
+        self.assertLessEqual(seen, (1 << 20) + download.WRITE_SIZE)
+        # Nothing past the declared size was written, and it was quick.
+        self.assertLessEqual(os.stat(self.path).st_size, 1 << 20)
+        self.assertLess(self.seconds, 5)
+
+    def test_bomb_of_data_writes_at_most_the_declared_size(self):
+        # Not zeros: these bytes are really written, not left as holes.
+        _source, exc = self.bomb(pattern=b'precache', declared=3 << 20)
+        self.assertIn('passed the 3145728 bytes declared', str(exc))
+        st = os.stat(self.path)
+        self.assertLessEqual(st.st_size, 3 << 20)
+        self.assertLessEqual(st.st_blocks * 512,
+                             (3 << 20) + sparse.BLOCK_SIZE)
+
+    def test_bomb_then_a_good_source(self):
+        self.data = bytes(1 << 20)
+        self.image = _record(self.data)
+        bomb = self.source(data=bytes(64 << 20), path='/bomb.zst')
+        good = self.source(path='/good.zst')
+        self.assertEqual(good['url'], self.download(bomb, good)['locator'])
+
+    def test_stream_longer_than_declared_stops_at_once(self):
+        # 16 MiB that do not compress, declared as one: the transfer ends
+        # at the first read past the declared size.
+        self.data = random.Random(3).randbytes(16 << 20)
+        self.image = _record(self.data)
+        source = self.source(algorithm='none', size=1 << 20,
+                             hash_value='ab' * 32)
+        exc = self.assertFails(source)
+        message = str(exc)
+        self.assertIn('the bytes received from the source passed the '
+                      '1048576 bytes declared', message)
+        seen = int(re.search(r'\((\d+) seen\)', message).group(1))
+        self.assertLessEqual(seen, (1 << 20) + http_source.CHUNK_SIZE)
+        self.assertLessEqual(os.stat(self.path).st_size, 1 << 20)
+
+    def test_sparse_writer_refuses_to_pass_its_limit(self):
+        with open(self.path, 'wb') as out:
+            writer = sparse.SparseWriter(out, limit=10)
+            writer.write(b'0123456789')
+            error = self.assertRaises(sparse.LimitExceeded, writer.write,
+                                      b'x')
+            self.assertEqual((10, 11), (error.limit, error.size))
+            self.assertEqual(10, writer.close())
+
+
+class TestTimeBounds(DownloadTestCase):
+    """A source too slow fails within its bound and frees the download."""
+
+    def trickle(self, **flags):
+        """Try a source sending a byte every 50 ms, then a good one.
+
+        :returns: the result, the seconds until the trickling source
+            failed and the warning logged.
+        """
+        self.flags(group='agent', **flags)
+        slow = self.source(path='/slow.zst', trickle=0.05)
+        good = self.source(path='/good.zst')
+        started = time.monotonic()
+        with fixtures.FakeLogger() as logger:
+            result = self.download(slow, good)
+        gave_up = next(when for path, when in self.request_times()
+                       if path == '/good.zst') - started
+        return result, gave_up, logger.output
+
+    def request_times(self):
+        return [(path, when) for (path, _headers), when in
+                zip(self.httpd.requests, self.httpd.server.request_times)]
+
+    def setUp(self):
+        super().setUp()
+        self.httpd.server.request_times = []
+        real_get = _Handler.do_GET
+
+        def timed_get(handler):
+            handler.server.request_times.append(time.monotonic())
+            real_get(handler)
+
+        self.useFixture(fixtures.MockPatchObject(_Handler, 'do_GET',
+                                                 timed_get))
+
+    def test_trickle_below_the_minimum_rate_fails(self):
+        result, gave_up, log = self.trickle(
+            min_download_rate=1024, min_rate_window=1, download_deadline=60)
+        self.assertEqual('/good.zst', result['locator'][-9:])
+        self.assertGreaterEqual(gave_up, 1)
+        self.assertLess(gave_up, 2.5)
+        self.assertRegex(log, r'delivered \d+ bytes in 1\.\d s \(\d+ '
+                              r'bytes/s\), below \[agent\] '
+                              r'min_download_rate of 1024 bytes/s')
+        # The abandoned transfer is closed soon, not left reading.
+        deadline = time.monotonic() + 5
+        while not self.httpd.server.hung_up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(self.httpd.server.hung_up)
+
+    def test_trickle_past_the_deadline_fails(self):
+        result, gave_up, log = self.trickle(
+            min_download_rate=0, download_deadline=1)
+        self.assertEqual('/good.zst', result['locator'][-9:])
+        self.assertGreaterEqual(gave_up, 1)
+        self.assertLess(gave_up, 2.5)
+        self.assertIn('did not end within [agent] download_deadline (1 s)',
+                      log)
+
+    def test_bandwidth_cap_waits_do_not_count_against_the_rate(self):
+        # Capped at 2 MiB/s, a 3 MiB image takes over a second: the
+        # source itself is fast, so it must not fail a 1 s window asking
+        # for 4 MiB/s.
+        self.data = random.Random(5).randbytes(3 << 20)
+        self.image = _record(self.data)
+        self.flags(group='agent', bandwidth_limit=2 << 20,
+                   min_download_rate=4 << 20, min_rate_window=1)
+        self.useFixture(fixtures.MonkeyPatch(
+            'precache.agent.throttle._shared', None))
+        self.downloader = download.Downloader(self.conf)
+        started = time.monotonic()
+        self.download(self.source(algorithm='none'))
+        self.assertGreater(time.monotonic() - started, 1)
+
+
+class TestWatchdog(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.now = 100.0
+
+    def make(self, deadline=0, min_rate=0, window=10, stopping=None):
+        return watchdog.Watchdog(deadline, min_rate, window, stopping,
+                                 clock=lambda: self.now)
+
+    def test_deadline(self):
+        dog = self.make(deadline=30)
+        self.now += 29.9
+        self.assertFalse(dog.is_set())
+        self.now += 0.1
+        self.assertTrue(dog.is_set())
+        self.assertIn('download_deadline (30 s)', dog.reason)
+
+    def test_rate_is_checked_per_window(self):
+        dog = self.make(min_rate=100, window=10)
+        dog.count(1000)
+        self.now += 10
+        self.assertFalse(dog.is_set())  # 100 bytes/s: enough
+        dog.count(999)
+        self.now += 5
+        self.assertFalse(dog.is_set())  # the window is not over
+        self.now += 5
+        self.assertTrue(dog.is_set())
+        self.assertIn('delivered 999 bytes in 10.0 s (100 bytes/s), below '
+                      '[agent] min_download_rate of 100 bytes/s', dog.reason)
+
+    def test_paused_time_does_not_count(self):
+        dog = self.make(min_rate=100, window=10)
+        with dog.paused():
+            self.now += 60
+            self.assertFalse(dog.is_set())
+        dog.count(1000)
+        self.now += 10
+        self.assertFalse(dog.is_set())
+
+    def test_stopping_has_no_reason(self):
+        stopping = threading.Event()
+        dog = self.make(deadline=1, stopping=stopping)
+        stopping.set()
+        self.assertTrue(dog.is_set())
+        self.assertIsNone(dog.reason)
+
+    def test_no_bounds(self):
+        dog = self.make()
+        self.now += 1e9
+        self.assertFalse(dog.is_set())
 
 
 class TestResume(DownloadTestCase):

@@ -111,9 +111,18 @@ class AgentManagerTest(base.TestCase):
         kw.setdefault('epoch', base.EPOCH)
         return self.sign(meta_mod.build(self.image, SOURCES, **kw))
 
+    def meta_of(self, image):
+        """A signed meta of another image."""
+        return self.sign(meta_mod.build(image, SOURCES, epoch=base.EPOCH))
+
+    def cache(self, agent, image_id, meta):
+        """Cast ``cache`` and wait until the agent is idle again."""
+        agent.cache(None, image_id, meta)
+        self.assertTrue(agent.wait_idle(10))
+
     def test_cache_lands_and_reports(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual([self.image.id], self.api.downloading)
         (host, image_id, status, detail), = self.api.reports
@@ -124,8 +133,8 @@ class AgentManagerTest(base.TestCase):
 
     def test_second_request_reports_existing_and_touches(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual('existing', self.api.reports[1][2])
         self.assertEqual([self.image.id], self.store.touched)
@@ -133,13 +142,11 @@ class AgentManagerTest(base.TestCase):
     def test_concurrent_requests_download_once(self):
         gate = threading.Event()
         agent = self.make(FakeDownloader(gate=gate))
-        first = threading.Thread(target=agent.cache,
-                                 args=(None, self.image.id, self.meta()))
-        first.start()
+        agent.cache(None, self.image.id, self.meta())
         self.assertTrue(self.downloader.started.wait(10))
-        agent.cache(None, self.image.id, self.meta())  # returns at once
+        agent.cache(None, self.image.id, self.meta())  # ignored
         gate.set()
-        first.join(10)
+        self.assertTrue(agent.wait_idle(10))
         self.assertEqual(1, self.downloader.calls)
         self.assertEqual(['cached'], [r[2] for r in self.api.reports])
 
@@ -147,7 +154,7 @@ class AgentManagerTest(base.TestCase):
         error = exception.HashMismatch(image_id=self.image.id, algo='sha512',
                                        actual='1', expected='2')
         agent = self.make(FakeDownloader(error=error))
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         (_, _, status, detail), = self.api.reports
         self.assertEqual('failed', status)
         self.assertEqual('hash_mismatch', detail['code'])
@@ -156,13 +163,10 @@ class AgentManagerTest(base.TestCase):
     def test_cancel_abandons_a_request_in_its_start_delay(self):
         self.flags(group='agent', start_delay_window=60)
         agent = self.make()
-        worker = threading.Thread(target=agent.cache,
-                                  args=(None, self.image.id, self.meta()))
         started = time.monotonic()
-        worker.start()
+        agent.cache(None, self.image.id, self.meta())
         agent.cancel()
-        worker.join(10)
-        self.assertFalse(worker.is_alive())
+        self.assertTrue(agent.wait_idle(10))
         self.assertLess(time.monotonic() - started, 5)
         self.assertEqual(0, self.downloader.calls)
         (_, _, status, detail), = self.api.reports
@@ -181,7 +185,7 @@ class AgentManagerTest(base.TestCase):
                                             reason='the agent is stopping')
 
         agent.downloader = Downloader()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertIs(agent.stopping, seen[0])
         (_, _, status, detail), = self.api.reports
         self.assertEqual('interrupted', detail['code'])
@@ -190,13 +194,13 @@ class AgentManagerTest(base.TestCase):
         self.store.space_error = exception.InsufficientDiskSpace(
             path='/x', image_id=self.image.id, needed=10, reserve=1, free=2)
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.assertEqual(0, self.downloader.calls)
         self.assertEqual('no_space', self.api.reports[0][3]['code'])
 
     def test_malformed_meta_is_reported(self):
         agent = self.make()
-        agent.cache(None, 'some-id', self.sign({'version': '1.0'}))
+        self.cache(agent, 'some-id', self.sign({'version': '1.0'}))
         (_, image_id, status, detail), = self.api.reports
         self.assertEqual(('some-id', 'failed', 'invalid_meta'),
                          (image_id, status, detail['code']))
@@ -204,30 +208,88 @@ class AgentManagerTest(base.TestCase):
 
     def test_image_id_must_match_meta(self):
         agent = self.make()
-        agent.cache(None, 'other-id', self.meta())
+        self.cache(agent, 'other-id', self.meta())
         self.assertEqual('invalid_meta', self.api.reports[0][3]['code'])
 
     def test_request_for_other_hosts_is_ignored(self):
         agent = self.make()
-        agent.cache(None, self.image.id,
-                    self.meta(targets={'hosts': ['cmp-9*'],
-                                       'labels': ['az2']}))
+        self.cache(agent, self.image.id,
+                   self.meta(targets={'hosts': ['cmp-9*'],
+                                      'labels': ['az2']}))
         self.assertEqual([], self.api.reports)
-        agent.cache(None, self.image.id,
-                    self.meta(targets={'labels': ['az1']}))
+        self.cache(agent, self.image.id,
+                   self.meta(targets={'labels': ['az1']}))
         self.assertEqual('cached', self.api.reports[0][2])
 
     def test_stale_request_is_ignored(self):
         agent = self.make()
         newer = self.meta()
         older = self.sign(dict(newer, generation=newer['generation'] - 1))
-        agent.cache(None, self.image.id, newer)
-        agent.cache(None, self.image.id, older)
+        self.cache(agent, self.image.id, newer)
+        self.cache(agent, self.image.id, older)
         self.assertEqual(1, len(self.api.reports))
+
+    def test_requests_beyond_the_queue_are_busy_at_once(self):
+        self.flags(group='agent', max_concurrent_downloads=2,
+                   max_queued_requests=3)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        class Blocked(FakeDownloader):
+            def download(self, image, sources, fileobj, cancel=None):
+                self.calls += 1
+                gate.wait(10)
+                return {'method': 'http', 'bytes_received': 4}
+
+        agent = self.make(Blocked())
+        images = [test_meta.make_image(id='img-%d' % n)
+                  for n in range(7)]
+        for image in images[:5]:  # 2 running, 3 waiting
+            agent.cache(None, image.id, self.meta_of(image))
+        for image in images[5:]:
+            started = time.monotonic()
+            agent.cache(None, image.id, self.meta_of(image))
+            self.assertLess(time.monotonic() - started, 1)
+        # Answered at once, while every other request still waits.
+        self.assertEqual([('img-5', 'failed', 'busy'),
+                          ('img-6', 'failed', 'busy')],
+                         [(r[1], r[2], r[3]['code'])
+                          for r in self.api.reports])
+        self.assertIn('busy with 5 request(s)', self.api.reports[0][3][
+            'reason'])
+        self.assertEqual(2, len(self.api.downloading))
+        # An image already present is still reported existing.
+        self.store.files.add(images[6].id)
+        agent.cache(None, images[6].id,
+                    self.meta_of(images[6]))
+        self.assertEqual('existing', self.api.reports[-1][2])
+        # A request for an image in progress is ignored, not busy.
+        agent.cache(None, images[0].id, self.meta_of(images[0]))
+        self.assertEqual(3, len(self.api.reports))
+        gate.set()
+        self.assertTrue(agent.wait_idle(10))
+        self.assertEqual(5, self.downloader.calls)
+        self.assertEqual(5, [r[2] for r in self.api.reports].count(
+            'cached'))
+
+    def test_no_queue(self):
+        self.flags(group='agent', max_concurrent_downloads=1,
+                   max_queued_requests=0)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        agent = self.make(FakeDownloader(gate=gate))
+        first, second = (test_meta.make_image(id=i)
+                         for i in ('img-a', 'img-b'))
+        agent.cache(None, first.id, self.meta_of(first))
+        agent.cache(None, second.id, self.meta_of(second))
+        self.assertEqual([('img-b', 'busy')],
+                         [(r[1], r[3]['code']) for r in self.api.reports])
+        gate.set()
+        self.assertTrue(agent.wait_idle(10))
 
     def test_keep_alive_touches_wanted_images(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta())
+        self.cache(agent, self.image.id, self.meta())
         self.store.touched = []
         agent.keep_alive()
         self.assertEqual([self.image.id], self.store.touched)
@@ -359,7 +421,7 @@ class UntrustedRequestTest(AgentManagerTest):
         self.assertRefused('bad_signature', self.image.id, meta)
         # It did not block the service's next, genuine decision.
         self.api.reports = []
-        self.agent.cache(None, self.image.id, self.meta())
+        self.cache(self.agent, self.image.id, self.meta())
         self.assertEqual('cached', self.api.reports[0][2])
 
     def test_hostile_image_id(self):
@@ -393,11 +455,11 @@ class UntrustedRequestTest(AgentManagerTest):
 
     def test_new_epoch_is_obeyed(self):
         agent = self.make()
-        agent.cache(None, self.image.id, self.meta(generation=10 ** 15))
+        self.cache(agent, self.image.id, self.meta(generation=10 ** 15))
         self.store.files.clear()
         # The service's database was recreated: lower counters, new epoch.
-        agent.cache(None, self.image.id,
-                    self.meta(generation=5, epoch='ab' * 16))
+        self.cache(agent, self.image.id,
+                   self.meta(generation=5, epoch='ab' * 16))
         self.assertEqual(['cached', 'cached'],
                          [r[2] for r in self.api.reports])
         self.assertEqual(2, self.downloader.calls)
