@@ -18,10 +18,8 @@ import fixtures
 from testtools import content
 
 from precache.common import compression
-from precache.common import rpc
 from precache.common import webserver
 from precache.objects import image as image_mod
-from precache.objects import meta as meta_mod
 from precache.tests.functional import test_distribution
 
 MiB = 1024 * 1024
@@ -99,9 +97,7 @@ class BoundedDownloadsTest(test_distribution.OneImageTestCase):
         self.origin = self.useFixture(HostileOrigin())
 
     def cast_sources(self, agent, record, sources):
-        self.agent_api.cache(rpc.get_context(), record.id,
-                             meta_mod.build(record, sources),
-                             host=agent.host)
+        self.cast(agent, record=record, sources=sources)
 
     def test_zstd_bomb_is_refused_early(self):
         agent, = self.start_agents(1)

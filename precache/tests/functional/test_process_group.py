@@ -100,7 +100,8 @@ class ExitedShellTest(test_distribution.DistributionTestCase):
             meta={'version': '1.0', 'image': {'id': 'orphan-image'}})
         report = self.endpoint.report_for(agent.host, 'orphan-image')
         self.assertEqual('failed', report['status'])
-        self.assertEqual('invalid_meta', report['code'])
+        # Refused as it must be: the test's meta carries no signature.
+        self.assertEqual('unsigned', report['code'])
         beats = len([h for h in self.endpoint.heartbeats
                      if h['host'] == agent.host])
         self.endpoint.wait_for(
