@@ -6,9 +6,17 @@ oslo.service's threading backend is selected here, before anything imports
 
 import os
 import sys
+import warnings
 
-from oslo_log import log as logging
-from oslo_service import backend
+# Installed alongside (oslo.service depends on it), eventlet warns as soon
+# as a library merely imports it (futurist does, through oslo.messaging),
+# before any command runs. precache never uses it and the operator can do
+# nothing about it. The warning's class lives in eventlet itself, which
+# cannot be imported to name it without triggering it: match its text.
+warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+
+from oslo_log import log as logging  # noqa: E402
+from oslo_service import backend  # noqa: E402
 
 try:
     backend.init_backend(backend.BackendType.THREADING)
