@@ -32,9 +32,11 @@ from precache import version  # noqa: E402
 LOG = logging.getLogger(__name__)
 
 
-def prepare(argv, description=None):
+def prepare(argv, description=None, before_logging=None):
     """Parse the command line and config files; set up logging.
 
+    :param before_logging: a callable given the parsed ConfigOpts before
+        logging is set up (to choose where logs go, say).
     :returns: the global ConfigOpts.
     """
     conf = precache_conf.CONF
@@ -42,6 +44,8 @@ def prepare(argv, description=None):
     conf_defaults.set_defaults()
     conf(argv, project='precache', version=version.version_string(),
          description=description)
+    if before_logging is not None:
+        before_logging(conf)
     logging.setup(conf, 'precache')
     return conf
 
