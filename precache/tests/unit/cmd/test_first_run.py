@@ -36,3 +36,26 @@ class NoEventletWarningTest(base.TestCase):
             self.assertEqual(0, result.returncode, name + result.stderr)
             self.assertNotIn('Eventlet', result.stdout + result.stderr, name)
             self.assertNotIn('Warning', result.stderr, name)
+
+
+class QemuImgMissingTest(base.TestCase):
+
+    def test_agent_start_is_one_line_naming_the_package(self):
+        conf = os.path.join(self.tempdir, 'agent.conf')
+        with open(conf, 'w') as f:
+            f.write('[DEFAULT]\ntransport_url = fake:/\n[agent]\n'
+                    'store = directory\n[directory_store]\npath = %s\n'
+                    % os.path.join(self.tempdir, 'images'))
+        empty = os.path.join(self.tempdir, 'bin')
+        os.mkdir(empty)
+        env = dict(os.environ, PATH=empty)
+        result = subprocess.run(
+            [sys.executable, '-m', 'precache.cmd.agent', '--config-file',
+             conf], capture_output=True, text=True, cwd=REPO, env=env,
+            timeout=120)
+        self.assertEqual(2, result.returncode, result.stdout)
+        self.assertEqual(
+            'error: qemu-img is not installed on this host: apt-get install '
+            'qemu-utils (dnf install qemu-img on RHEL-like hosts)\n',
+            result.stderr)
+        self.assertNotIn('Traceback', result.stdout)
