@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# systemd: its systemd-analyze verifies etc/systemd/*.service (a unit test).
 APT_PACKAGES="python3-venv python3-dev gcc git rabbitmq-server qemu-utils
-  memcached zstd curl squid"
+  memcached zstd curl squid systemd"
 
 install_system_packages() {
     local missing=()

@@ -25,6 +25,11 @@ CONNECT_RETRIES = 2
 CONNECT_GRACE = 10
 #: What oslo.messaging appends to the class name of a rebuilt exception.
 REMOTE_SUFFIX = '_Remote'
+#: Why a command without a configuration stops at once.
+NO_CONFIG = ('no --config-file given and no precache.conf in '
+             '~/.precache/, ~/, /etc/precache/ or /etc/: give the '
+             'daemons\' file with --config-file PATH (it needs at least '
+             'transport_url).')
 
 
 def load_config(config_files=(), config_dirs=()):
@@ -37,8 +42,15 @@ def load_config(config_files=(), config_dirs=()):
     registers some of its options (tracing) there only.
 
     :returns: :data:`precache.conf.CONF`, parsed.
-    :raises: :class:`precache.cli.errors.ConfigError`
+    :raises: :class:`precache.cli.errors.ConfigError`, also when no file
+        is given and none is found: the defaults (``rabbit://`` on
+        localhost) would only make the command wait for a broker that is
+        not there.
     """
+    if not (config_files or config_dirs or
+            cfg.find_config_files(project='precache', prog='precache') or
+            cfg.find_config_dirs(project='precache', prog='precache')):
+        raise errors.ConfigError(reason=NO_CONFIG)
     conf = precache_conf.CONF
     conf_defaults.set_defaults(conf)
     args = []

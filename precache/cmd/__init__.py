@@ -6,9 +6,17 @@ oslo.service's threading backend is selected here, before anything imports
 
 import os
 import sys
+import warnings
 
-from oslo_log import log as logging
-from oslo_service import backend
+# Installed alongside (oslo.service depends on it), eventlet warns as soon
+# as a library merely imports it (futurist does, through oslo.messaging),
+# before any command runs. precache never uses it and the operator can do
+# nothing about it. The warning's class lives in eventlet itself, which
+# cannot be imported to name it without triggering it: match its text.
+warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+
+from oslo_log import log as logging  # noqa: E402
+from oslo_service import backend  # noqa: E402
 
 try:
     backend.init_backend(backend.BackendType.THREADING)
@@ -24,9 +32,11 @@ from precache import version  # noqa: E402
 LOG = logging.getLogger(__name__)
 
 
-def prepare(argv, description=None):
+def prepare(argv, description=None, before_logging=None):
     """Parse the command line and config files; set up logging.
 
+    :param before_logging: a callable given the parsed ConfigOpts before
+        logging is set up (to choose where logs go, say).
     :returns: the global ConfigOpts.
     """
     conf = precache_conf.CONF
@@ -34,6 +44,8 @@ def prepare(argv, description=None):
     conf_defaults.set_defaults()
     conf(argv, project='precache', version=version.version_string(),
          description=description)
+    if before_logging is not None:
+        before_logging(conf)
     logging.setup(conf, 'precache')
     return conf
 

@@ -21,11 +21,12 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from precache.agent import manager as agent_manager
+from precache.agent.stores import images as store_images
+from precache.cmd import all_in_one_view
 from precache.common import plugin
 from precache.common import rpc
 from precache.conf import agent as agent_conf
 from precache.db import api as db_api
-from precache.objects import image as image_mod
 from precache.objects import signing
 from precache.objects import states
 from precache.service import factory
@@ -67,10 +68,12 @@ class AllInOne(object):
     :param hosts: number of agents.
     :param images_dir: directory of images; a sample image is made when
         None.
+    :param view: what prints the run (default: a
+        :class:`~precache.cmd.all_in_one_view.ProgressView` on stdout).
     """
 
     def __init__(self, conf, work_dir, hosts=3, images_dir=None,
-                 compression='zstd', timeout=300):
+                 compression='zstd', timeout=300, view=None):
         self.conf = conf
         self.work_dir = os.path.abspath(work_dir)
         self.hosts = ['compute-%d' % i for i in range(1, hosts + 1)]
@@ -80,11 +83,16 @@ class AllInOne(object):
         self.reports = {}
         self._reported = threading.Condition()
         self._servers = []
+        self.view = view or all_in_one_view.ProgressView(self.work_dir)
 
     def configure(self):
-        if not self.images_dir:
+        sample = not self.images_dir
+        if sample:
             self.images_dir = os.path.join(self.work_dir, 'images')
             make_sample_image(self.images_dir)
+        self.view.images(self.images_dir, sorted(
+            name for name in os.listdir(self.images_dir)
+            if not name.startswith('.')), sample)
         conf = self.conf
         conf.set_override('host', 'precache-service')
         private_key, public_key = self._signing_keys()
@@ -126,7 +134,10 @@ class AllInOne(object):
         """Run one distribution round and print what each host did.
 
         :returns: 0 when every host cached every image, 1 otherwise.
+        :raises ToolMissing: qemu-img is not installed.
         """
+        store_images.require_qemu_img()
+        self.view.started(self.hosts)
         self.configure()
         rpc.init(self.conf, url='fake:/')
         try:
@@ -137,13 +148,21 @@ class AllInOne(object):
             for agent in agents:
                 agent.heartbeat()
             self._wait_for_hosts(state)
+            self.view.step('service and %d agents up (oslo.messaging fake:/ '
+                           'transport, state in precache.sqlite)'
+                           % len(agents))
             pipeline = parts.pipeline
             pipeline.start()
             try:
+                self.view.step('pipeline: list, fetch, compress (%s), '
+                               'serve, fan out' % self.compression)
                 started = time.monotonic()
                 outcomes = pipeline.run(rpc.get_context())
+                for outcome in outcomes:
+                    self.view.served(outcome)
                 expected = {(host, o.image_id) for o in outcomes
                             if o.distributed for host in self.hosts}
+                self.view.waiting(expected)
                 self._wait_for(expected)
                 elapsed = time.monotonic() - started
                 status = state.get_status(rpc.get_context())
@@ -152,8 +171,10 @@ class AllInOne(object):
         finally:
             self._stop_servers()
             rpc.cleanup()
-        self._print_state(status)
-        return self._print_summary(outcomes, expected, elapsed)
+        ok = self.view.result(outcomes, expected, self.reports, status,
+                              elapsed)
+        self.view.next_steps()
+        return 0 if ok else 1
 
     def _build_service(self):
         """The service's parts, its state in <work_dir>/precache.sqlite."""
@@ -226,6 +247,7 @@ class AllInOne(object):
         with self._reported:
             self.reports[(host, payload['image_id'])] = payload
             self._reported.notify_all()
+        self.view.report(host, payload['image_id'], payload)
 
     def _wait_for(self, expected):
         deadline = time.monotonic() + self.timeout
@@ -235,58 +257,3 @@ class AllInOne(object):
                 if left <= 0:
                     break
                 self._reported.wait(left)
-
-    def _print_summary(self, outcomes, expected, elapsed):
-        print('precache all-in-one: work directory %s' % self.work_dir)
-        for outcome in outcomes:
-            if outcome.error:
-                print('image %s NOT distributed: %s' % (outcome.image_id,
-                                                        outcome.error))
-                continue
-            source = outcome.meta['sources'][0]
-            print('image %s served at %s (%s, %s bytes)' % (
-                outcome.image_id, source.get('url', source['method']),
-                source.get('compression'), source.get('size')))
-        rows = [('HOST', 'IMAGE', 'STATUS', 'SECONDS', 'DETAIL')]
-        ok = all(o.distributed for o in outcomes) and bool(outcomes)
-        for host, image_id in sorted(expected):
-            report = self.reports.get((host, image_id))
-            if report is None:
-                ok = False
-                rows.append((host, image_id, 'no report', '-', ''))
-                continue
-            ok = ok and report['status'] in states.PRESENT
-            rows.append((host, image_id, report['status'],
-                         '%.2f' % report.get('seconds', 0),
-                         report.get('reason') or self._describe(host,
-                                                                image_id)))
-        widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
-        for row in rows:
-            print('  '.join(str(c).ljust(w) for c, w in zip(row, widths)) +
-                  '  ' + str(row[4]))
-        print('%s in %.1fs' % ('all hosts cached every image' if ok else
-                               'FAILED', elapsed))
-        return 0 if ok else 1
-
-    @staticmethod
-    def _print_state(status):
-        """Print what the service's database says about each image."""
-        print('service state: %d host(s) up of %d' % (
-            status['hosts']['up'], status['hosts']['total']))
-        for image in status['images']:
-            counts = ', '.join('%s %d' % item for item in
-                               sorted(image['counts'].items()) if item[1])
-            print('  image %s: %s (of %d live target hosts)' % (
-                image['image_id'], counts or 'nothing yet',
-                image['live_targets']))
-
-    def _describe(self, host, image_id):
-        base = os.path.join(self.work_dir, 'hosts', host, 'instances',
-                            '_base', image_mod.nova_cache_name(image_id))
-        try:
-            stat = os.stat(base)
-        except OSError:
-            return ''
-        return '%s (%d bytes, %d allocated, mode %o)' % (
-            os.path.relpath(base, self.work_dir), stat.st_size,
-            stat.st_blocks * 512, stat.st_mode & 0o777)

@@ -114,6 +114,11 @@ class PluginLoadFailed(ConfigurationError):
                'failed to load: %(reason)s')
 
 
+class ToolMissing(ConfigurationError):
+    msg_fmt = ('%(tool)s is not installed on this host: %(install)s')
+    code = 'tool_missing'
+
+
 class RPCVersionPinned(ConfigurationError):
     msg_fmt = ('Cannot send %(method)s to precache-%(peer)s: it needs '
                'version %(version)s of the RPC API and [upgrade_levels] '

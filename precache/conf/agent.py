@@ -11,9 +11,9 @@ agent_opts = [
     cfg.StrOpt('store',
                default='nova-libvirt',
                help='ImageStore plugin (namespace precache.stores) deciding '
-                    'where a verified image lands. nova-libvirt writes into '
-                    'nova-compute\'s image cache (_base); directory keeps '
-                    'images in a plain directory.'),
+                    'where a verified image lands. Built in: nova-libvirt '
+                    '(nova-compute\'s image cache, _base), directory (a '
+                    'plain directory).'),
     cfg.IntOpt('max_concurrent_downloads',
                default=1, min=1, mutable=True,
                help='Images downloaded at the same time. Further requests '

@@ -15,17 +15,25 @@ service_opts = [
                 default=['glance'],
                 help='ImageLister plugins (entry point namespace '
                      'precache.listers) whose results are merged and '
-                     'de-duplicated by image id. Built in: glance, static.'),
+                     'de-duplicated by image id. Built in: glance (images '
+                     'of the [glance_lister] filter), static (the image ids '
+                     'of [static_lister]), directory (the files of '
+                     '[directory_lister] path, file name = image id).'),
     cfg.StrOpt('fetcher',
                default='glance',
                help='ImageFetcher plugin (namespace precache.fetchers) that '
                     'brings each image\'s bytes to the staging directory. '
-                    'Built in: glance, swift, file.'),
+                    'Built in: glance (downloads from Glance), swift (from '
+                    'Glance\'s Swift store directly), file (from a local '
+                    'directory).'),
     cfg.StrOpt('server',
                default='http',
                help='ImageServer plugin (namespace precache.servers) that '
-                    'makes images available to the agents. Built in: http, '
-                    'glance.'),
+                    'makes images available to the agents. Built in: http '
+                    '(the built-in web server, compressed artifacts), '
+                    'glance (agents download from Glance themselves), '
+                    'bittorrent (peer to peer, with the http server\'s '
+                    'artifact as web seed).'),
     cfg.StrOpt('staging_dir',
                default='/var/lib/precache/staging',
                help='Directory where fetched, verified images are kept. It '

@@ -38,3 +38,10 @@ def head_revision():
     from alembic import script
     return script.ScriptDirectory.from_config(
         _config(None)).get_current_head()
+
+
+def is_known(revision):
+    """Whether ``revision`` is one of this code's revisions."""
+    from alembic import script
+    directory = script.ScriptDirectory.from_config(_config(None))
+    return revision in {rev.revision for rev in directory.walk_revisions()}

@@ -56,6 +56,8 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
     :param conf: the process's :class:`oslo_config.cfg.ConfigOpts`, with
         this store's options registered under :meth:`get_config_group`.
     :raises ConfigurationError: an option has a value the store cannot use.
+    :raises ToolMissing: qemu-img, which inspects every image, is not
+        installed.
     """
 
     #: What an unset ``file_owner`` means; stores may override it.
@@ -63,6 +65,7 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
 
     def __init__(self, conf):
         super().__init__(conf)
+        images.require_qemu_img()
         #: Temporary file path -> the open file holding its writer's lock.
         self._held = {}
         self._held_lock = threading.Lock()

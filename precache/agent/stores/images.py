@@ -37,8 +37,25 @@ VMDK_ALLOWED_TYPES = ('streamOptimized', 'monolithicSparse')
 QEMU_IMG_LIMITS = processutils.ProcessLimits(cpu_time=30,
                                              address_space=1 * units.Gi)
 _QEMU_IMG = ('env', 'LC_ALL=C', 'LANG=C', 'qemu-img')
+#: How to install qemu-img, for the one line a host without it gets.
+QEMU_IMG_INSTALL = ('apt-get install qemu-utils (dnf install qemu-img on '
+                    'RHEL-like hosts)')
 #: Exit codes of a qemu-img killed by its resource limits.
 _LIMIT_EXIT_CODES = (-signal.SIGKILL, -signal.SIGXCPU)
+
+
+def require_qemu_img():
+    """Refuse to go on without ``qemu-img`` on the PATH.
+
+    Called where qemu-img will be needed (a store at start, the
+    all-in-one run), so that its absence is one line naming the package
+    rather than a failure of every image.
+
+    :raises ToolMissing: naming the package to install.
+    """
+    if shutil.which('qemu-img') is None:
+        raise exception.ToolMissing(tool='qemu-img',
+                                    install=QEMU_IMG_INSTALL)
 
 
 def inspect_image(image, path, timeout):
@@ -274,7 +291,7 @@ def _qemu_error(image, args, exc):
     if exc.exit_code == 127:
         return exception.StoreFailed(
             image_id=image.id,
-            reason='qemu-img is not installed (install qemu-utils)')
+            reason='qemu-img is not installed: %s' % QEMU_IMG_INSTALL)
     if 'No space left on device' in stderr:
         return out_of_space(image.id, args[-1], 'qemu-img %s: %s' %
                             (command, stderr))

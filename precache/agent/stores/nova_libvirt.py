@@ -59,6 +59,21 @@ NOVA_CONF_LOCATIONS = {
     'force_raw_images': (('DEFAULT', 'force_raw_images'),),
     'images_type': (('libvirt', 'images_type'),),
 }
+#: How Nova's image cache manager ages out unused base files: where each
+#: setting is in nova.conf (the [DEFAULT] names are those before Train)
+#: and Nova's default.
+NOVA_AGING = {
+    'remove_unused_base_images': (
+        (('image_cache', 'remove_unused_base_images'),
+         ('DEFAULT', 'remove_unused_base_images')), 'true'),
+    'remove_unused_original_minimum_age_seconds': (
+        (('image_cache', 'remove_unused_original_minimum_age_seconds'),
+         ('DEFAULT', 'remove_unused_original_minimum_age_seconds')),
+        '86400'),
+    'manager_interval': (
+        (('image_cache', 'manager_interval'),
+         ('DEFAULT', 'image_cache_manager_interval')), '2400'),
+}
 #: Options of this store that nova.conf provides unless set explicitly.
 FROM_NOVA = ('instances_path', 'subdirectory_name', 'force_raw_images')
 # configparser must not treat nova.conf's [DEFAULT] as defaults of the
@@ -79,9 +94,7 @@ def read_nova_conf(paths):
     :raises ConfigurationError: a file cannot be read or parsed, or a value
         cannot be resolved.
     """
-    parser = configparser.RawConfigParser(
-        default_section=_NO_DEFAULT_SECTION, strict=False, interpolation=None)
-    found = [path for path in paths if _read_conf_file(parser, path)]
+    parser, found = _parse_nova_conf(paths)
     if not found:
         return {}
     variables = dict(NOVA_DEFAULTS)
@@ -89,16 +102,58 @@ def read_nova_conf(paths):
         variables.update(parser.items('DEFAULT'))
     settings = {}
     for name, locations in NOVA_CONF_LOCATIONS.items():
-        value = next((parser.get(section, option)
-                      for section, option in locations
-                      if parser.has_option(section, option)),
-                     NOVA_DEFAULTS[name])
+        value = _first(parser, locations, NOVA_DEFAULTS[name])
         settings[name] = _substitute(value, variables, name, found)
     settings['force_raw_images'] = _nova_bool(settings['force_raw_images'],
                                               found)
     LOG.info('Read nova-compute settings from %(files)s: %(settings)s',
              {'files': ', '.join(found), 'settings': settings})
     return settings
+
+
+def read_nova_aging(paths):
+    """Return how Nova's image cache manager ages out unused base files.
+
+    From the nova.conf files ``paths`` (later files win), Nova's defaults
+    where they say nothing.
+
+    :returns: a dict: ``remove_unused_base_images`` (bool),
+        ``remove_unused_original_minimum_age_seconds`` and
+        ``manager_interval`` (ints, seconds; a negative interval turns the
+        manager off).
+    :raises ConfigurationError: a file cannot be read or a value is not
+        what Nova accepts.
+    """
+    parser, found = _parse_nova_conf(paths)
+    aging = {name: _first(parser, locations, default)
+             for name, (locations, default) in NOVA_AGING.items()}
+    where = ', '.join(found) or 'Nova\'s defaults'
+    try:
+        aging['remove_unused_base_images'] = strutils.bool_from_string(
+            aging['remove_unused_base_images'], strict=True)
+        for name in ('remove_unused_original_minimum_age_seconds',
+                     'manager_interval'):
+            aging[name] = int(aging[name])
+    except ValueError as exc:
+        raise exception.ConfigurationError(
+            reason='invalid image cache setting in %s: %s' %
+            (where, exc)) from exc
+    return aging
+
+
+def _parse_nova_conf(paths):
+    """Return a parser of the nova.conf files ``paths`` and those found."""
+    parser = configparser.RawConfigParser(
+        default_section=_NO_DEFAULT_SECTION, strict=False, interpolation=None)
+    found = [path for path in paths if _read_conf_file(parser, path)]
+    return parser, found
+
+
+def _first(parser, locations, default):
+    """The value at the first of ``(section, option)`` that is set."""
+    return next((parser.get(section, option)
+                 for section, option in locations
+                 if parser.has_option(section, option)), default)
 
 
 def _read_conf_file(parser, path):

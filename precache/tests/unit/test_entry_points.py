@@ -19,7 +19,7 @@ STABLE_NAMES = {
     'precache.sources': {'http', 'glance', 'swift', 'bittorrent'},
     'console_scripts': {'precache-service', 'precache-agent',
                         'precache-all-in-one', 'precache-manage',
-                        'precache'},
+                        'precache-status', 'precache'},
 }
 
 

@@ -117,6 +117,30 @@ class CLIOverRPCTest(base.TestCase):
         self.assertIn('Cannot read the configuration', err)
         self.assertIn('absent.conf', err)
 
+    def test_no_config_file_anywhere_stops_at_once(self):
+        # Without any file the defaults (rabbit:// on localhost) would make
+        # the command wait for a broker: it says so instead, at once.
+        for finder in ('find_config_files', 'find_config_dirs'):
+            self.useFixture(fixtures.MockPatch(
+                'oslo_config.cfg.' + finder, return_value=[]))
+        connect = self.useFixture(fixtures.MockPatch(
+            'precache.common.rpc.init')).mock
+        stdout, stderr = io.StringIO(), io.StringIO()
+        status = app.PrecacheApp(stdout=stdout, stderr=stderr).run(
+            ['hosts'])
+        self.assertEqual(2, status)
+        self.assertIn('no --config-file given and no precache.conf in',
+                      stderr.getvalue())
+        self.assertIn('/etc/precache/', stderr.getvalue())
+        connect.assert_not_called()
+
+    def test_a_found_default_config_file_is_read(self):
+        self.useFixture(fixtures.MockPatch(
+            'oslo_config.cfg.find_config_files',
+            return_value=[self.config_file]))
+        conf = client.load_config()
+        self.assertEqual('cli-test-service', conf.rpc.service_topic)
+
 
 class NotAllowed(Exception):
     """An exception of a module outside rpc.ALLOWED_EXMODS."""

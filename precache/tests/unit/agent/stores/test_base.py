@@ -335,6 +335,21 @@ class TestDirectoryLanding(LandingTests, StoreTestCase):
         return directory_store(self, **flags)
 
 
+class TestQemuImgRequired(base.TestCase):
+    """A store does not start on a host without qemu-img."""
+
+    def test_each_store_names_the_package_to_install(self):
+        self.useFixture(fixtures.MockPatch(
+            'precache.agent.stores.images.shutil.which', return_value=None))
+        for build in (nova_store, directory_store):
+            exc = self.assertRaises(exception.ToolMissing, build, self)
+            self.assertEqual(
+                'qemu-img is not installed on this host: apt-get install '
+                'qemu-utils (dnf install qemu-img on RHEL-like hosts)',
+                str(exc))
+            self.assertIsInstance(exc, exception.ConfigurationError)
+
+
 class TestConversion(base.TestCase):
     """The store's conversion to raw (qemu-img itself is faked)."""
 
