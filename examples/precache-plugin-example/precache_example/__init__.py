@@ -1,0 +1,1 @@
+"""An example precache plugin package: a lister and a fetcher."""
