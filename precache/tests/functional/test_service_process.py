@@ -9,6 +9,7 @@ import threading
 import time
 
 from precache.common import fileutils
+from precache.tests import fixtures as servers
 from precache.tests.functional import base
 
 MiB = 1024 * 1024
@@ -26,7 +27,8 @@ class ServiceProcessTest(base.FunctionalTestCase):
         self.config_file = os.path.join(self.tempdir, 'precache.conf')
 
     def write_config(self, interval=3600, fetcher_paths=None,
-                     lister='directory', private_key_file=True):
+                     lister='directory', private_key_file=True,
+                     http_port=0):
         paths = ','.join('%s:%s' % item
                          for item in (fetcher_paths or {}).items())
         with open(self.config_file, 'w') as f:
@@ -39,9 +41,9 @@ class ServiceProcessTest(base.FunctionalTestCase):
             f.write('[directory_lister]\npath = %s\n' % self.images_dir)
             f.write('[file_fetcher]\nimage_dir = %s\nimage_paths = %s\n'
                     % (self.images_dir, paths))
-            f.write('[http_server]\nbind_host = 127.0.0.1\nbind_port = 0\n'
-                    'document_root = %s\n' % os.path.join(self.tempdir,
-                                                          'www'))
+            f.write('[http_server]\nbind_host = 127.0.0.1\nbind_port = %d\n'
+                    'document_root = %s\n'
+                    % (http_port, os.path.join(self.tempdir, 'www')))
             if private_key_file is True:
                 private_key_file = self.signing_keys.private_key_file
             if private_key_file:
@@ -125,6 +127,60 @@ class ServiceProcessTest(base.FunctionalTestCase):
         self.assertFalse(os.path.exists(
             os.path.join(self.staging_dir, IMAGE_ID)))
         self.assertIn('the service is stopping', self._log())
+
+    def test_kill_9_in_a_cycle_then_restart_keeps_the_state(self):
+        # Image A is fetched, served and fanned out; image B's fetch is in
+        # progress (a slow FIFO) when the service is killed outright.
+        done = b'precache' * 100000
+        with open(os.path.join(self.images_dir, IMAGE_ID), 'wb') as f:
+            f.write(done)
+        slow_id = '7d3e9a1b-6c5f-4e2d-8a0b-1c2d3e4f5a6b'
+        slow = os.urandom(MiB) * 64
+        with open(os.path.join(self.images_dir, slow_id), 'wb') as f:
+            f.write(slow)
+        fifo = os.path.join(self.tempdir, 'slow-image')
+        os.mkfifo(fifo)
+        # A fixed port, as in production: the sources stay the same.
+        port = servers.free_port()
+        self.write_config(fetcher_paths={slow_id: fifo}, http_port=port)
+        stop_feeding = threading.Event()
+        feeder = threading.Thread(target=self._feed,
+                                  args=(fifo, slow, stop_feeding))
+        feeder.start()
+        self.addCleanup(feeder.join, 30)
+        self.addCleanup(stop_feeding.set)
+        process = self.start()
+        self.wait_for_log('Image %s fanned out' % IMAGE_ID)
+        self.wait_for_log('Fetching image %s' % slow_id)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+        stop_feeding.set()
+        leftovers = self._staging_temp_files()
+        self.assertTrue(leftovers, self._log())
+
+        # Back, with image B readable at once.
+        self.write_config(fetcher_paths={}, http_port=port)
+        self.start()
+        self.wait_for_log('Image %s fanned out' % slow_id)
+        self.wait_for_log('Pipeline run done', count=1)
+        log = self._log_all()
+        # A stayed staged and decided: neither fetched nor cast again.
+        self.assertEqual(1, log.count('Fetching image %s' % IMAGE_ID))
+        self.assertEqual(1, log.count('Image %s fanned out' % IMAGE_ID))
+        self.assertIn('Image %s is already staged and unchanged' % IMAGE_ID,
+                      log)
+        # The killed fetch's temporary file was removed at the start.
+        for name in leftovers:
+            self.assertFalse(os.path.exists(
+                os.path.join(self.staging_dir, name)))
+        self.assertEqual([], self._staging_temp_files())
+        with open(os.path.join(self.staging_dir, slow_id), 'rb') as f:
+            self.assertEqual(hashlib.sha256(slow).hexdigest(),
+                             hashlib.sha256(f.read()).hexdigest())
+
+    def _log_all(self):
+        with open(self.log_file, errors='replace') as f:
+            return f.read()
 
     def _feed(self, fifo, data, stop):
         try:
