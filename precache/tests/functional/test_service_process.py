@@ -9,7 +9,9 @@ import threading
 import time
 
 from precache.common import fileutils
+from precache.db import api as db_api
 from precache.tests import fixtures as servers
+from precache.tests.fixtures import postgresql
 from precache.tests.functional import base
 
 MiB = 1024 * 1024
@@ -28,7 +30,7 @@ class ServiceProcessTest(base.FunctionalTestCase):
 
     def write_config(self, interval=3600, fetcher_paths=None,
                      lister='directory', private_key_file=True,
-                     http_port=0):
+                     http_port=0, database=None):
         paths = ','.join('%s:%s' % item
                          for item in (fetcher_paths or {}).items())
         with open(self.config_file, 'w') as f:
@@ -44,6 +46,8 @@ class ServiceProcessTest(base.FunctionalTestCase):
             f.write('[http_server]\nbind_host = 127.0.0.1\nbind_port = %d\n'
                     'document_root = %s\n'
                     % (http_port, os.path.join(self.tempdir, 'www')))
+            if database:
+                f.write('[database]\nconnection = %s\n' % database)
             if private_key_file is True:
                 private_key_file = self.signing_keys.private_key_file
             if private_key_file:
@@ -177,6 +181,27 @@ class ServiceProcessTest(base.FunctionalTestCase):
         with open(os.path.join(self.staging_dir, slow_id), 'rb') as f:
             self.assertEqual(hashlib.sha256(slow).hexdigest(),
                              hashlib.sha256(f.read()).hexdigest())
+
+    def test_database_restart_in_a_cycle(self):
+        cluster = self.useFixture(postgresql.PostgreSQLClusterFixture())
+        with open(os.path.join(self.images_dir, IMAGE_ID), 'wb') as f:
+            f.write(b'precache' * 1000)
+        self.write_config(interval=1, database=cluster.url)
+        process = self.start()
+        self.wait_for_log('Image %s fanned out' % IMAGE_ID)
+        cluster.stop()
+        time.sleep(3)
+        cluster.start()
+        # An image that appears after the restart is listed and served.
+        later = '0f1e2d3c-4b5a-4968-8776-655443322110'
+        with open(os.path.join(self.images_dir, later), 'wb') as f:
+            f.write(b'later' * 1000)
+        self.wait_for_log('Image %s fanned out' % later, timeout=90)
+        self.assertIsNone(process.poll(), self._log())
+        db = db_api.StateDB(cluster.url)
+        self.addCleanup(db.engine.dispose)
+        self.assertEqual({IMAGE_ID, later},
+                         {row['id'] for row in db.list_images()})
 
     def _log_all(self):
         with open(self.log_file, errors='replace') as f:
