@@ -7,6 +7,7 @@ session of its own downloads it from that seed.
 
 import hashlib
 import os
+import re
 import socket
 import time
 
@@ -233,8 +234,14 @@ class SourceTest(BitTorrentTestCase):
     def test_agents_find_each_other_through_the_tracker(self):
         torrent_source = self.serve_with_tracker()
         announce = 'http://127.0.0.1:%d/announce' % self.server.tracker.port
-        self.assertEqual([announce], [
-            str(t) for t in metainfo.load(torrent_source["torrent"]).trackers])
+        urls = [str(t) for t in
+                metainfo.load(torrent_source["torrent"]).trackers]
+        self.assertEqual(1, len(urls))
+        # The torrent's passkey, the same in the first-copy URL.
+        self.assertRegex(urls[0], '^%s[?]passkey=[-_A-Za-z0-9]{32}$'
+                         % re.escape(announce))
+        self.assertEqual(urls[0].split('?')[1],
+                         torrent_source['inject_url'].split('?')[1])
         first = self.make_source()
         self.assertEqual(self.data, self.receive(first, torrent_source))
         key = torrent_source['info_hash']
@@ -249,9 +256,8 @@ class SourceTest(BitTorrentTestCase):
 
     def test_first_copies_come_from_the_origin_not_the_seed(self):
         torrent_source = self.serve_with_tracker()
-        self.assertEqual(
-            'http://127.0.0.1:%d/inject' % self.server.tracker.port,
-            torrent_source['inject_url'])
+        self.assertTrue(torrent_source['inject_url'].startswith(
+            'http://127.0.0.1:%d/inject?passkey=' % self.server.tracker.port))
         first, second = self.make_source(), self.make_source()
         self.assertEqual(self.data, self.receive(first, torrent_source))
         # Every piece was handed out and confirmed: the second agent
