@@ -155,6 +155,30 @@ class ServerTest(BitTorrentTestCase):
         self.assertIsNone(server.tracker)
         self.assertIsNone(server.seeder)
 
+    def tracker_address(self, **options):
+        self.flags(group=bt_server.GROUP, tracker=True, **options)
+        server = bt_server.BitTorrentServer(self.conf)
+        server.start()
+        self.addCleanup(server.stop)
+        return server.tracker.server_address[0]
+
+    def test_tracker_binds_listen_host_not_every_address(self):
+        self.assertEqual('127.0.0.1', self.tracker_address())
+
+    def test_tracker_of_a_wildcard_listen_host_binds_the_peer_address(self):
+        self.assertEqual('127.0.0.1', self.tracker_address(
+            listen_host='0.0.0.0', peer_host='127.0.0.1'))
+
+    def test_tracker_host_wins(self):
+        self.assertEqual('::1', self.tracker_address(tracker_host='::1'))
+
+    def test_unresolvable_peer_host_needs_tracker_host(self):
+        self.flags(group=bt_server.GROUP, tracker=True, listen_host='0.0.0.0',
+                   peer_host='does-not-resolve.invalid')
+        server = bt_server.BitTorrentServer(self.conf)
+        exc = self.assertRaises(exception.ConfigurationError, server.start)
+        self.assertIn('set [bittorrent_server] tracker_host', str(exc))
+
     def test_serve_before_start_fails(self):
         server = bt_server.BitTorrentServer(self.conf)
         self.assertRaises(exception.ServeFailed, server.serve, self.image,
