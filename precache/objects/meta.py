@@ -19,7 +19,8 @@ Example::
                  {"method": "bittorrent", "torrent": "<base64>",
                   "info_hash": "<40 hex digits>",
                   "peers": ["seed.example.org:6881"],
-                  "inject_url": "http://seed.example.org:6969/inject",
+                  "inject_url":
+                      "http://seed.example.org:6969/inject?passkey=...",
                   "compression": "zstd", "size": 45,
                   "hash_algo": "sha256", "hash_value": "..."},
                  {"method": "glance"}],
@@ -39,7 +40,9 @@ Version history:
   torrent of the artifact), ``info_hash`` (its hex v1 info-hash) and
   ``peers`` (``host:port`` of peers to connect to, e.g. the seed) and
   optionally ``inject_url`` (the service tracker's first-copy URL, see
-  :mod:`precache.torrent.injector`).
+  :mod:`precache.torrent.injector`). The built-in tracker's URLs (in the
+  torrent and ``inject_url``) carry the torrent's ``passkey`` in their
+  query string, protected by the signature like the rest.
 * 1.2 - ``epoch`` (required): the service database's epoch (32 hex
   digits, fixed when the database is created); a decision is ordered by
   ``(epoch, generation)``, see :func:`is_stale`. ``signature``: the

@@ -56,7 +56,8 @@ class Injector(object):
     """Fetches the pieces the tracker assigns into one torrent.
 
     :param handle: the torrent's handle.
-    :param inject_url: the tracker's first-copy URL.
+    :param inject_url: the tracker's first-copy URL, with the torrent's
+        passkey in its query string.
     :param web_seed: the URL of the artifact on the origin's web server.
     :param key: the torrent's hex info-hash.
     """
@@ -165,17 +166,20 @@ class Injector(object):
             [('info_hash', self.key), ('take', 0)] +
             [('done', p) for p in pieces])
         try:
-            self._http.get('%s?%s' % (self.inject_url, query),
-                           timeout=STOP_WAIT)
+            self._http.get(self._url(query), timeout=STOP_WAIT)
         except requests.RequestException as exc:
             LOG.debug('Torrent %s: confirming first copies %s failed: %s',
                       self.key, pieces, exc)
 
+    def _url(self, query):
+        """The first-copy URL with ``query`` added to its own (passkey)."""
+        separator = '&' if '?' in self.inject_url else '?'
+        return self.inject_url + separator + query
+
     def _ask(self, confirmed):
         query = urllib.parse.urlencode(
             [('info_hash', self.key)] + [('done', p) for p in confirmed])
-        response = self._http.get('%s?%s' % (self.inject_url, query),
-                                  timeout=TIMEOUT)
+        response = self._http.get(self._url(query), timeout=TIMEOUT)
         if response.status_code != 200:
             raise InjectError('the tracker answered HTTP %d'
                               % response.status_code)

@@ -5,7 +5,9 @@ it connects to the ``peers`` listed there (the service's seed), learns
 the other agents from the torrent's trackers (the service's built-in one
 first, :mod:`precache.torrent.tracker`) and through peer exchange,
 fetches the first copies of the pieces the tracker assigns to it from the
-origin (``first_copies``, :mod:`precache.torrent.injector`),
+origin (``first_copies``, :mod:`precache.torrent.injector`; the
+tracker's URLs in the torrent and ``inject_url`` carry the torrent's
+passkey, which the built-in tracker requires, and are used as they come),
 downloads into ``download_dir`` starting with a band of pieces chosen by
 its host name (``spread_pieces``), and passes the artifact's bytes on in
 order as the in-order prefix of pieces grows (how, and why not

@@ -22,7 +22,12 @@ How agents find peers, without DHT or a public tracker:
   tracker also hands out first copies (the source's ``inject_url``):
   each piece is fetched from the origin's web server by one agent, which
   passes it on; the seed does not announce, so those agents trade only
-  with each other;
+  with each other. Every torrent gets a random passkey, put in the
+  announce URL written into the torrent and in the ``inject_url``
+  (both in the signed meta); the tracker refuses requests without it.
+  The tracker listens on ``tracker_host`` (by default the address agents
+  reach this host at, never every address unless configured so) and
+  caps what one client address may do (see its options);
 * the seed's address (``peer_host``, port of the session) is always in
   the ``bittorrent`` source's ``peers``; agents connect to it when they
   do not take first copies, when fetching them fails or stalls, or when
@@ -37,8 +42,10 @@ DHT, local service discovery, UPnP and NAT-PMP are always off; uTP is off
 unless ``enable_utp`` is set.
 """
 
+import secrets
 import socket
 import threading
+import urllib.parse
 
 import libtorrent as lt
 from oslo_config import cfg
@@ -46,6 +53,7 @@ from oslo_log import log as logging
 
 from precache.common import exception
 from precache.common import plugin
+from precache.common import webserver
 from precache.service.servers import base
 from precache.torrent import metainfo
 from precache.torrent import session as session_mod
@@ -103,10 +111,43 @@ bittorrent_server_opts = [
                      'operator trackers) agents know the seed and learn '
                      'of each other through peer exchange only, about '
                      'once a minute.'),
+    cfg.HostAddressOpt('tracker_host',
+                       sample_default='<listen_host, or the address '
+                                      'peer_host resolves to>',
+                       help='Address the built-in tracker listens on. '
+                            'Unset means listen_host when it is a '
+                            'specific address, else the address peer_host '
+                            '(or this host\'s fully qualified name) '
+                            'resolves to: the one agents announce to. Set '
+                            '0.0.0.0 or :: only to accept announces on '
+                            'every address.'),
     cfg.PortOpt('tracker_port',
                 default=6969,
-                help='TCP port of the built-in tracker, on listen_host; 0 '
+                help='TCP port of the built-in tracker, on tracker_host; 0 '
                      'picks a free port.'),
+    cfg.IntOpt('tracker_peers_per_address',
+               default=tracker_mod.PEERS_PER_ADDRESS, min=1,
+               help='Peers one client address may have in a swarm of the '
+                    'built-in tracker (a peer is the address an announce '
+                    'came from with the port it announced); a further one '
+                    'replaces that address\'s least recent peer. One agent '
+                    'per compute host needs 1; raise it when several '
+                    'agents share an address (NAT, tests).'),
+    cfg.IntOpt('tracker_leases_per_address',
+               default=tracker_mod.LEASES_PER_ADDRESS, min=1,
+               help='First copies one client address may hold unconfirmed '
+                    'at once. An agent holds one at a time; raise it when '
+                    'several agents share an address.'),
+    cfg.IntOpt('tracker_connections_per_address',
+               default=webserver.MAX_CONNECTIONS_PER_ADDRESS, min=1,
+               help='Connections one client address may hold open to the '
+                    'built-in tracker at once; further ones are closed at '
+                    'once.'),
+    cfg.FloatOpt('tracker_head_timeout',
+                 default=webserver.HEAD_TIMEOUT, min=0.1,
+                 help='Seconds a client of the built-in tracker has to send '
+                      'a request line and its headers, in all; slower '
+                      'clients (and idle connections) are closed.'),
     cfg.IntOpt('announce_interval',
                default=60, min=5,
                help='Seconds between two announces the built-in tracker '
@@ -172,7 +213,7 @@ class BitTorrentServer(base.ImageServer):
         opts = self.options
         try:
             if opts.tracker:
-                self.tracker = self._make_tracker(opts)
+                self.tracker = self._make_tracker(opts, self._tracker_host())
                 self.tracker.start()
             self.seeder = Seeder(session_mod.Session(
                 session_mod.settings(opts.listen_host, opts.listen_port,
@@ -180,7 +221,9 @@ class BitTorrentServer(base.ImageServer):
                                      opts.upload_rate_limit,
                                      upload_slots=opts.upload_slots),
                 name='seed'),
-                swarms=self.tracker.swarms if self.tracker else None)
+                swarms=self.tracker.swarms if self.tracker else None,
+                announce_url=(self.tracker_url(tracker_mod.ANNOUNCE_PATH)
+                              if self.tracker else None))
         except BaseException:
             self._stop_tracker()
             self.http.stop()
@@ -194,16 +237,40 @@ class BitTorrentServer(base.ImageServer):
         self._stop_tracker()
         self.http.stop()
 
-    @staticmethod
-    def _make_tracker(opts):
-        address = (opts.listen_host, opts.tracker_port)
+    def _tracker_host(self):
+        """The address the built-in tracker binds (see tracker_host).
+
+        :raises ConfigurationError: unset, and this host's name does not
+            resolve.
+        """
+        opts = self.options
+        if opts.tracker_host:
+            return opts.tracker_host
+        if opts.listen_host not in _WILDCARD_HOSTS:
+            return opts.listen_host
         try:
-            return tracker_mod.Tracker(address, opts.announce_interval,
-                                       opts.first_copy_streams)
+            return socket.getaddrinfo(self.host, None,
+                                      type=socket.SOCK_STREAM)[0][4][0]
+        except (OSError, IndexError) as exc:
+            raise exception.ConfigurationError(
+                reason='the built-in tracker needs an address to listen on '
+                       'and %s does not resolve (%s); set [%s] tracker_host'
+                       % (self.host, exc, GROUP))
+
+    @staticmethod
+    def _make_tracker(opts, host):
+        address = (host, opts.tracker_port)
+        try:
+            return tracker_mod.Tracker(
+                address, opts.announce_interval, opts.first_copy_streams,
+                peers_per_address=opts.tracker_peers_per_address,
+                leases_per_address=opts.tracker_leases_per_address,
+                head_timeout=opts.tracker_head_timeout,
+                max_per_address=opts.tracker_connections_per_address)
         except OSError as exc:
             raise exception.ConfigurationError(
                 reason='the built-in tracker cannot listen on %s port %d '
-                       '(%s); check [%s] listen_host and tracker_port, or '
+                       '(%s); check [%s] tracker_host and tracker_port, or '
                        'set tracker = false' % (address + (exc, GROUP)))
 
     def _stop_tracker(self):
@@ -229,14 +296,6 @@ class BitTorrentServer(base.ImageServer):
         return 'http://%s%s' % (
             metainfo.format_peer(self.host, self.tracker.port), path)
 
-    @property
-    def trackers(self):
-        """Announce URLs written into the torrents: ours, the operator's."""
-        urls = list(self.options.trackers)
-        if self.tracker is not None:
-            urls.insert(0, self.tracker_url(tracker_mod.ANNOUNCE_PATH))
-        return urls
-
     def serve(self, image, path):
         """Publish the artifact over HTTP and seed its torrent.
 
@@ -251,9 +310,9 @@ class BitTorrentServer(base.ImageServer):
         http_source, = self.http.serve(image, path)
         artifact = self.http.artifact_path(image)
         try:
-            torrent, key = self.seeder.seed(
+            torrent, key, passkey = self.seeder.seed(
                 image.id, artifact, http_source['hash_value'],
-                self.piece_size, http_source['url'], self.trackers)
+                self.piece_size, http_source['url'], self.options.trackers)
         except Exception as exc:
             raise exception.ServeFailed(
                 image_id=image.id,
@@ -263,10 +322,16 @@ class BitTorrentServer(base.ImageServer):
                   'info_hash': key,
                   'peers': [self.peer]}
         if self.tracker is not None:
-            source['inject_url'] = self.tracker_url(tracker_mod.INJECT_PATH)
+            source['inject_url'] = with_passkey(
+                self.tracker_url(tracker_mod.INJECT_PATH), passkey)
         for name in ('compression', 'size', 'hash_algo', 'hash_value'):
             source[name] = http_source[name]
         return [source, http_source]
+
+
+def with_passkey(url, passkey):
+    """Return ``url`` with ``passkey=...`` in its query string."""
+    return '%s?%s' % (url, urllib.parse.urlencode({'passkey': passkey}))
 
 
 class Seeder(object):
@@ -276,15 +341,18 @@ class Seeder(object):
         by :meth:`stop`.
     :param swarms: the built-in tracker's
         :class:`~precache.torrent.tracker.Swarms`, told which torrents are
-        seeded; None without it.
+        seeded and their passkeys; None without it.
+    :param announce_url: the built-in tracker's announce URL, written
+        first into every torrent with the torrent's passkey.
     """
 
-    def __init__(self, session, swarms=None):
+    def __init__(self, session, swarms=None, announce_url=None):
         self.session = session
         self.swarms = swarms
+        self.announce_url = announce_url
         self._lock = threading.Lock()
         #: image id -> (what the torrent was made of, bytes, info-hash,
-        #: handle)
+        #: handle, passkey)
         self._torrents = {}
 
     @property
@@ -299,14 +367,22 @@ class Seeder(object):
 
         :param digest: the artifact's hash: a torrent is made again when
             it changes.
+        :param trackers: the operator's announce URLs, written after the
+            built-in tracker's.
 
-        :returns: ``(bencoded torrent, hex info-hash)``.
+        :returns: ``(bencoded torrent, hex info-hash, passkey)``; the
+            passkey is None without the built-in tracker.
         """
         recipe = (path, digest, piece_size, web_seed, tuple(trackers))
         with self._lock:
             current = self._torrents.get(image_id)
             if current is not None and current[0] == recipe:
-                return current[1], current[2]
+                return current[1], current[2], current[4]
+            passkey = None
+            trackers = list(trackers)
+            if self.announce_url is not None:
+                passkey = secrets.token_urlsafe(24)
+                trackers.insert(0, with_passkey(self.announce_url, passkey))
             torrent = metainfo.make_torrent(path, piece_size, [web_seed],
                                             trackers)
             params = metainfo.load(metainfo.encode(torrent))
@@ -322,16 +398,17 @@ class Seeder(object):
             handle = self.session.add_torrent(params)
             key = session_mod.info_hash(params.ti)
             if self.swarms is not None:
-                self.swarms.track(key, params.ti.num_pieces())
+                self.swarms.track(key, params.ti.num_pieces(), passkey)
             if current is not None and current[2] != key:
                 self.session.remove_torrent(current[3])
                 if self.swarms is not None:
                     self.swarms.untrack(current[2])
-            self._torrents[image_id] = (recipe, torrent, key, handle)
+            self._torrents[image_id] = (recipe, torrent, key, handle,
+                                        passkey)
         LOG.info('Seeding image %s: %s, %d pieces of %d KiB, info-hash %s',
                  image_id, path, params.ti.num_pieces(),
                  piece_size // metainfo.KiB, key)
-        return torrent, key
+        return torrent, key, passkey
 
     def handle(self, image_id):
         """Return the torrent handle seeding ``image_id``, or None."""

@@ -26,6 +26,7 @@ from precache.common import compression
 from precache.common import exception
 from precache.common import fileutils
 from precache.common import streams
+from precache.common import webserver
 from precache.service.servers import base
 from precache.service.servers import httpd
 
@@ -116,7 +117,22 @@ http_server_opts = [
                help='Client connections the built-in web server serves at '
                     'once; further connections wait until one ends. Each '
                     'transfer is a sendfile() call, so a thread costs '
-                    'little CPU.'),
+                    'little CPU. A connection takes a thread of these only '
+                    'once its request head is in.'),
+    cfg.FloatOpt('head_timeout',
+                 default=webserver.HEAD_TIMEOUT, min=0.1,
+                 help='Seconds a client of the built-in web server has to '
+                      'send a request line and its headers, in all (not '
+                      'per read: a client trickling a byte at a time is '
+                      'cut off too). Also how long an idle kept-alive '
+                      'connection stays open.'),
+    cfg.IntOpt('max_connections_per_address',
+               default=webserver.MAX_CONNECTIONS_PER_ADDRESS, min=1,
+               help='Connections one client address may hold open to the '
+                    'built-in web server at once; further ones are closed '
+                    'at once, so that a few clients cannot take every '
+                    'thread. Raise it when a caching proxy (Squid) in '
+                    'front of the origin fetches for many agents.'),
 ]
 
 
@@ -151,9 +167,10 @@ class HTTPServer(base.ImageServer):
             return
         address = (self.options.bind_host, self.options.bind_port)
         try:
-            self._server = httpd.Server(address, root,
-                                        self.options.cache_max_age,
-                                        self.options.threads)
+            opts = self.options
+            self._server = httpd.Server(address, root, opts.cache_max_age,
+                                        opts.threads, opts.head_timeout,
+                                        opts.max_connections_per_address)
         except OSError as exc:
             raise exception.ConfigurationError(
                 reason='the http server cannot listen on %s port %d (%s); '

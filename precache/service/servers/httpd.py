@@ -15,7 +15,6 @@ records of the ``http`` image server.
 
 import datetime
 import email.utils
-import http.server
 import os
 import re
 import socket
@@ -123,14 +122,39 @@ class _Validators(object):
         return if_range.strip() in (self.etag, self.last_modified)
 
 
-class RequestHandler(http.server.BaseHTTPRequestHandler):
-    """Answers ``GET`` and ``HEAD`` from the server's document root."""
+class RequestHandler(webserver.RequestHandler):
+    """Answers ``GET`` and ``HEAD`` from the server's document root.
+
+    A connection takes one of the server's slots once its first request
+    head is in, and keeps it until it closes: clients that are slow to
+    send their head (see :mod:`precache.common.webserver`) hold no slot.
+    """
 
     protocol_version = 'HTTP/1.1'
     server_version = 'precache-httpd'
     timeout = IDLE_TIMEOUT
     error_content_type = 'text/plain'
     error_message_format = '%(code)d %(message)s\n'
+
+    _slot = False
+
+    def parse_request(self):
+        if not super().parse_request():
+            return False
+        if not self._slot:
+            self._slot = self.server.take_slot()
+            if not self._slot:  # stopping
+                self.close_connection = True
+                return False
+        return True
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self._slot:
+                self._slot = False
+                self.server.release_slot()
 
     def do_GET(self):
         self._respond(send_body=True)
@@ -224,30 +248,34 @@ class Server(webserver.BackgroundHTTPServer):
     :param root: the document root.
     :param max_age: seconds put in ``Cache-Control: public, max-age=N``.
     :param max_connections: client connections served at once; further
-        connections wait in the listen backlog.
+        connections wait, once their request head is in, until one ends.
+    :param head_timeout: seconds a client has for a request head.
+    :param max_per_address: connections one client address may hold.
     """
 
     request_queue_size = 128
 
-    def __init__(self, address, root, max_age, max_connections):
+    def __init__(self, address, root, max_age, max_connections,
+                 head_timeout=webserver.HEAD_TIMEOUT,
+                 max_per_address=webserver.MAX_CONNECTIONS_PER_ADDRESS):
         self.root = os.path.realpath(root)
         self.cache_control = 'public, max-age=%d' % max_age
         self._slots = threading.BoundedSemaphore(max_connections)
         self._stopping = threading.Event()
         self._connections = set()
         self._lock = threading.Lock()
-        super().__init__(address, RequestHandler)
+        super().__init__(address, RequestHandler, head_timeout,
+                         max_per_address)
 
-    def process_request(self, request, client_address):
+    def take_slot(self):
+        """Wait for a free slot; return False if the server stops first."""
         while not self._slots.acquire(timeout=webserver.POLL_INTERVAL):
             if self._stopping.is_set():
-                self.shutdown_request(request)
-                return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+                return False
+        return True
+
+    def release_slot(self):
+        self._slots.release()
 
     def process_request_thread(self, request, client_address):
         with self._lock:
@@ -257,7 +285,6 @@ class Server(webserver.BackgroundHTTPServer):
         finally:
             with self._lock:
                 self._connections.discard(request)
-            self._slots.release()
 
     def shutdown(self):
         """Stop serving and cut the connections of clients still served."""

@@ -14,6 +14,7 @@ from precache.torrent import tracker
 
 HASH = bytes(range(20))
 OTHER_HASH = bytes(range(1, 21))
+PASSKEY = 'Zm9vYmFyLXNlY3JldC0xMjM0NTY3OA'
 
 
 def peer_id(n):
@@ -76,7 +77,8 @@ class SwarmsTest(base.TestCase):
         self.announce(2)
         self.assertEqual(2, len(self.swarms.peers(HASH.hex())))
         self.clock.now += 2
-        self.assertEqual([peer_id(2)], list(self.swarms.peers(HASH.hex())))
+        self.assertEqual([('198.18.2.2', 6881)],
+                         list(self.swarms.peers(HASH.hex())))
 
     def test_untracked_hash_is_refused(self):
         self.assertRaises(KeyError, self.swarms.announce, OTHER_HASH,
@@ -203,7 +205,7 @@ class TrackerServerTest(base.TestCase):
         self.tracker = tracker.Tracker(('127.0.0.1', 0), 30)
         self.tracker.start()
         self.addCleanup(self.tracker.stop)
-        self.tracker.swarms.track(HASH.hex(), num_pieces=2)
+        self.tracker.swarms.track(HASH.hex(), num_pieces=2, passkey=PASSKEY)
         # A first-copy request that must wait does not hold for 5 s.
         self.useFixture(fixtures.MockPatchObject(tracker, 'INJECT_WAIT',
                                                  0.1))
@@ -215,7 +217,7 @@ class TrackerServerTest(base.TestCase):
 
     def get(self, path, **fields):
         values = {'info_hash': HASH, 'peer_id': peer_id(1), 'port': '6881',
-                  'left': '10', 'compact': '1'}
+                  'left': '10', 'compact': '1', 'passkey': PASSKEY}
         values.update(fields)
         return self.fetch(path, urllib.parse.urlencode(values))
 
@@ -237,10 +239,13 @@ class TrackerServerTest(base.TestCase):
         answer = self.get('/announce', port='-1')
         self.assertEqual(b'bad port -1', answer[b'failure reason'])
 
-    def inject(self, query):
+    def inject(self, query, passkey=PASSKEY):
+        if passkey is not None:
+            query = 'passkey=%s&%s' % (passkey, query)
         return self.fetch(tracker.INJECT_PATH, query)
 
     def test_inject_hands_out_pieces_then_waits_then_is_done(self):
+        self.get('/announce')
         query = 'info_hash=' + HASH.hex()
         self.assertEqual({b'piece': 0}, self.inject(query))
         self.assertEqual({b'piece': 1}, self.inject(query))
@@ -248,6 +253,7 @@ class TrackerServerTest(base.TestCase):
         self.assertEqual({b'done': 1}, self.inject(query + '&done=1'))
 
     def test_inject_take_0_only_confirms(self):
+        self.get('/announce')
         query = 'info_hash=' + HASH.hex()
         self.assertEqual({b'piece': 0}, self.inject(query))
         self.assertEqual({b'piece': 1}, self.inject(query))

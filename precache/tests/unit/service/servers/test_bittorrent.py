@@ -7,6 +7,7 @@ session of its own downloads it from that seed.
 
 import hashlib
 import os
+import re
 import socket
 import time
 
@@ -154,6 +155,30 @@ class ServerTest(BitTorrentTestCase):
         self.assertIsNone(server.tracker)
         self.assertIsNone(server.seeder)
 
+    def tracker_address(self, **options):
+        self.flags(group=bt_server.GROUP, tracker=True, **options)
+        server = bt_server.BitTorrentServer(self.conf)
+        server.start()
+        self.addCleanup(server.stop)
+        return server.tracker.server_address[0]
+
+    def test_tracker_binds_listen_host_not_every_address(self):
+        self.assertEqual('127.0.0.1', self.tracker_address())
+
+    def test_tracker_of_a_wildcard_listen_host_binds_the_peer_address(self):
+        self.assertEqual('127.0.0.1', self.tracker_address(
+            listen_host='0.0.0.0', peer_host='127.0.0.1'))
+
+    def test_tracker_host_wins(self):
+        self.assertEqual('::1', self.tracker_address(tracker_host='::1'))
+
+    def test_unresolvable_peer_host_needs_tracker_host(self):
+        self.flags(group=bt_server.GROUP, tracker=True, listen_host='0.0.0.0',
+                   peer_host='does-not-resolve.invalid')
+        server = bt_server.BitTorrentServer(self.conf)
+        exc = self.assertRaises(exception.ConfigurationError, server.start)
+        self.assertIn('set [bittorrent_server] tracker_host', str(exc))
+
     def test_serve_before_start_fails(self):
         server = bt_server.BitTorrentServer(self.conf)
         self.assertRaises(exception.ServeFailed, server.serve, self.image,
@@ -233,8 +258,14 @@ class SourceTest(BitTorrentTestCase):
     def test_agents_find_each_other_through_the_tracker(self):
         torrent_source = self.serve_with_tracker()
         announce = 'http://127.0.0.1:%d/announce' % self.server.tracker.port
-        self.assertEqual([announce], [
-            str(t) for t in metainfo.load(torrent_source["torrent"]).trackers])
+        urls = [str(t) for t in
+                metainfo.load(torrent_source["torrent"]).trackers]
+        self.assertEqual(1, len(urls))
+        # The torrent's passkey, the same in the first-copy URL.
+        self.assertRegex(urls[0], '^%s[?]passkey=[-_A-Za-z0-9]{32}$'
+                         % re.escape(announce))
+        self.assertEqual(urls[0].split('?')[1],
+                         torrent_source['inject_url'].split('?')[1])
         first = self.make_source()
         self.assertEqual(self.data, self.receive(first, torrent_source))
         key = torrent_source['info_hash']
@@ -249,9 +280,8 @@ class SourceTest(BitTorrentTestCase):
 
     def test_first_copies_come_from_the_origin_not_the_seed(self):
         torrent_source = self.serve_with_tracker()
-        self.assertEqual(
-            'http://127.0.0.1:%d/inject' % self.server.tracker.port,
-            torrent_source['inject_url'])
+        self.assertTrue(torrent_source['inject_url'].startswith(
+            'http://127.0.0.1:%d/inject?passkey=' % self.server.tracker.port))
         first, second = self.make_source(), self.make_source()
         self.assertEqual(self.data, self.receive(first, torrent_source))
         # Every piece was handed out and confirmed: the second agent

@@ -10,6 +10,8 @@ import io
 import os
 import random
 import socket
+import threading
+import time
 from unittest import mock
 
 import fixtures
@@ -431,6 +433,88 @@ class TestBuiltinWebServer(HTTPServerTestCase):
         first.close()
         second.settimeout(10)
         self.assertTrue(second.recv(100).startswith(b'HTTP/1.1 200'))
+
+    def restart(self, **options):
+        self.flags(group=http_server.GROUP, **options)
+        self.server.stop()
+        self.server = self.start_server()
+
+    def connect(self):
+        sock = socket.create_connection(
+            ('127.0.0.1', self.server._server.port), timeout=10)
+        self.addCleanup(sock.close)
+        return sock
+
+    def trickle(self, stop):
+        """Open a connection that sends its head a byte at a time."""
+        sock = self.connect()
+        head = ('GET %s HTTP/1.1\r\nHost: x\r\n' % self.target +
+                'X-Slow: %s\r\n' % ('a' * 200)).encode()
+
+        def send():
+            for byte in head:
+                if stop.wait(0.1):
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join)
+        return sock
+
+    def test_slow_clients_do_not_delay_a_normal_get(self):
+        # As many trickling clients as threads: they hold no thread's
+        # slot while their heads are not in.
+        self.restart(threads=4, head_timeout=30)
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+        for _ in range(4):
+            self.trickle(stop)
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, _, body = self.request(self.target)
+        self.assertEqual((200, self.body), (status, body))
+        self.assertLess(time.monotonic() - started, 2.0)
+
+    def test_a_trickled_head_is_cut_off_at_its_deadline(self):
+        # The deadline is for the whole head, not for each read.
+        self.restart(head_timeout=1.0)
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+        started = time.monotonic()
+        sock = self.trickle(stop)
+        self.assertEqual(b'', sock.recv(100))
+        self.assertLess(time.monotonic() - started, 3.0)
+
+    def test_a_half_sent_request_is_closed_after_the_deadline(self):
+        self.restart(head_timeout=0.5)
+        sock = self.connect()
+        sock.sendall(('GET %s HTTP/1.1\r\n' % self.target).encode())
+        started = time.monotonic()
+        self.assertEqual(b'', sock.recv(100))
+        self.assertLess(time.monotonic() - started, 2.0)
+        while self.server._server.connections('127.0.0.1'):
+            self.assertLess(time.monotonic() - started, 5.0)
+            time.sleep(0.01)
+
+    def test_connections_per_address_are_capped(self):
+        self.restart(max_connections_per_address=2, head_timeout=30)
+        idle = [self.connect(), self.connect()]
+        deadline = time.monotonic() + 5
+        while self.server._server.connections('127.0.0.1') < 2:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
+        # A third connection is closed at once.
+        third = self.connect()
+        third.sendall(('HEAD %s HTTP/1.0\r\n\r\n' % self.target).encode())
+        self.assertIn(third.recv(100), (b'', None))
+        idle[0].close()
+        while self.server._server.connections('127.0.0.1') > 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
+        self.assertEqual(200, self.request(self.target, method='HEAD')[0])
 
     def test_stop_cuts_open_connections(self):
         conn = http.client.HTTPConnection('127.0.0.1',
