@@ -74,6 +74,26 @@ agent_opts = [
                      'host picks its proxy by consistent hashing of its host '
                      'name and fails over to the next ones, then to the '
                      'origin.'),
+    cfg.ListOpt('allowed_origins',
+                default=[], mutable=True,
+                help='URL prefixes this agent may download image bytes '
+                     'from, e.g. http://origin.example.org:8780/,'
+                     'https://swift.example.org/v1/AUTH_precache/: the '
+                     'URLs of http and swift sources, every '
+                     'redirect target, and a torrent\'s web seeds, '
+                     'trackers, inject_url and peers (the seed, compared '
+                     'as bittorrent://host:port/). Anything else is '
+                     'refused before connecting, as a failure of that '
+                     'source (the next one is tried). Schemes and hosts '
+                     'compare case-insensitively and exactly, default '
+                     'ports are filled in, and a prefix\'s path ends at a '
+                     '/ boundary. Proxies and the glance source (the '
+                     'agent\'s own [glance] endpoint) are not checked. '
+                     'Empty (the default) allows every URL; setting it '
+                     'to the service\'s web server, tracker and seed and '
+                     'to your Swift account is recommended, so that a '
+                     'cast signed with a stolen key cannot make agents '
+                     'download from elsewhere.'),
     cfg.BoolOpt('direct_after_proxies',
                 default=True,
                 help='After every proxy failed, try the origin directly.'),

@@ -67,6 +67,7 @@ ALGORITHM = 'ed25519'
 SIGNATURE_KEY = 'signature'
 PRIVATE_OPTION = '[signing] private_key_file'
 PUBLIC_OPTION = '[signing] public_key_files'
+_SIGNATURE_FIELDS = frozenset(['key_id', 'algorithm', 'value'])
 
 
 def canonical(data):
@@ -144,7 +145,8 @@ class Verifier(object):
             another key claiming a trusted key's id).
         """
         if image_id is None and isinstance(meta, dict):
-            image_id = (meta.get('image') or {}).get('id')
+            image = meta.get('image')
+            image_id = image.get('id') if isinstance(image, dict) else None
         quoted = image_mod.quote_id(image_id)
         signature = meta.get(SIGNATURE_KEY) if isinstance(meta,
                                                           dict) else None
@@ -159,13 +161,25 @@ class Verifier(object):
             raise exception.UnknownKey(
                 image_id=quoted, key_id=image_mod.quote_id(kid, 16),
                 known=', '.join(sorted(self.keys)) or 'none')
+        if set(signature) != _SIGNATURE_FIELDS:
+            # The signature object is the one part of a meta that is not
+            # signed: nothing may ride along in it.
+            raise exception.BadSignature(
+                image_id=quoted, key_id=kid,
+                reason='the signature has fields other than %s'
+                % ', '.join(sorted(_SIGNATURE_FIELDS)))
         if signature.get('algorithm') != ALGORITHM:
             raise exception.BadSignature(
                 image_id=quoted, key_id=kid,
                 reason='algorithm is not %s' % ALGORITHM)
+        encoded = signature.get('value') or ''
         try:
-            value = base64.b64decode(signature.get('value') or '',
-                                     validate=True)
+            value = base64.b64decode(encoded, validate=True)
+            # Only one text per signature: base64 ignores the unused bits
+            # of the last character, which would let a signed meta be
+            # changed and still verify.
+            if base64.b64encode(value).decode('ascii') != encoded:
+                raise ValueError('the signature is not canonical base64')
             key.verify(value, signed_bytes(meta))
         except InvalidSignature:
             raise exception.BadSignature(

@@ -23,6 +23,15 @@ stops removes every torrent and its data; one that was killed finds its
 leftovers in ``download_dir`` and removes them when it next uses
 BitTorrent.
 
+Before anything connects, the torrent's trackers and web seeds, the
+source's ``inject_url`` and its ``peers`` (as ``bittorrent://host:port/``)
+must all be under ``[agent] allowed_origins`` (see
+:mod:`precache.agent.origins`), whether or not this agent's options would
+use them; otherwise the source fails. Peers learnt from the tracker or
+through peer exchange are other agents and are not checked (every piece
+is verified against the torrent's hashes). Redirects that libtorrent
+follows for trackers and web seeds are not checked.
+
 A swarm that makes no progress for ``stall_timeout`` seconds, a torrent
 that is not valid or does not match the source, repeated hash failures
 and storage errors raise :class:`~precache.common.exception.SourceFailed` with
@@ -42,6 +51,7 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from precache.agent import origins as origins_mod
 from precache.agent.sources import base
 from precache.torrent import metainfo
 from precache.torrent import seeding
@@ -177,6 +187,7 @@ class BitTorrentSource(base.ImageSource):
 
     def iter_chunks(self, image, source):
         params = self._params(image, source)
+        self._check_origins(image, source, params)
         session, seeding_pool = self._swarm_parts()
         key = source['info_hash'].lower()
         directory = os.path.join(self.options.download_dir, key)
@@ -244,6 +255,25 @@ class BitTorrentSource(base.ImageSource):
                               'announced %d'
                               % (params.ti.total_size(), size))
         return params
+
+    def _check_origins(self, image, source, params):
+        """Refuse a torrent naming anything outside the allowed origins.
+
+        :raises SourceFailed: a tracker, web seed, ``inject_url`` or peer
+            is not under ``[agent] allowed_origins``.
+        """
+        origins = origins_mod.Origins.from_conf(self.conf)
+        urls = ([('a tracker\'s', url) for url in params.trackers] +
+                [('a web seed\'s', url) for url in params.url_seeds] +
+                [('a peer\'s', origins_mod.peer_url(peer))
+                 for peer in source.get('peers') or []])
+        if source.get('inject_url'):
+            urls.append(('the inject_url\'s', source['inject_url']))
+        try:
+            for what, url in urls:
+                origins.check(url, what)
+        except origins_mod.Refused as exc:
+            raise self.failed(image, source, str(exc))
 
     def close(self):
         """Stop seeding, close the session and remove the downloads."""

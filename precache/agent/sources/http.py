@@ -10,16 +10,23 @@ resumed on the same route with ``Range: bytes=<received>-`` (guarded by
 ``If-Range``) up to ``[agent] download_retries`` times. Bytes already
 passed on are never sent again: a route that cannot continue where the
 last one stopped is skipped.
+
+The URL, and every redirect target, must be under ``[agent]
+allowed_origins`` (see :mod:`precache.agent.origins`): redirects are
+followed here, up to :data:`MAX_REDIRECTS`, each checked before it is
+requested. A URL outside them fails the source without connecting.
 """
 
 import http.client
 import re
 import time
+import urllib.parse
 
 from oslo_log import log as logging
 import requests
 import urllib3
 
+from precache.agent import origins as origins_mod
 from precache.agent import proxies as proxies_mod
 from precache.agent.sources import base
 
@@ -30,6 +37,8 @@ CHUNK_SIZE = 1024 * 1024
 #: Seconds after which the bytes received so far are passed on even if
 #: they are fewer than CHUNK_SIZE.
 FLUSH_SECONDS = 0.5
+#: Redirects followed for one request.
+MAX_REDIRECTS = 5
 
 _CONTENT_RANGE = re.compile(r'^bytes (\d+)-(\d+)/(\d+|\*)$')
 # "HTTPConnectionPool(host='h', port=1): " and the like, in urllib3 errors.
@@ -173,6 +182,11 @@ class HTTPSource(base.ImageSource):
 
     def iter_chunks(self, image, source):
         transfer = _Transfer(source['url'], self.locator(source))
+        origins = origins_mod.Origins.from_conf(self.conf)
+        try:
+            origins.check(transfer.url, 'the source\'s')
+        except origins_mod.Refused as exc:
+            raise self.failed(image, source, str(exc))
         failures = []
         with requests.Session() as session:
             session.trust_env = False
@@ -180,23 +194,26 @@ class HTTPSource(base.ImageSource):
                 via = proxies_mod.redact(proxy) if proxy else 'direct'
                 try:
                     yield from self._transfer(session, transfer, proxies,
-                                              via)
+                                              via, origins)
                     return
+                except origins_mod.Refused as exc:
+                    raise self.failed(image, source, str(exc))
                 except _RouteFailed as exc:
                     LOG.warning('Image %s: %s via %s failed: %s',
                                 image.id, transfer.name, via, exc)
                     failures.append('via %s: %s' % (via, exc))
         raise self.failed(image, source, '; '.join(failures))
 
-    def _transfer(self, session, transfer, proxies, via):
+    def _transfer(self, session, transfer, proxies, via, origins):
         """Yield the rest of the artifact through one route.
 
         :raises _RouteFailed: the route cannot deliver (any more).
+        :raises Refused: a redirect leads outside the allowed origins.
         """
         retries = self.conf.agent.download_retries
         broken = 0
         while not transfer.complete:
-            response = self._request(session, transfer, proxies)
+            response = self._request(session, transfer, proxies, origins)
             try:
                 transfer.accept(response)
                 yield from self._read(response, transfer)
@@ -215,15 +232,29 @@ class HTTPSource(base.ImageSource):
             finally:
                 response.close()
 
-    def _request(self, session, transfer, proxies):
+    def _request(self, session, transfer, proxies, origins):
+        """GET the artifact, following redirects allowed by ``origins``.
+
+        :raises Refused: a redirect target is outside ``origins``;
+            it was not requested.
+        """
         agent = self.conf.agent
-        try:
-            return session.get(
-                transfer.url, headers=transfer.headers(), proxies=proxies,
-                stream=True,
-                timeout=(agent.connect_timeout, agent.read_timeout))
-        except requests.RequestException as exc:
-            raise _RouteFailed(_describe(exc))
+        url = transfer.url
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = session.get(
+                    url, headers=transfer.headers(), proxies=proxies,
+                    stream=True, allow_redirects=False,
+                    timeout=(agent.connect_timeout, agent.read_timeout))
+            except requests.RequestException as exc:
+                raise _RouteFailed(_describe(exc))
+            target = session.get_redirect_target(response)
+            if not target:
+                return response
+            response.close()
+            url = urllib.parse.urljoin(url, target)
+            origins.check(url, 'a redirect target\'s')
+        raise _RouteFailed('more than %d redirects' % MAX_REDIRECTS)
 
     @staticmethod
     def _read(response, transfer):

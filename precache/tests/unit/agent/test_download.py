@@ -63,8 +63,11 @@ def _compress(data, algorithm):
 class _Artifact(object):
     """A file the test server serves and how it misbehaves."""
 
-    def __init__(self, data, ranges=True, cuts=0, etag=None, trickle=None):
+    def __init__(self, data, ranges=True, cuts=0, etag=None, trickle=None,
+                 location=None):
         self.data = data
+        #: Where a request is redirected to (302), when set.
+        self.location = location
         self.etag = etag or '"%s"' % hashlib.md5(data).hexdigest()
         #: Whether Range requests are honoured.
         self.ranges = ranges
@@ -88,6 +91,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 artifact.cuts -= 1
         if artifact is None:
             self.send_error(404)
+            return
+        if artifact.location:
+            self.send_response(302)
+            self.send_header('Location', artifact.location)
+            self.send_header('Content-Length', '0')
+            self.end_headers()
             return
         start = self._range_start(artifact)
         body = artifact.data[start:]
