@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run precache's whole test suite on a fresh Debian/Ubuntu machine:
-# installs the system packages and tox, then runs style checks, unit tests,
+# installs the system packages and tox, then runs style checks, the
+# documentation build (warnings as errors), unit tests,
 # the sample-config drift check and the functional suite against real
 # RabbitMQ, Glance, Swift and qemu-img started by the test harness.
 #
@@ -51,7 +52,7 @@ install_tox() {
 
 install_system_packages
 install_tox
-envs="${*:-pep8,py3,functional}"
+envs="${*:-pep8,docs,py3,functional}"
 if [[ ",${envs// /,}," == *,functional,* ]]; then
     # The database tests need MariaDB and PostgreSQL; here they must run,
     # not skip.

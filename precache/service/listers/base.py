@@ -15,7 +15,7 @@ LOG = logging.getLogger(__name__)
 TARGET_OPTS = [
     cfg.ListOpt('target_hosts',
                 default=[], mutable=True,
-                help='Hosts (names or shell-style globs such as cmp-az1-*) '
+                help='Hosts (names or shell-style globs such as cmp-az1*) '
                      'that get the images of this lister. With '
                      'target_labels empty too, every host gets them.'),
     cfg.ListOpt('target_labels',
