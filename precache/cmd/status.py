@@ -35,11 +35,13 @@ import sqlalchemy as sa
 from precache.agent.stores import nova_libvirt
 from precache import cmd  # noqa: F401  (threading backend, warnings)
 from precache.common import exception
+from precache.common import fileutils
 from precache.common import plugin
 from precache import conf as precache_conf
 from precache.conf import defaults as conf_defaults
 from precache.db import api as db_api
 from precache.db import migration
+from precache.objects import signing
 
 SERVICE = 'service'
 AGENT = 'agent'
@@ -258,13 +260,72 @@ class Checks(upgradecheck.UpgradeCommands):
                        'below Nova\'s remove_unused_original_minimum_age_'
                        'seconds (%d s).' % (keepalive, min_age))
 
+    def _check_trust(self):
+        roles = self.roles
+        if not roles:
+            return _skipped(roles, '')
+        if not self.conf.signing.enabled:
+            return _result(WARNING, '[signing] enabled = false: casts are '
+                           'neither signed nor verified, so anyone who can '
+                           'cast on the bus decides what lands on compute '
+                           'hosts. Make a key pair with "precache-manage '
+                           'signing generate-keys" and turn it on.')
+        found = []
+        try:
+            if SERVICE in roles:
+                found.append('signs with key %s' %
+                             signing.signer_from_conf(self.conf).key_id)
+            if AGENT in roles:
+                found.append('trusts key(s) %s' % ', '.join(sorted(
+                    signing.verifier_from_conf(self.conf).keys)))
+        except exception.ConfigurationError as exc:
+            return _result(FAILURE, str(exc))
+        details = 'Signing: %s.' % '; '.join(found)
+        if AGENT in roles and not self.conf.agent.allowed_origins:
+            return _result(WARNING, details + ' [agent] allowed_origins is '
+                           'empty: agents download from any URL a signed '
+                           'meta names. List the service\'s web server, '
+                           'Swift, tracker and seed there.')
+        return _result(SUCCESS, details)
+
+    def _check_disk_accounting(self):
+        if AGENT not in self.roles or self.conf.agent.store != 'nova-libvirt':
+            return _skipped(self.roles, 'Not an agent host with the '
+                            'nova-libvirt store: skipped.')
+        try:
+            store = plugin.load_plugin('precache.stores', 'nova-libvirt',
+                                       self.conf, option='[agent] store')
+            reserved = nova_libvirt.reserves_disk_for_image_cache(
+                self.conf.nova_libvirt.nova_config_files)
+        except exception.ConfigurationError as exc:
+            return _result(FAILURE, str(exc))
+        shared = (_device(store.cache_dir) ==
+                  _device(store.instances_path))
+        if shared and not reserved:
+            return _result(WARNING, '%s shares a file system with the '
+                           'instances\' disks and Nova does not count it '
+                           '([workarounds] reserve_disk_resource_for_image_'
+                           'cache is false): the scheduler will over-commit '
+                           'the disk by what precache lands. Set it to true '
+                           'in nova.conf on this host.' % store.cache_dir)
+        return _result(SUCCESS, 'Nova counts the image cache in its disk '
+                       'resource, or the cache has a file system of its '
+                       'own.')
+
     _upgrade_checks = (
         ('Configuration', _check_configuration),
         ('Database schema', _check_database),
         ('Plugins', _check_plugins),
+        ('Signing and origins', _check_trust),
         ('Agent store', _check_store),
         ('Nova image cache aging', _check_aging),
+        ('Nova disk accounting', _check_disk_accounting),
     )
+
+
+def _device(path):
+    """The file system (``st_dev``) of ``path`` or of its nearest parent."""
+    return os.stat(fileutils.existing_ancestor(path)).st_dev
 
 
 def _files_first(argv):

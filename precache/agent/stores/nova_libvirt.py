@@ -141,6 +141,26 @@ def read_nova_aging(paths):
     return aging
 
 
+def reserves_disk_for_image_cache(paths):
+    """Whether Nova counts ``_base`` in the disk it reports to placement.
+
+    ``[workarounds] reserve_disk_resource_for_image_cache`` in the
+    nova.conf files ``paths``; Nova's default is false.
+
+    :raises ConfigurationError: the value is not a boolean.
+    """
+    parser, found = _parse_nova_conf(paths)
+    value = _first(parser, (('workarounds',
+                             'reserve_disk_resource_for_image_cache'),),
+                   'false')
+    try:
+        return strutils.bool_from_string(value, strict=True)
+    except ValueError as exc:
+        raise exception.ConfigurationError(
+            reason='invalid [workarounds] reserve_disk_resource_for_image_'
+                   'cache in %s: %s' % (', '.join(found), exc)) from exc
+
+
 def _parse_nova_conf(paths):
     """Return a parser of the nova.conf files ``paths`` and those found."""
     parser = configparser.RawConfigParser(

@@ -18,6 +18,9 @@ from precache.tests import base
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                     '..', '..'))
 SUCCESS, WARNING, FAILURE = 0, 1, 2
+#: Nova counts its image cache in the disk it reports (precache's advice).
+RESERVED = '[workarounds]\nreserve_disk_resource_for_image_cache = true\n'
+ORIGINS = 'http://precache.example.org:8780/'
 
 
 class UpgradeCheckTest(base.TestCase):
@@ -29,23 +32,29 @@ class UpgradeCheckTest(base.TestCase):
         os.makedirs(self.instances)
         self.nova_conf = os.path.join(self.tempdir, 'nova.conf')
         self.write(self.nova_conf, '[DEFAULT]\ninstances_path = %s\n'
-                   % self.instances)
+                   % self.instances + RESERVED)
 
     def write(self, path, text):
         with open(path, 'w') as f:
             f.write(text)
         return path
 
-    def config(self, text, name='precache.conf'):
-        return self.write(os.path.join(self.tempdir, name),
+    def config(self, text, name='precache.conf', signing=True):
+        keys = self.signing_keys
+        self.config_path = os.path.join(self.tempdir, name)
+        return self.write(self.config_path,
                           '[DEFAULT]\ntransport_url = fake:/\n'
-                          'state_path = %s\n' % self.state_path + text)
+                          'state_path = %s\n' % self.state_path +
+                          ('[signing]\nprivate_key_file = %s\n'
+                           'public_key_files = %s\n' % (
+                               keys.private_key_file, keys.public_key_file)
+                           if signing else '') + text)
 
-    def agent_config(self, text=''):
+    def agent_config(self, text='', origins=ORIGINS, **kwargs):
         return self.config(
-            '[agent]\nstore = nova-libvirt\n%s\n[nova_libvirt]\n'
-            'nova_config_files = %s\nstate_dir = %s/agent\n'
-            % (text, self.nova_conf, self.state_path))
+            '[agent]\nstore = nova-libvirt\nallowed_origins = %s\n%s\n'
+            '[nova_libvirt]\nnova_config_files = %s\nstate_dir = %s/agent\n'
+            % (origins, text, self.nova_conf, self.state_path), **kwargs)
 
     def env(self):
         """No precache.conf in the home directory."""
@@ -147,7 +156,7 @@ class UpgradeCheckTest(base.TestCase):
         self.write(self.nova_conf, '[DEFAULT]\ninstances_path = %s\n'
                    '[image_cache]\nsubdirectory_name = _cache\n'
                    'remove_unused_original_minimum_age_seconds = 86400\n'
-                   % self.instances)
+                   % self.instances + RESERVED)
         code, checks = self.run_check('--config-file', self.agent_config())
         self.assertEqual(SUCCESS, code, checks)
         self.assertEqual('Not a service host: skipped.',
@@ -164,7 +173,7 @@ class UpgradeCheckTest(base.TestCase):
         self.write(self.nova_conf, '[DEFAULT]\ninstances_path = %s\n'
                    '[image_cache]\n'
                    'remove_unused_original_minimum_age_seconds = 5000\n'
-                   % self.instances)
+                   % self.instances + RESERVED)
         code, checks = self.run_check('--config-file', self.agent_config(
             'keepalive_interval = 3600'))
         self.assertEqual(WARNING, code, checks)
@@ -179,7 +188,7 @@ class UpgradeCheckTest(base.TestCase):
         self.write(self.nova_conf, '[DEFAULT]\ninstances_path = %s\n'
                    'remove_unused_original_minimum_age_seconds = 100\n'
                    '[image_cache]\nremove_unused_base_images = false\n'
-                   % self.instances)
+                   % self.instances + RESERVED)
         code, checks = self.run_check('--config-file', self.agent_config())
         self.assertEqual(SUCCESS, code, checks)
         self.assertIn('Nova never removes', checks[
@@ -210,3 +219,44 @@ class UpgradeCheckTest(base.TestCase):
         self.assertEqual('Loaded: [service] listers glance, [service] '
                          'fetcher glance, [service] server http, [agent] '
                          'store nova-libvirt.', checks['Plugins'][1])
+
+    # Trust and disk accounting ------------------------------------------
+
+    def test_signing_and_origins_on_a_good_agent(self):
+        code, checks = self.run_check('--config-file', self.agent_config())
+        self.assertEqual(SUCCESS, code, checks)
+        self.assertEqual(
+            (SUCCESS, 'Signing: trusts key(s) %s.' % self.signing_keys.key_id),
+            checks['Signing and origins'])
+
+    def test_missing_key_fails(self):
+        conf = self.config('[signing]\npublic_key_files = %s/none.pem\n'
+                           '[agent]\nstore = directory\n' % self.tempdir,
+                           signing=False)
+        code, checks = self.run_check('--config-file', conf)
+        self.assertEqual(FAILURE, code)
+        result, details = checks['Signing and origins']
+        self.assertEqual(FAILURE, result)
+        self.assertIn('[signing] public_key_files', details)
+
+    def test_signing_off_and_no_origins_warn(self):
+        with open(self.agent_config(origins='', signing=False), 'a') as f:
+            f.write('[signing]\nenabled = false\n')
+        code, checks = self.run_check('--config-file', self.config_path)
+        self.assertEqual(WARNING, checks['Signing and origins'][0])
+        self.assertIn('enabled = false', checks['Signing and origins'][1])
+        conf = self.agent_config(origins='')
+        code, checks = self.run_check('--config-file', conf)
+        self.assertEqual(WARNING, code, checks)
+        self.assertIn('[agent] allowed_origins is empty',
+                      checks['Signing and origins'][1])
+
+    def test_unreserved_image_cache_on_the_instances_disk_warns(self):
+        self.write(self.nova_conf, '[DEFAULT]\ninstances_path = %s\n'
+                   % self.instances)
+        code, checks = self.run_check('--config-file', self.agent_config())
+        self.assertEqual(WARNING, code, checks)
+        result, details = checks['Nova disk accounting']
+        self.assertEqual(WARNING, result)
+        self.assertIn('reserve_disk_resource_for_image_cache is false',
+                      details)
