@@ -315,6 +315,12 @@ class TestFullDisk(NovaStoreTestCase):
         self.assertNothingLanded()
 
     def test_conversion_fills_the_disk(self):
+        # An image already there, which the failure must not touch.
+        small = self.make_raw('small.raw', virtual=MiB, data_mib=(0,),
+                              seed=2)
+        landed = self.record(small, 'raw')
+        self.store.land(landed, file_writer(small))
+        before = os.stat(self.store.path(landed))
         raw = self.make_raw('big.raw', virtual=5 * MiB, data_mib=range(5))
         qcow2 = self.make_qcow2('big.qcow2', raw)
         image = self.record(qcow2, 'qcow2')
@@ -325,4 +331,12 @@ class TestFullDisk(NovaStoreTestCase):
                                 self.store.land, image, file_writer(qcow2))
         self.assertIn('qemu-img convert', str(exc))
         self.assertIn(image.id, str(exc))
-        self.assertNothingLanded()
+        # No temporary file is left, and the other image is as it was.
+        self.assertEqual([os.path.basename(self.store.path(landed))],
+                         os.listdir(self.store.cache_dir))
+        after = os.stat(self.store.path(landed))
+        self.assertEqual((before.st_ino, before.st_size, before.st_mtime),
+                         (after.st_ino, after.st_size, after.st_mtime))
+        with open(small, 'rb') as f, open(self.store.path(landed),
+                                          'rb') as g:
+            self.assertEqual(f.read(), g.read())
