@@ -12,6 +12,8 @@ import subprocess
 import time
 
 from oslo_concurrency import lockutils
+from oslo_config import cfg
+from oslo_messaging import opts as messaging_opts
 
 from precache.agent import rpcapi as agent_rpcapi
 from precache.common import plugin
@@ -44,15 +46,36 @@ def make_qcow2(directory, name, data_mib=6, virtual_mib=32, backing=None):
 
 
 class BrokerTestCase(base.FunctionalTestCase):
-    """A private RabbitMQ for the class; unique topics per test."""
+    """A private RabbitMQ for the class; unique topics per test.
+
+    With ``broker_tls`` the broker listens for TLS only, and this process
+    connects with ``[oslo_messaging_rabbit] ssl`` and the broker's CA
+    (:meth:`broker_tls_options`, for processes too).
+    """
+
+    broker_tls = False
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.broker = cls.use_class_fixture(rabbitmq.RabbitMQFixture())
+        cls.broker = cls.use_class_fixture(
+            rabbitmq.RabbitMQFixture(tls=cls.broker_tls))
+
+    def broker_tls_options(self):
+        """``[oslo_messaging_rabbit]`` options for the class's broker."""
+        if not self.broker.ca_file:
+            return {}
+        return {'ssl': True, 'ssl_ca_file': self.broker.ca_file}
 
     def setUp(self):
         super().setUp()
+        tls_options = self.broker_tls_options()
+        if tls_options:
+            # Before MessagingFixture creates the transport.
+            for group, opts in messaging_opts.list_opts():
+                if group == 'oslo_messaging_rabbit':
+                    cfg.CONF.register_opts(opts, group=group)
+            self.flags(group='oslo_messaging_rabbit', **tls_options)
         self.messaging = self.useFixture(
             control_plane.MessagingFixture(self.broker.transport_url))
 
