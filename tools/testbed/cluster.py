@@ -20,7 +20,9 @@ import time
 
 from oslo_config import cfg
 
-from precache.agent import rpcapi as agent_rpcapi
+# First: oslo.service's threading backend and precache's warning filters.
+from precache import cmd  # noqa: F401
+from precache.agent import rpcapi as agent_rpcapi  # noqa: H306
 from precache.common import rpc
 import precache.conf  # noqa: F401 (registers the options)
 from precache.objects import signing
