@@ -4,7 +4,7 @@ The origin's uplink is the one link every byte of an image must cross at
 least once; in a plain swarm the seed sends some pieces several times
 (agents ask it for the same rare pieces at once) and others late. With
 the built-in tracker, an :class:`Injector` per download asks the tracker
-(``GET /inject``, see :class:`precache.torrent.tracker.FirstCopies`)
+(``GET /inject``, see :class:`precache.torrent.registry.FirstCopies`)
 which piece to fetch, fetches that piece's bytes with an HTTP range
 request from the origin's web server (the torrent's web seed), and adds
 them to the torrent (``add_piece``): libtorrent checks the piece's hash

@@ -56,6 +56,7 @@ from precache.common import plugin
 from precache.common import webserver
 from precache.service.servers import base
 from precache.torrent import metainfo
+from precache.torrent import registry
 from precache.torrent import session as session_mod
 from precache.torrent import tracker as tracker_mod
 
@@ -126,7 +127,7 @@ bittorrent_server_opts = [
                 help='TCP port of the built-in tracker, on tracker_host; 0 '
                      'picks a free port.'),
     cfg.IntOpt('tracker_peers_per_address',
-               default=tracker_mod.PEERS_PER_ADDRESS, min=1,
+               default=registry.PEERS_PER_ADDRESS, min=1,
                help='Peers one client address may have in a swarm of the '
                     'built-in tracker (a peer is the address an announce '
                     'came from with the port it announced); a further one '
@@ -134,7 +135,7 @@ bittorrent_server_opts = [
                     'per compute host needs 1; raise it when several '
                     'agents share an address (NAT, tests).'),
     cfg.IntOpt('tracker_leases_per_address',
-               default=tracker_mod.LEASES_PER_ADDRESS, min=1,
+               default=registry.LEASES_PER_ADDRESS, min=1,
                help='First copies one client address may hold unconfirmed '
                     'at once. An agent holds one at a time; raise it when '
                     'several agents share an address.'),
@@ -161,7 +162,7 @@ bittorrent_server_opts = [
                     'pass on to each other; -1 uploads to every agent at '
                     'once, which sends the same pieces several times.'),
     cfg.IntOpt('first_copy_streams',
-               default=tracker_mod.FIRST_COPY_STREAMS, min=1,
+               default=registry.FIRST_COPY_STREAMS, min=1,
                help='Pieces the built-in tracker lets agents fetch from the '
                     'origin\'s web server at the same time (first copies, '
                     'each handed to one agent, which passes it on). It '
@@ -340,7 +341,7 @@ class Seeder(object):
     :param session: a :class:`precache.torrent.session.Session`; closed
         by :meth:`stop`.
     :param swarms: the built-in tracker's
-        :class:`~precache.torrent.tracker.Swarms`, told which torrents are
+        :class:`~precache.torrent.registry.Swarms`, told which torrents are
         seeded and their passkeys; None without it.
     :param announce_url: the built-in tracker's announce URL, written
         first into every torrent with the torrent's passkey.

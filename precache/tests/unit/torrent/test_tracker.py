@@ -10,6 +10,7 @@ import fixtures
 import libtorrent as lt
 
 from precache.tests import base
+from precache.torrent import registry
 from precache.torrent import tracker
 
 HASH = bytes(range(20))
@@ -34,7 +35,7 @@ class SwarmsTest(base.TestCase):
     def setUp(self):
         super().setUp()
         self.clock = Clock()
-        self.swarms = tracker.Swarms(60, clock=self.clock)
+        self.swarms = registry.Swarms(60, clock=self.clock)
         self.swarms.track(HASH.hex())
 
     def announce(self, n, left=100, event='', numwant=50, address=None):
@@ -88,8 +89,8 @@ class SwarmsTest(base.TestCase):
         self.assertEqual([], self.swarms.tracked())
 
     def test_compact_forms(self):
-        peers = [tracker.Peer('198.18.2.7', 6881, 0, 0),
-                 tracker.Peer('fd00::1', 51413, 0, 0)]
+        peers = [registry.Peer('198.18.2.7', 6881, 0, 0),
+                 registry.Peer('fd00::1', 51413, 0, 0)]
         v4, v6 = tracker.compact(peers)
         self.assertEqual(bytes([198, 18, 2, 7]) + struct.pack('!H', 6881),
                          v4)
@@ -124,7 +125,7 @@ class ParseAnnounceTest(base.TestCase):
                 ({'port': 'x'}, 'malformed number'),
                 ({'port': '0'}, 'bad port 0'),
                 ({'event': 'exploded'}, "unknown event 'exploded'")):
-            exc = self.assertRaises(tracker.AnnounceError,
+            exc = self.assertRaises(registry.AnnounceError,
                                     tracker.parse_announce,
                                     self.query(**fields))
             self.assertIn(message, str(exc))
@@ -135,13 +136,13 @@ class FirstCopiesTest(base.TestCase):
     def setUp(self):
         super().setUp()
         self.clock = Clock()
-        self.copies = tracker.FirstCopies(3, lease=30, clock=self.clock)
+        self.copies = registry.FirstCopies(3, lease=30, clock=self.clock)
 
     def test_pieces_are_handed_out_once_in_order(self):
         self.assertEqual([0, 1, 2], [self.copies.take() for _ in range(3)])
         # All handed out, none confirmed, the lease runs: wait.
-        self.assertEqual(tracker.FirstCopies.WAIT, self.copies.take())
-        self.assertEqual(tracker.FirstCopies.DONE,
+        self.assertEqual(registry.FirstCopies.WAIT, self.copies.take())
+        self.assertEqual(registry.FirstCopies.DONE,
                          self.copies.take(confirmed=[0, 1, 2]))
 
     def test_an_unconfirmed_piece_is_handed_out_again_after_its_lease(self):
@@ -149,25 +150,25 @@ class FirstCopiesTest(base.TestCase):
         self.copies.take()
         self.copies.take(confirmed=[0])
         self.clock.now += 29
-        self.assertEqual(tracker.FirstCopies.WAIT,
+        self.assertEqual(registry.FirstCopies.WAIT,
                          self.copies.take(confirmed=[2]))
         self.clock.now += 1
         # Piece 1's agent never confirmed it: another agent gets it.
         self.assertEqual(1, self.copies.take())
-        self.assertEqual(tracker.FirstCopies.DONE,
+        self.assertEqual(registry.FirstCopies.DONE,
                          self.copies.take(confirmed=[1]))
 
     def test_at_most_streams_pieces_are_out_at_once(self):
-        copies = tracker.FirstCopies(3, streams=2, clock=self.clock)
+        copies = registry.FirstCopies(3, streams=2, clock=self.clock)
         self.assertEqual([0, 1], [copies.take(), copies.take()])
-        self.assertEqual(tracker.FirstCopies.WAIT, copies.take())
+        self.assertEqual(registry.FirstCopies.WAIT, copies.take())
         self.assertEqual(2, copies.take(confirmed=[0]))
 
     def test_a_waiting_request_is_answered_on_a_confirmation(self):
-        swarms = tracker.Swarms(60, first_copy_streams=1)
+        swarms = registry.Swarms(60, first_copy_streams=1)
         swarms.track(HASH.hex(), num_pieces=2)
         self.assertEqual(0, swarms.take_first_copy(HASH))
-        self.assertEqual(tracker.FirstCopies.WAIT,
+        self.assertEqual(registry.FirstCopies.WAIT,
                          swarms.take_first_copy(HASH, wait=0.1))
         answers = []
         waiter = threading.Thread(target=lambda: answers.append(
@@ -177,19 +178,19 @@ class FirstCopiesTest(base.TestCase):
         self.assertEqual(1, swarms.take_first_copy(HASH, confirmed=[0]))
         self.assertEqual([], answers)  # piece 1 is out: it still waits
         confirmed_at = time.monotonic()
-        self.assertEqual(tracker.FirstCopies.DONE,
+        self.assertEqual(registry.FirstCopies.DONE,
                          swarms.take_first_copy(HASH, confirmed=[1]))
         waiter.join(30)
         (answer, answered_at), = answers
-        self.assertEqual(tracker.FirstCopies.DONE, answer)
+        self.assertEqual(registry.FirstCopies.DONE, answer)
         self.assertLess(answered_at - confirmed_at, 5)
 
     def test_an_empty_torrent_is_done(self):
-        self.assertEqual(tracker.FirstCopies.DONE,
-                         tracker.FirstCopies(0).take())
+        self.assertEqual(registry.FirstCopies.DONE,
+                         registry.FirstCopies(0).take())
 
     def test_swarms_hand_out_first_copies_per_tracked_torrent(self):
-        swarms = tracker.Swarms(60, clock=self.clock)
+        swarms = registry.Swarms(60, clock=self.clock)
         swarms.track(HASH.hex(), num_pieces=2)
         self.assertEqual(0, swarms.take_first_copy(HASH))
         self.assertEqual(1, swarms.take_first_copy(HASH))

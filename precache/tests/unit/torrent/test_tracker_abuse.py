@@ -13,6 +13,7 @@ import urllib.request
 import libtorrent as lt
 
 from precache.tests import base
+from precache.torrent import registry
 from precache.torrent import tracker
 
 HASH = bytes(range(20))
@@ -37,9 +38,9 @@ class SwarmAbuseTest(base.TestCase):
     def setUp(self):
         super().setUp()
         self.clock = Clock()
-        self.swarms = tracker.Swarms(60, clock=self.clock,
-                                     peers_per_address=3,
-                                     leases_per_address=2)
+        self.swarms = registry.Swarms(60, clock=self.clock,
+                                      peers_per_address=3,
+                                      leases_per_address=2)
         self.swarms.track(HASH.hex(), num_pieces=10, passkey=PASSKEY)
 
     def announce(self, address, port=6881, pid=1, event='', numwant=50):
@@ -84,7 +85,7 @@ class SwarmAbuseTest(base.TestCase):
 
     def test_no_first_copy_without_an_announce(self):
         self.announce('198.18.2.1')
-        error = self.assertRaises(tracker.AnnounceError,
+        error = self.assertRaises(registry.AnnounceError,
                                   self.swarms.take_first_copy, HASH,
                                   holder=ATTACKER)
         self.assertIn('announce torrent %s first' % HASH.hex(), str(error))
@@ -98,7 +99,7 @@ class SwarmAbuseTest(base.TestCase):
         self.assertEqual([0, 1], [
             self.swarms.take_first_copy(HASH, holder=ATTACKER)
             for _ in range(2)])
-        self.assertEqual(tracker.FirstCopies.WAIT,
+        self.assertEqual(registry.FirstCopies.WAIT,
                          self.swarms.take_first_copy(HASH, holder=ATTACKER))
         # Others are not held up by it.
         self.assertEqual(2, self.swarms.take_first_copy(
@@ -123,7 +124,7 @@ class SwarmAbuseTest(base.TestCase):
         for wrong, reason in (('', 'missing passkey'),
                               (PASSKEY[:-1], 'wrong passkey'),
                               (PASSKEY + 'x', 'wrong passkey')):
-            error = self.assertRaises(tracker.AnnounceError,
+            error = self.assertRaises(registry.AnnounceError,
                                       self.swarms.authorize, HASH, wrong)
             self.assertIn(reason, str(error))
 

@@ -23,8 +23,8 @@ from precache.service.servers import http as http_server
 from precache.tests import base
 from precache.tests.unit.service.servers import test_http as test_http_server
 from precache.torrent import metainfo
+from precache.torrent import registry
 from precache.torrent import swarm
-from precache.torrent import tracker as tracker_mod
 
 MiB = 1024 * 1024
 
@@ -292,7 +292,7 @@ class SourceTest(BitTorrentTestCase):
             bytes.fromhex(torrent_source['info_hash'])))
 
     def test_a_first_copy_whose_agent_vanished_is_handed_out_again(self):
-        self.useFixture(fixtures.MockPatchObject(tracker_mod, 'INJECT_LEASE',
+        self.useFixture(fixtures.MockPatchObject(registry, 'INJECT_LEASE',
                                                  1.0))
         torrent_source = self.serve_with_tracker()
         key = bytes.fromhex(torrent_source['info_hash'])
