@@ -436,7 +436,9 @@ class StateDB(distribution.DistributionQueries):
 
 def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor = dbapi_connection.cursor()
+    # First: every statement after it, the journal mode's included, waits
+    # for a lock another connection holds instead of failing at once.
+    cursor.execute('PRAGMA busy_timeout=30000')
     # Readers (the CLI's queries) do not wait for the writer.
     cursor.execute('PRAGMA journal_mode=WAL')
-    cursor.execute('PRAGMA busy_timeout=30000')
     cursor.close()
