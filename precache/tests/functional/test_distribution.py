@@ -23,26 +23,15 @@ from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
 from precache.tests.fixtures import control_plane
 from precache.tests.fixtures import distributor
+from precache.tests.fixtures import images
 from precache.tests.fixtures import rabbitmq
 from precache.tests.functional import base
 
 MiB = 1024 * 1024
 
 
-def make_qcow2(directory, name, data_mib=6, virtual_mib=32, backing=None):
-    """Make a qcow2 image with data and zero runs; return its path."""
-    raw = os.path.join(directory, '.%s.raw' % name)
-    with open(raw, 'wb') as f:
-        for _ in range(data_mib):
-            f.write(os.urandom(MiB // 2) + b'precache\n' * (MiB // 18))
-        f.truncate(virtual_mib * MiB)
-    path = os.path.join(directory, name)
-    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
-                    path], check=True)
-    if backing:
-        subprocess.run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-F',
-                        'qcow2', '-b', backing, path], check=True)
-    return path, raw
+#: Kept here for the tests that use it by this name.
+make_qcow2 = images.make_qcow2
 
 
 class BrokerTestCase(base.FunctionalTestCase):
