@@ -33,8 +33,7 @@ def partial_files(top):
 
 
 class DigestCache(object):
-    """sha512 of files, computed once per file version (inode, size, mtime).
-    """
+    """sha512 of files, once per file version (inode, size, mtime)."""
 
     def __init__(self):
         self._digests = {}

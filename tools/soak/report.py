@@ -5,6 +5,7 @@ import json
 MiB = 1024 * 1024
 #: How many points of time the timeline table shows at most.
 TIMELINE_POINTS = 8
+_STATS = ('start', 'min', 'max', 'end')
 
 
 def _mib(value):
@@ -19,10 +20,8 @@ def process_table(summaries):
     for s in summaries:
         rows.append((
             s['name'], str(s['pid']), '%.0f' % s['seconds'],
-            '/'.join(_mib(s['rss'][k]) for k in ('start', 'min', 'max',
-                                                  'end')),
-            '/'.join(str(s['fds'][k]) for k in ('start', 'min', 'max',
-                                                 'end')),
+            '/'.join(_mib(s['rss'][k]) for k in _STATS),
+            '/'.join(str(s['fds'][k]) for k in _STATS),
             s['verdict']))
     return _format(rows)
 
