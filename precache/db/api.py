@@ -40,6 +40,19 @@ _NO_FAILURE = dict(error=None, failures=0, failed_at=None, retry_at=None,
                    failed_version=None, retrying_since=None)
 
 
+def _listing_columns(proposed):
+    """What a new listing changes in an image row that exists."""
+    return {column: proposed[column] for column in (
+        'name', 'disk_format', 'size', 'listed_by', 'listed', 'last_seen',
+        'updated_at')}
+
+
+def _request_columns(proposed):
+    """What an on-demand request changes in an image row that exists."""
+    return {column: proposed[column] for column in (
+        'requested', 'request_targets', 'pinned_until', 'updated_at')}
+
+
 class StateDB(distribution.DistributionQueries):
     """precache-service's database.
 
@@ -180,21 +193,18 @@ class StateDB(distribution.DistributionQueries):
             listed state.
         """
         now = now or sql.utcnow()
+        # One row per id (PostgreSQL refuses to upsert a row twice in one
+        # statement); the last record of an id wins, as before.
+        rows = {record.id: dict(
+            id=record.id, name=record.name, disk_format=record.disk_format,
+            size=record.size, listed_by=list(record.listed_by), listed=True,
+            last_seen=now, updated_at=now, first_seen=now, requested=False,
+            created_at=now) for record in records}
         with self._write() as conn:
-            known = self._known_image_ids(conn)
-            for record in records:
-                values = dict(name=record.name,
-                              disk_format=record.disk_format,
-                              size=record.size,
-                              listed_by=list(record.listed_by),
-                              listed=True, last_seen=now, updated_at=now)
-                if record.id in known:
-                    conn.execute(IMAGES.update().where(
-                        IMAGES.c.id == record.id).values(**values))
-                else:
-                    conn.execute(IMAGES.insert().values(
-                        id=record.id, first_seen=now, requested=False,
-                        created_at=now, **values))
+            # One upsert: a row another writer inserted after this one
+            # looked is updated, not a DBDuplicateEntry.
+            sql.insert_or_update(conn, IMAGES, list(rows.values()), ('id',),
+                                 update=_listing_columns)
             if complete:
                 listed_ids = [r.id for r in records]
                 conn.execute(IMAGES.update().where(
@@ -274,16 +284,12 @@ class StateDB(distribution.DistributionQueries):
     def request(self, image_id, targets, pin_until, now=None):
         """Record an on-demand request (``precache cache``)."""
         now = now or sql.utcnow()
-        values = dict(requested=True, request_targets=targets,
-                      pinned_until=pin_until, updated_at=now)
+        row = dict(id=image_id, listed=False, first_seen=now,
+                   created_at=now, requested=True, request_targets=targets,
+                   pinned_until=pin_until, updated_at=now)
         with self._write() as conn:
-            if image_id in self._known_image_ids(conn):
-                conn.execute(IMAGES.update().where(
-                    IMAGES.c.id == image_id).values(**values))
-            else:
-                conn.execute(IMAGES.insert().values(
-                    id=image_id, listed=False, first_seen=now,
-                    created_at=now, **values))
+            sql.insert_or_update(conn, IMAGES, [row], ('id',),
+                                 update=_request_columns)
         self._remember_names([image_id])
         return self.get_image(image_id)
 

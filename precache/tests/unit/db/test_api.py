@@ -582,6 +582,31 @@ class ConcurrencyTests(object):
                          [(a['id'], a['index'], a['cached'])
                           for a in ends])
 
+    def test_concurrent_listings_and_requests_of_new_images(self):
+        # Two writers (a listing run and "precache cache" calls) see the
+        # same new images at once: each image gets one row, listed and
+        # requested, and no write fails.
+        image_ids = ['new-%02d' % i for i in range(20)]
+
+        def write(job):
+            kind, image_id = job
+            if kind == 'list':
+                self.db.record_listing([record(image_id)], complete=False,
+                                       now=at(1))
+            else:
+                self.db.request(image_id, None, None, now=at(1))
+
+        jobs = [(kind, image_id) for image_id in image_ids
+                for kind in ('list', 'request')]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, jobs))
+        images = {i['id']: i for i in self.db.list_images()}
+        self.assertEqual(set(image_ids), set(images))
+        self.assertEqual(
+            dict.fromkeys(image_ids, (True, True, ['fake'])),
+            {i: (images[i]['listed'], images[i]['requested'],
+                 images[i]['listed_by']) for i in image_ids})
+
 
 class RaceTests(object):
     """A row another writer inserts after this one looked for it.
@@ -731,6 +756,33 @@ class RaceTests(object):
         self.assertEqual((at(1), ['gpu']),
                          (host['last_heartbeat'], host['labels']))
         self.assertEqual(states.EXISTING, self.status('a', 'new'))
+
+    def test_listing_of_an_image_a_request_inserted_meanwhile(self):
+        pending = self.insert_before(db_api.IMAGES, (
+            db_api.IMAGES, dict(id='new', listed=False, requested=True,
+                                first_seen=T0, created_at=T0)))
+        self.db.record_listing([record('new')], complete=False, now=at(1))
+        self.assertEqual([], pending)
+        image = self.db.get_image('new')
+        self.assertEqual((True, ['fake'], True, T0, at(1), 'image new'),
+                         (image['listed'], image['listed_by'],
+                          image['requested'], image['first_seen'],
+                          image['last_seen'], image['name']))
+
+    def test_request_of_an_image_a_listing_inserted_meanwhile(self):
+        pending = self.insert_before(db_api.IMAGES, (
+            db_api.IMAGES, dict(id='new', name='image new', listed=True,
+                                listed_by=['fake'], requested=False,
+                                first_seen=T0, last_seen=T0,
+                                created_at=T0)))
+        image = self.db.request('new', {'hosts': ['h*']}, at(600),
+                                now=at(1))
+        self.assertEqual([], pending)
+        self.assertEqual((True, ['fake'], True, {'hosts': ['h*']}, at(600),
+                          T0),
+                         (image['listed'], image['listed_by'],
+                          image['requested'], image['request_targets'],
+                          image['pinned_until'], image['first_seen']))
 
     def _round(self, round_id):
         with self.db.engine.connect() as conn:
