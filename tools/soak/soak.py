@@ -42,7 +42,8 @@ import tempfile
 import time
 import uuid
 
-from precache.common import verify
+from precache import cmd  # noqa: F401 (first: the threading backend)
+from precache.common import verify  # noqa: H306
 from precache.tests.fixtures import images
 
 import growth
