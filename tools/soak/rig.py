@@ -193,6 +193,10 @@ class BrokerRestart(Fault):
     name = 'broker-restart'
 
     def begin(self):
+        if self.rig.broker.node is None:
+            raise servers.ServerError(
+                'cannot restart the broker at $%s: unset it, the soak then '
+                'starts a broker of its own' % rabbitmq.TRANSPORT_URL_ENV)
         self.rig.broker.stop_app()
         return {'target': 'broker'}
 

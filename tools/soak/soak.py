@@ -1,8 +1,7 @@
 """Soak precache: a service and agents through rounds with faults.
 
     python tools/soak/soak.py --minutes 32 --agents 3 --json soak.json
-    python tools/soak/soak.py --cycles 4 --minutes 3 --agents 2 \\
-        --faults agent-kill9,broker-restart,agent-sigterm,service-kill9
+    python tools/soak/soak.py --short          # what CI runs, 1-3 minutes
 
 A private RabbitMQ, a real ``precache-service`` (directory lister, file
 fetcher, http server) and ``--agents`` real ``precache-agent`` processes
@@ -55,6 +54,12 @@ import rig as rig_mod
 MiB = 1024 * 1024
 DEFAULT_FAULTS = ('none', 'agent-sigterm', 'agent-kill9', 'broker-restart',
                   'service-kill9', 'agent-kill9-group')
+#: ``--short``: a few rounds with a kill and a broker restart, for CI;
+#: options given on the command line still win.
+SHORT = dict(cycles=5, minutes=3, agents=2, faults=','.join((
+    'service-kill9', 'agent-kill9', 'broker-restart', 'agent-sigterm',
+    'none')), warmup=20.0, min_span=20.0, sample_interval=2.0,
+    round_timeout=120.0)
 #: An agent's answer to a cache request, as it logs it.
 _ANSWER = re.compile(r'Image (\S+) (\w+) in [\d.]+s')
 
@@ -112,6 +117,11 @@ def parse_args(argv):
                         help='keep the temporary directory')
     parser.add_argument('--json', metavar='PATH',
                         help='also write the result as JSON (- for stdout)')
+    parser.add_argument('--short', action='store_true',
+                        help='the short mode CI runs: %s' % ', '.join(
+                            '%s=%s' % item for item in sorted(SHORT.items())))
+    if '--short' in argv:
+        parser.set_defaults(**SHORT)
     args = parser.parse_args(argv)
     args.fault_names = [f.strip() for f in args.faults.split(',')
                         if f.strip()]

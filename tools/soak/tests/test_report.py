@@ -66,6 +66,13 @@ class CommandLineTest(base.TestCase):
         limits = soak.limits_of(args)
         self.assertEqual((2, 4 * MiB), (limits.fd_slack, limits.rss_slack))
 
+    def test_short_mode_presets_and_explicit_options(self):
+        args = soak.parse_args(['--short', '--agents', '3'])
+        self.assertEqual((5, 3, 3, 20.0), (args.cycles, args.minutes,
+                                           args.agents, args.warmup))
+        self.assertIn('broker-restart', args.fault_names)
+        self.assertIn('agent-kill9', args.fault_names)
+
     def test_answers_are_counted_from_the_agents_logs(self):
         log = os.path.join(self.useFixture(fixtures.TempDir()).path, 'a.log')
         with open(log, 'w') as f:
