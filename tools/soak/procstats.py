@@ -75,8 +75,9 @@ def is_running(pid):
 def sample_tree(name, pid, now=None):
     """Samples of ``pid`` (named ``name``) and of its descendants.
 
-    The launcher is ``name``; its first descendant ``name/worker``, the
-    next ones ``name/worker-2``...
+    The launcher is ``name``, its first descendant ``name/worker``; later
+    ones (a worker's short-lived children, e.g. ``qemu-img``) are
+    ``name/child-1``, ``name/child-2``...
     """
     now = time.time() if now is None else now
     samples = []
@@ -86,7 +87,7 @@ def sample_tree(name, pid, now=None):
             continue
         label = name if index == 0 else (
             '%s/worker' % name if index == 1 else
-            '%s/worker-%d' % (name, index))
+            '%s/child-%d' % (name, index - 1))
         samples.append(Sample(now, label, member, rss, fds))
     return samples
 

@@ -52,6 +52,17 @@ class Rig(fixtures.Fixture):
         self.work_dir = work_dir
         self.images_dir = images_dir
         self.hosts = ['soak-%d' % i for i in range(1, agents + 1)]
+        self._agent_faults = 0
+
+    def next_fault_target(self):
+        """The host the next agent fault hits.
+
+        The faults go round every agent but the last one, which no fault
+        touches: a long-lived control whose growth the whole run judges.
+        """
+        targets = self.hosts[:-1] or self.hosts
+        self._agent_faults += 1
+        return targets[(self._agent_faults - 1) % len(targets)]
 
     def _setUp(self):
         cfg.CONF([], project='precache', default_config_files=[])
@@ -130,7 +141,7 @@ class _AgentFault(Fault):
 
     def __init__(self, rig, cycle):
         super().__init__(rig, cycle)
-        self.host = rig.hosts[cycle % len(rig.hosts)]
+        self.host = rig.next_fault_target()
         self.agent = rig.agents[self.host]
 
     def end(self):

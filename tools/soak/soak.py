@@ -1,7 +1,7 @@
 """Soak precache: a service and agents through rounds with faults.
 
     python tools/soak/soak.py --minutes 32 --agents 3 --json soak.json
-    python tools/soak/soak.py --short          # what CI runs, 1-3 minutes
+    python tools/soak/soak.py --short          # what CI runs, 2-4 minutes
 
 A private RabbitMQ, a real ``precache-service`` (directory lister, file
 fetcher, http server) and ``--agents`` real ``precache-agent`` processes
@@ -56,10 +56,10 @@ DEFAULT_FAULTS = ('none', 'agent-sigterm', 'agent-kill9', 'broker-restart',
                   'service-kill9', 'agent-kill9-group')
 #: ``--short``: a few rounds with a kill and a broker restart, for CI;
 #: options given on the command line still win.
-SHORT = dict(cycles=5, minutes=3, agents=2, faults=','.join((
+SHORT = dict(cycles=10, minutes=2, agents=2, faults=','.join((
     'service-kill9', 'agent-kill9', 'broker-restart', 'agent-sigterm',
     'none')), warmup=20.0, min_span=20.0, sample_interval=2.0,
-    round_timeout=120.0)
+    pause=4.0, round_timeout=120.0)
 #: An agent's answer to a cache request, as it logs it.
 _ANSWER = re.compile(r'Image (\S+) (\w+) in [\d.]+s')
 

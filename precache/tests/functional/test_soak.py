@@ -2,9 +2,10 @@
 
 A private RabbitMQ, a real precache-service and two real agents go
 through a few distribute/withdraw rounds with an agent kill -9, a broker
-restart, an agent SIGTERM and a service kill -9; the tool exits non-zero
-when a round does not converge, a killed launcher leaves its worker
-behind, or a long-lived process grows (RSS, open fds) after its warm-up.
+restart, an agent SIGTERM and a service kill -9, for about two minutes;
+the tool exits non-zero when a round does not converge, a killed
+launcher leaves its worker behind, or a long-lived process grows (RSS,
+open fds) after its warm-up.
 """
 
 import json
@@ -37,16 +38,17 @@ class SoakTest(base.FunctionalTestCase):
         with open(result_file) as f:
             result = json.load(f)
         self.assertTrue(result['ok'], result['failures'])
-        self.assertEqual(5, len(result['rounds']), process.stdout)
+        self.assertGreaterEqual(len(result['rounds']), 5, process.stdout)
         self.assertTrue(all(r['converged'] for r in result['rounds']))
         for fault in ('agent-kill9', 'broker-restart', 'agent-sigterm',
                       'service-kill9'):
-            self.assertEqual(1, result['faults'].get(fault), result['faults'])
-        killed, = [r for r in result['rounds']
-                   if r['fault'] == 'agent-kill9']
-        self.assertEqual([], killed['orphans'])
+            self.assertGreaterEqual(result['faults'].get(fault, 0), 1,
+                                    result['faults'])
+        self.assertEqual([], [r['orphans'] for r in result['rounds']
+                              if r['fault'] == 'agent-kill9' and
+                              r['orphans']])
         # Every process was sampled; the growth check judged (and passed)
-        # the agent that no fault touched.
+        # the control agent (the last one) that no fault touches.
         names = {p['name'] for p in result['processes']}
         self.assertLessEqual({'service', 'service/worker', 'agent soak-1',
                               'agent soak-1/worker', 'agent soak-2',

@@ -68,8 +68,9 @@ class CommandLineTest(base.TestCase):
 
     def test_short_mode_presets_and_explicit_options(self):
         args = soak.parse_args(['--short', '--agents', '3'])
-        self.assertEqual((5, 3, 3, 20.0), (args.cycles, args.minutes,
-                                           args.agents, args.warmup))
+        self.assertEqual((10, 2, 3, 20.0),
+                         (args.cycles, args.minutes, args.agents,
+                          args.warmup))
         self.assertIn('broker-restart', args.fault_names)
         self.assertIn('agent-kill9', args.fault_names)
 
