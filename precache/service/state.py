@@ -17,6 +17,9 @@ from precache.service import views
 
 LOG = logging.getLogger(__name__)
 
+#: The code of an agent's answer "too many requests, ask again soon".
+BUSY = 'busy'
+
 
 def _from_unix(value):
     if value is None:
@@ -61,8 +64,14 @@ class StateKeeper(object):
                         image_mod.quote_id(host), status,
                         image_mod.quote_id(image_id))
             return
-        answer = self.db.record_report(host, image_id, status, detail,
-                                       self._now())
+        now = self._now()
+        retry_at = None
+        if status == states.FAILED and detail.get('code') == BUSY:
+            delay = self.conf.service.busy_retry_delay
+            retry_at = now + datetime.timedelta(seconds=delay)
+            self.reconciler.reconcile_later(host, delay)
+        answer = self.db.record_report(host, image_id, status, detail, now,
+                                       retry_at=retry_at)
         if answer is None:
             return
         self.notifier.progress(context, answer, host, image_id, status,

@@ -56,7 +56,8 @@ class FakeDownloader(object):
         self.error = error
         self.started = threading.Event()
 
-    def download(self, image, sources, fileobj, cancel=None):
+    def download(self, image, sources, fileobj, cancel=None,
+                 ticket=None):
         self.calls += 1
         self.started.set()
         if self.gate:
@@ -178,7 +179,8 @@ class AgentManagerTest(base.TestCase):
         seen = []
 
         class Downloader(FakeDownloader):
-            def download(self, image, sources, fileobj, cancel=None):
+            def download(self, image, sources, fileobj, cancel=None,
+                         ticket=None):
                 seen.append(cancel)
                 agent.cancel()
                 raise exception.Interrupted(image_id=image.id,
@@ -236,7 +238,8 @@ class AgentManagerTest(base.TestCase):
         self.addCleanup(gate.set)
 
         class Blocked(FakeDownloader):
-            def download(self, image, sources, fileobj, cancel=None):
+            def download(self, image, sources, fileobj, cancel=None,
+                         ticket=None):
                 self.calls += 1
                 gate.wait(10)
                 return {'method': 'http', 'bytes_received': 4}
