@@ -44,10 +44,10 @@ class AgentManager(object):
     ``[agent] max_concurrent_downloads`` downloads at a time, up to
     ``max_queued_requests`` more waiting for a slot); a request beyond
     those is refused at once, reported ``failed`` with the code ``busy``
-    (the service asks again after its backoff), unless its image is
-    already in the store. A download that makes no progress gives up its
-    slot (it parks, up to ``max_parked_downloads``), and slots go to the
-    origins with the fewest downloads first (see
+    (the service asks again after ``[service] busy_retry_delay``), unless
+    its image is already in the store. A download that makes no progress
+    gives up its slot (it parks, up to ``max_parked_downloads``), and slots
+    go to the origins with the fewest downloads first (see
     :mod:`precache.agent.slots`). A request for an image already being
     cached is dropped, so an image is never downloaded twice at once.
 

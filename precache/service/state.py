@@ -9,6 +9,7 @@ import datetime
 
 from oslo_log import log as logging
 
+from precache.common import exception
 from precache.db import api as db_api
 from precache.objects import image as image_mod
 from precache.objects import states
@@ -16,9 +17,6 @@ from precache.objects import targets as targets_mod
 from precache.service import views
 
 LOG = logging.getLogger(__name__)
-
-#: The code of an agent's answer "too many requests, ask again soon".
-BUSY = 'busy'
 
 
 def _from_unix(value):
@@ -66,7 +64,8 @@ class StateKeeper(object):
             return
         now = self._now()
         retry_at = None
-        if status == states.FAILED and detail.get('code') == BUSY:
+        if (status == states.FAILED and
+                detail.get('code') == exception.AgentBusy.code):
             delay = self.conf.service.busy_retry_delay
             retry_at = now + datetime.timedelta(seconds=delay)
             self.reconciler.reconcile_later(host, delay)
