@@ -24,6 +24,11 @@ download from one source ends as soon as:
   ``min_download_rate`` over a ``min_rate_window`` (see
   :mod:`precache.agent.watchdog`), even while a read is blocked.
 
+A download below ``min_download_rate`` for ``slow_download_grace`` seconds
+does not end then: it gives up its download slot and goes on in the
+background (see :mod:`precache.agent.pacing` and
+:mod:`precache.agent.slots`).
+
 Each is a failure of that source: the next one is tried.
 """
 
@@ -34,6 +39,7 @@ import zlib
 from oslo_log import log as logging
 import zstandard
 
+from precache.agent import pacing
 from precache.agent import sparse
 from precache.agent import throttle
 from precache.agent import watchdog as watchdog_mod
@@ -76,7 +82,7 @@ class Downloader(object):
         self._plugins = {}
         self._lock = threading.Lock()
 
-    def download(self, image, sources, fileobj, cancel=None):
+    def download(self, image, sources, fileobj, cancel=None, ticket=None):
         """Write ``image``'s verified bytes into ``fileobj``.
 
         :param image: the :class:`~precache.objects.image.ImageRecord` to
@@ -91,6 +97,9 @@ class Downloader(object):
         :param cancel: an optional :class:`threading.Event`: once set (the
             agent is stopping), the download ends within a fraction of a
             second, whatever the source is doing, with ``Interrupted``.
+        :param ticket: the request's :class:`~precache.agent.slots.Ticket`
+            holding a download slot, or None; a slow source then parks it
+            (see :mod:`precache.agent.pacing`).
 
         A source fails (and the next is tried) as soon as it sends more
         bytes than its ``size`` or more image bytes than ``image.size``
@@ -124,7 +133,7 @@ class Downloader(object):
                      image.id, number, len(sources), method, locator)
             try:
                 result = self._download(source_plugin, image, source,
-                                        fileobj, cancel)
+                                        fileobj, cancel, ticket)
             except streams.Cancelled:
                 LOG.info('Image %s: download from %s %s abandoned, the '
                          'agent is stopping', image.id, method, locator)
@@ -186,7 +195,8 @@ class Downloader(object):
                     return None
             return self._plugins[method]
 
-    def _download(self, source_plugin, image, source, fileobj, cancel):
+    def _download(self, source_plugin, image, source, fileobj, cancel,
+                  ticket=None):
         started = time.monotonic()
         fileobj.seek(0)
         fileobj.truncate(0)
@@ -194,6 +204,8 @@ class Downloader(object):
         writer = sparse.SparseWriter(fileobj, limit=image.size)
         hasher = streams.ThreadedSink(verifier.update, name='precache-hash')
         watchdog = watchdog_mod.Watchdog.from_conf(self.conf, cancel)
+        pacer = pacing.Pacer.from_conf(self.conf, watchdog, ticket,
+                                       'Image %s' % image.id)
         declared = source.get('size')
         received = 0
         try:
@@ -203,7 +215,7 @@ class Downloader(object):
             chunks = self._throttled(source_plugin.stream(image, source),
                                      watchdog)
             with streams.Prefetcher(chunks, name='precache-read',
-                                    cancel=watchdog) as reader:
+                                    cancel=pacer) as reader:
                 for chunk in reader:
                     received += len(chunk)
                     if declared is not None and received > declared:
@@ -220,11 +232,11 @@ class Downloader(object):
                 raise exception.SizeExceeded(
                     image_id=image.id, declared=exc.limit, seen=exc.size,
                     what="the image's (decompressed) bytes") from None
-            if isinstance(exc, streams.Cancelled) and watchdog.reason:
+            if isinstance(exc, streams.Cancelled) and pacer.reason:
                 raise exception.SourceFailed(
                     image_id=image.id, method=source_plugin.method,
                     locator=source_plugin.locator(source),
-                    reason=watchdog.reason) from None
+                    reason=pacer.reason) from None
             raise
         writer.close()
         verifier.check()

@@ -9,6 +9,7 @@ import oslo_messaging as messaging
 
 from precache.agent import download
 from precache.agent import rpcapi
+from precache.agent import slots as slots_mod
 from precache.agent import wanted
 from precache.common import exception
 from precache.common import plugin
@@ -23,7 +24,6 @@ from precache import version
 LOG = logging.getLogger(__name__)
 
 # What AgentManager._claim found.
-_CLAIMED = 'claimed'
 _IN_PROGRESS = 'in progress'
 _BUSY = 'busy'
 
@@ -38,21 +38,18 @@ class AgentManager(object):
     ``invalid_image_id``, ``unsigned``, ``unknown_key``, ``bad_signature``
     or ``invalid_meta``) before any network or disk work.
 
-    Endpoint methods run in oslo.messaging's thread pool: requests for
-    different images proceed in parallel (up to
-    ``[agent] max_concurrent_downloads`` downloads at a time); a request
-    for an image already being cached is dropped, so an image is never
-    downloaded twice at once.
-
     Endpoint methods run in oslo.messaging's thread pool and never wait
     there: :meth:`cache` hands a request to a thread of its own and
     returns. Requests for different images proceed in parallel (up to
     ``[agent] max_concurrent_downloads`` downloads at a time, up to
     ``max_queued_requests`` more waiting for a slot); a request beyond
     those is refused at once, reported ``failed`` with the code ``busy``
-    (the service asks again after its backoff), unless its image is
-    already in the store. A request for an image already being cached is
-    dropped, so an image is never downloaded twice at once.
+    (the service asks again after ``[service] busy_retry_delay``), unless
+    its image is already in the store. A download that makes no progress
+    gives up its slot (it parks, up to ``max_parked_downloads``), and slots
+    go to the origins with the fewest downloads first (see
+    :mod:`precache.agent.slots`). A request for an image already being
+    cached is dropped, so an image is never downloaded twice at once.
 
     :param conf: the process's ConfigOpts.
     :param service_api: a :class:`precache.service.rpcapi.ServiceAPI` that
@@ -78,8 +75,7 @@ class AgentManager(object):
             option='[agent] store')
         self.downloader = downloader or download.Downloader(conf)
         self.wanted = wanted.WantedImages(conf.agent.wanted_expiry)
-        self._slots = threading.BoundedSemaphore(
-            conf.agent.max_concurrent_downloads)
+        self.slots = slots_mod.DownloadSlots.from_conf(conf)
         self._inflight_lock = threading.Condition()
         self._inflight = set()
         #: Set when the agent stops: downloads in progress are abandoned.
@@ -192,7 +188,8 @@ class AgentManager(object):
         if not self.wanted.add(image, meta):
             LOG.info('Ignoring a stale request for image %s', image_id)
             return
-        claim = self._claim(image_id, background)
+        claim = self._claim(image_id, slots_mod.origin_of(meta['sources']),
+                            background)
         if claim is _IN_PROGRESS:
             LOG.info('Image %s is already being cached here', image_id)
             return
@@ -201,48 +198,52 @@ class AgentManager(object):
             self._cache(image, meta, report_existing, busy=True)
             return
         if not background:
-            self._run(image, meta, report_existing)
+            self._run(image, meta, report_existing, claim)
             return
         try:
             threading.Thread(target=self._run,
-                             args=(image, meta, report_existing),
+                             args=(image, meta, report_existing, claim),
                              name='precache-cache-%s' % image_id,
                              daemon=True).start()
         except BaseException:
-            self._release(image_id)
+            self._release(image_id, claim)
             raise
 
     # Work ---------------------------------------------------------------
 
-    def _claim(self, image_id, bounded):
+    def _claim(self, image_id, origin, bounded):
         """Claim ``image_id`` for this thread; tell why not otherwise.
 
-        :param bounded: refuse (busy) when the agent holds as many
-            requests as ``[agent] max_concurrent_downloads`` plus
-            ``max_queued_requests``.
+        :param origin: where the request downloads from first
+            (:func:`~precache.agent.slots.origin_of`).
+        :param bounded: refuse (busy) when the download slots' queue is
+            full (see :meth:`~precache.agent.slots.DownloadSlots.admit`).
+        :returns: the request's :class:`~precache.agent.slots.Ticket`, or
+            ``_IN_PROGRESS`` or ``_BUSY``.
         """
-        agent = self.conf.agent
-        limit = agent.max_concurrent_downloads + agent.max_queued_requests
         with self._inflight_lock:
             if image_id in self._inflight:
                 return _IN_PROGRESS
-            if bounded and len(self._inflight) >= limit:
+            ticket = self.slots.admit(origin, bounded)
+            if ticket is None:
                 return _BUSY
             self._inflight.add(image_id)
-            return _CLAIMED
+            return ticket
 
-    def _run(self, image, meta, report_existing):
+    def _run(self, image, meta, report_existing, ticket):
         try:
-            self._cache(image, meta, report_existing)
+            self._cache(image, meta, report_existing, ticket=ticket)
         finally:
-            self._release(image.id)
+            self._release(image.id, ticket)
 
-    def _release(self, image_id):
+    def _release(self, image_id, ticket):
+        self.slots.release(ticket)
         with self._inflight_lock:
             self._inflight.discard(image_id)
             self._inflight_lock.notify_all()
 
-    def _cache(self, image, meta, report_existing=True, busy=False):
+    def _cache(self, image, meta, report_existing=True, busy=False,
+               ticket=None):
         started = time.monotonic()
         result = {}
         try:
@@ -252,17 +253,14 @@ class AgentManager(object):
                     return states.EXISTING
                 status = states.EXISTING
             elif busy:
-                with self._inflight_lock:
-                    requests = len(self._inflight)
                 raise exception.AgentBusy(image_id=image.id,
-                                          requests=requests)
+                                          requests=len(self.slots))
             else:
                 self._start_delay(image)
-                with self._slots:
-                    self._check_stopping(image)
-                    self._report(image.id, states.DOWNLOADING,
-                                 generation=meta['generation'])
-                    status = self._land(image, meta, result)
+                self._acquire(image, ticket)
+                self._report(image.id, states.DOWNLOADING,
+                             generation=meta['generation'])
+                status = self._land(image, meta, result, ticket)
         except exception.PrecacheException as exc:
             (LOG.warning if isinstance(exc, exception.AgentBusy) else
              LOG.error)('Caching image %s failed: %s', image.id, exc)
@@ -285,12 +283,26 @@ class AgentManager(object):
                      source=result.get('method'))
         return status
 
-    def _land(self, image, meta, result):
+    def _acquire(self, image, ticket):
+        """Wait for a download slot.
+
+        :raises AgentBusy: a request of another origin took the place.
+        :raises Interrupted: the agent is stopping.
+        """
+        try:
+            self.slots.acquire(ticket, self.stopping)
+        except slots_mod.Evicted:
+            raise exception.AgentBusy(image_id=image.id,
+                                      requests=len(self.slots)) from None
+        self._check_stopping(image)
+
+    def _land(self, image, meta, result, ticket):
         self.store.check_space(image)
 
         def write(fileobj):
             result.update(self.downloader.download(
-                image, meta['sources'], fileobj, cancel=self.stopping))
+                image, meta['sources'], fileobj, cancel=self.stopping,
+                ticket=ticket))
 
         return self.store.land(image, write)
 

@@ -48,7 +48,10 @@ class Watchdog(object):
         self._window = window
         self._window_start = now
         self._window_bytes = 0
+        self._started = now
         self._paused_at = None
+        self._pauses = 0
+        self._paused_total = 0.0
         #: Bytes counted so far.
         self.received = 0
         #: Why the download must end; None while it may go on.
@@ -75,13 +78,28 @@ class Watchdog(object):
         not the source's slowness. The deadline still runs.
         """
         with self._lock:
-            self._paused_at = self._clock()
+            self._pauses += 1
+            if self._pauses == 1:
+                self._paused_at = self._clock()
         try:
             yield
         finally:
             with self._lock:
-                self._window_start += self._clock() - self._paused_at
-                self._paused_at = None
+                self._pauses -= 1
+                if self._pauses == 0:
+                    paused = self._clock() - self._paused_at
+                    self._window_start += paused
+                    self._paused_total += paused
+                    self._paused_at = None
+
+    def active_seconds(self):
+        """Seconds since the start, the time in :meth:`paused` left out."""
+        with self._lock:
+            now = self._clock()
+            paused = self._paused_total
+            if self._paused_at is not None:
+                paused += now - self._paused_at
+            return now - self._started - paused
 
     def stopping(self):
         """Return True if the agent is stopping."""

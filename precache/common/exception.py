@@ -243,8 +243,9 @@ class Interrupted(TemporaryFailure):
 class AgentBusy(TemporaryFailure):
     """The agent has as many requests as it may hold: ask again later.
 
-    Neither a fault of the image nor of the host; the service's backoff
-    sends the request again.
+    Neither a fault of the image nor of the host; the service sends the
+    request again after ``[service] busy_retry_delay``, without counting it
+    as a failed attempt.
     """
 
     msg_fmt = ('Image %(image_id)s: not cached now, this agent is busy with '

@@ -16,8 +16,32 @@ agent_opts = [
                     'plain directory).'),
     cfg.IntOpt('max_concurrent_downloads',
                default=1, min=1, mutable=True,
-               help='Images downloaded at the same time. Further requests '
-                    'wait their turn.'),
+               help='Images downloaded at full speed at the same time '
+                    '(download slots). Further requests wait their turn; '
+                    'a download slower than min_download_rate for '
+                    'slow_download_grace seconds gives up its slot (see '
+                    'max_parked_downloads). A free slot goes to the '
+                    'waiting request whose origin (host and port of its '
+                    'first source) has the fewest downloads running.'),
+    cfg.IntOpt('max_parked_downloads',
+               default=16, min=0, mutable=True,
+               help='Slow downloads that may go on in the background '
+                    'without a download slot. A download delivering less '
+                    'than min_download_rate over slow_download_grace '
+                    'seconds parks here, so that a trickling source cannot '
+                    'hold a slot; it is still bounded by download_deadline '
+                    'and min_rate_window, and takes a slot back before it '
+                    'reads on if it speeds up again. A slow download that '
+                    'finds every place taken fails at once (the next '
+                    'source is tried). 0 turns parking off: a slow '
+                    'download keeps its slot until min_rate_window fails '
+                    'it.'),
+    cfg.IntOpt('slow_download_grace',
+               default=5, min=1, mutable=True,
+               help='Seconds over which a download holding a slot must '
+                    'deliver min_download_rate on average; a slower one '
+                    'parks (see max_parked_downloads). This is the longest '
+                    'a trickling source delays the next request.'),
     cfg.IntOpt('max_queued_requests',
                default=16, min=0, mutable=True,
                help='Cache requests that may wait for a download slot '
@@ -25,7 +49,11 @@ agent_opts = [
                     'requests are refused at once and reported failed '
                     'with the code busy; the service asks again after its '
                     'retry backoff. An image already in the store is '
-                    'still reported existing.'),
+                    'still reported existing. When the queue is full, a '
+                    'request from an origin with fewer waiting requests '
+                    'than the busiest origin takes the place of that '
+                    'origin\'s newest one (which is answered busy), so a '
+                    'flood from one origin cannot lock the others out.'),
     cfg.IntOpt('download_deadline',
                default=3600, min=1, mutable=True,
                help='Seconds one download from one source may take in all '

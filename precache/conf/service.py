@@ -86,6 +86,14 @@ convergence_opts = [
                default=3600, min=1, mutable=True,
                help='Upper bound (seconds) of the backoff between two casts '
                     'of one image to one host.'),
+    cfg.IntOpt('busy_retry_delay',
+               default=10, min=1, mutable=True,
+               help='Seconds before an image is cast again to a host that '
+                    'answered busy (its agent held as many requests as '
+                    '[agent] max_queued_requests allows). A convergence '
+                    'pass for such hosts runs after this delay, and a busy '
+                    'answer does not count as a failed attempt, so it '
+                    'does not grow the retry_backoff.'),
     cfg.IntOpt('report_timeout',
                default=3600, min=1, mutable=True,
                help='Seconds after a cast without any answer from the host '

@@ -153,8 +153,14 @@ class DistributionQueries(object):
                            HOST_IMAGES.c.host_id.in_(chunk))).all())
         return result
 
-    def record_report(self, host, image_id, status, detail, now=None):
+    def record_report(self, host, image_id, status, detail, now=None,
+                      retry_at=None):
         """Store an agent's report.
+
+        :param retry_at: for an answer that is no fault of the image or
+            the host (the agent was busy): the image is cast to the host
+            again from then on, and the attempt does not count towards
+            the exponential backoff.
 
         :returns: the round the answer belongs to, as a dict with
             ``index`` (this answer's number in the round), or None when the
@@ -172,6 +178,10 @@ class DistributionQueries(object):
         if status in states.PRESENT:
             values.update(attempts=0, next_attempt_at=None, code=None,
                           reason=None)
+        elif retry_at is not None:
+            values.update(next_attempt_at=retry_at, attempts=sa.case(
+                (HOST_IMAGES.c.attempts > 0, HOST_IMAGES.c.attempts - 1),
+                else_=0))
         with self._write() as conn:
             if image_id not in self._known_image_ids(conn):
                 sql.insert_or_update(conn, IMAGES, [dict(

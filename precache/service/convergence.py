@@ -8,7 +8,9 @@ inventories. Per host x image, casts back off exponentially
 (``retry_backoff`` doubled per attempt up to ``retry_backoff_max``), and a
 pass sends at most ``max_casts_per_host`` casts to one host and
 ``max_casts_per_cycle`` in all, so a broken host or a mass repair cannot
-storm the broker or the origin.
+storm the broker or the origin. A host that answers ``busy`` (its queue
+is full) is asked again after ``busy_retry_delay`` seconds by a pass of
+its own, and the answer does not count as a failed attempt.
 
 Every meta is signed (:mod:`precache.objects.signing`) as it is cast, so
 the signature is always the current key's; the database keeps metas
@@ -24,6 +26,7 @@ import time
 
 from oslo_log import log as logging
 
+from precache.common import rpc
 from precache.db import api as db_api
 from precache.objects import meta as meta_mod
 from precache.objects import targets as targets_mod
@@ -56,6 +59,9 @@ class Reconciler(object):
         self.notifier = notifier
         self.signer = signer
         self._lock = threading.Lock()
+        self._later_lock = threading.Lock()
+        self._later_hosts = set()
+        self._later_timer = None
 
     @property
     def _opts(self):
@@ -70,6 +76,30 @@ class Reconciler(object):
         base = self._opts.retry_backoff
         return min(base * 2 ** max(attempts - 1, 0),
                    self._opts.retry_backoff_max)
+
+    def reconcile_later(self, host, delay):
+        """Run a pass for ``host`` in ``delay`` seconds (it was busy).
+
+        Requests coalesce: one timer serves every host asking within its
+        delay, so a flood of busy answers costs one pass.
+        """
+        with self._later_lock:
+            self._later_hosts.add(host)
+            if self._later_timer is not None:
+                return
+            self._later_timer = threading.Timer(delay, self._reconcile_later)
+            self._later_timer.daemon = True
+            self._later_timer.start()
+
+    def _reconcile_later(self):
+        with self._later_lock:
+            hosts, self._later_hosts = self._later_hosts, set()
+            self._later_timer = None
+        try:
+            self.reconcile(rpc.get_context(), hosts=sorted(hosts))
+        except Exception:
+            LOG.exception('The convergence pass for busy host(s) %s failed',
+                          ', '.join(sorted(hosts)))
 
     def live_targets(self, row, live_hosts):
         """``[(host_id, name)]`` of the live hosts an image row targets."""

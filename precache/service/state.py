@@ -9,6 +9,7 @@ import datetime
 
 from oslo_log import log as logging
 
+from precache.common import exception
 from precache.db import api as db_api
 from precache.objects import image as image_mod
 from precache.objects import states
@@ -61,8 +62,15 @@ class StateKeeper(object):
                         image_mod.quote_id(host), status,
                         image_mod.quote_id(image_id))
             return
-        answer = self.db.record_report(host, image_id, status, detail,
-                                       self._now())
+        now = self._now()
+        retry_at = None
+        if (status == states.FAILED and
+                detail.get('code') == exception.AgentBusy.code):
+            delay = self.conf.service.busy_retry_delay
+            retry_at = now + datetime.timedelta(seconds=delay)
+            self.reconciler.reconcile_later(host, delay)
+        answer = self.db.record_report(host, image_id, status, detail, now,
+                                       retry_at=retry_at)
         if answer is None:
             return
         self.notifier.progress(context, answer, host, image_id, status,

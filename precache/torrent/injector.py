@@ -76,6 +76,9 @@ class Injector(object):
         self.error = None
         self._stop = threading.Event()
         self._http = requests.Session()
+        # A redirect is an error: its target would not be checked against
+        # [agent] allowed_origins.
+        self._http.max_redirects = 0
         self._thread = threading.Thread(
             target=self._run, name='precache-inject-%s' % key[:8],
             daemon=True)

@@ -29,8 +29,14 @@ must all be under ``[agent] allowed_origins`` (see
 :mod:`precache.agent.origins`), whether or not this agent's options would
 use them; otherwise the source fails. Peers learnt from the tracker or
 through peer exchange are other agents and are not checked (every piece
-is verified against the torrent's hashes). Redirects that libtorrent
-follows for trackers and web seeds are not checked.
+is verified against the torrent's hashes). libtorrent follows a
+tracker's redirects itself: with ``allowed_origins`` set, the session
+sends its tracker requests through a local checking proxy
+(:mod:`precache.agent.tracker_guard`), which refuses a redirect target
+outside the list before connecting, and uses no libtorrent web seeds
+(they would follow redirects unchecked); the first copies are fetched by
+precache itself without following redirects, and the plain ``http``
+source listed after this one serves when the swarm stalls.
 
 A swarm that makes no progress for ``stall_timeout`` seconds, a torrent
 that is not valid or does not match the source, repeated hash failures
@@ -53,6 +59,7 @@ from oslo_log import log as logging
 
 from precache.agent import origins as origins_mod
 from precache.agent.sources import base
+from precache.agent import tracker_guard
 from precache.torrent import metainfo
 from precache.torrent import seeding
 from precache.torrent import session as session_mod
@@ -110,7 +117,9 @@ bittorrent_source_opts = [
                     'torrent\'s web seeds (the origin\'s HTTP URL) are '
                     'used as well. 0 uses them from the start (the origin '
                     'then serves every agent directly, as over http); -1 '
-                    'never.'),
+                    'never. Ignored (never) when [agent] allowed_origins '
+                    'is set: libtorrent would follow a web seed\'s '
+                    'redirects unchecked.'),
     cfg.BoolOpt('first_copies',
                 default=True,
                 help='When the source names the service\'s built-in '
@@ -156,6 +165,7 @@ class BitTorrentSource(base.ImageSource):
         super().__init__(conf)
         self._lock = threading.Lock()
         self._session = None
+        self._guard = None
         self._seeding = None
 
     @classmethod
@@ -175,12 +185,15 @@ class BitTorrentSource(base.ImageSource):
             if self._session is None:
                 opts = self.options
                 _empty(opts.download_dir)
-                self._session = session_mod.Session(
-                    session_mod.settings(
-                        opts.listen_host, opts.listen_port, opts.enable_utp,
-                        opts.upload_rate_limit,
-                        self.conf.agent.bandwidth_limit),
-                    name='agent')
+                settings = session_mod.settings(
+                    opts.listen_host, opts.listen_port, opts.enable_utp,
+                    opts.upload_rate_limit, self.conf.agent.bandwidth_limit)
+                if not origins_mod.Origins.from_conf(self.conf).unrestricted:
+                    self._guard = tracker_guard.TrackerGuard(
+                        lambda: origins_mod.Origins.from_conf(self.conf))
+                    self._guard.start()
+                    settings.update(self._guard.session_settings())
+                self._session = session_mod.Session(settings, name='agent')
                 self._seeding = seeding.SeedingPool(
                     self._session, opts.seed_time, opts.seed_ratio)
             return self._session, self._seeding
@@ -196,7 +209,10 @@ class BitTorrentSource(base.ImageSource):
         try:
             download = swarm.SwarmDownload(
                 session, params, directory, source.get('peers') or [],
-                opts.stall_timeout, opts.web_seed_delay, opts.stream_window,
+                opts.stall_timeout,
+                # libtorrent's web seeds would follow redirects unchecked.
+                -1 if self._guard else opts.web_seed_delay,
+                opts.stream_window,
                 home=self._home() if opts.spread_pieces else None,
                 handle=earlier.handle if earlier else None,
                 inject_url=(source.get('inject_url')
@@ -280,10 +296,13 @@ class BitTorrentSource(base.ImageSource):
         with self._lock:
             session, self._session = self._session, None
             seeding_pool, self._seeding = self._seeding, None
+            guard, self._guard = self._guard, None
         if session is None:
             return
         seeding_pool.close()
         session.close()
+        if guard is not None:
+            guard.stop()
         _empty(self.options.download_dir)
 
 

@@ -4,20 +4,25 @@ A real ``precache-agent`` process receives casts over a real RabbitMQ
 whose sources point at the test's own small HTTP server, which sends a
 decompression bomb or trickles its bytes. The agent must refuse the one
 early and give up on the other within its bounds, and still land a valid
-image sent to it meanwhile.
+image sent to it meanwhile -- even behind a hundred trickling casts.
 """
 
+import collections
 import hashlib
 import http.server
+import os
 import re
 import threading
 import time
 import uuid
 
 import fixtures
+import oslo_messaging as messaging
 from testtools import content
 
 from precache.common import compression
+from precache.common import rpc
+from precache.common import verify
 from precache.common import webserver
 from precache.objects import image as image_mod
 from precache.tests.functional import test_distribution
@@ -150,3 +155,63 @@ class BoundedDownloadsTest(test_distribution.OneImageTestCase):
         self.addDetail('figures', content.text_content(
             'trickle failed after %.1f s, valid image landed after %.1f s'
             % (failed_after, landed_after)))
+
+    def test_trickling_flood_does_not_delay_a_valid_cast(self):
+        flood = 100
+        agent, = self.start_agents(1, options={
+            'DEFAULT': {'rpc_ping_enabled': 'true'},
+            'agent': {'max_concurrent_downloads': 2,
+                      'min_rate_window': 10, 'download_deadline': 60}})
+        data = bytes(MiB)
+        trickles = [_raw_record(data + b'%d' % n) for n in range(flood)]
+        for record in trickles:
+            source = self.origin.add('/trickle-%s' % record.id,
+                                     data + b'x', 'none', trickle=2)
+            source['size'] = record.size
+            self.cast_sources(agent, record, [source])
+        # Every trickling cast is received before the valid one.
+        self.endpoint.wait_for(
+            lambda e: len([r for r in e.reports
+                           if r['host'] == agent.host]) >= flood - 20,
+            what='busy answers to the flood')
+        started = time.monotonic()
+        self.cast(agent)
+        report = self.endpoint.report_for(agent.host, self.image_id,
+                                          timeout=60)
+        delay = time.monotonic() - started
+        self.assertEqual('cached', report['status'], report)
+        self.assertLess(delay, 10, agent.log_tail())
+        # Landed whole; the trickles' temporary files still exist.
+        landed = os.path.join(agent.base_path,
+                              image_mod.nova_cache_name(self.image_id))
+        self.assertEqual(verify.file_digest(self.raw),
+                         verify.file_digest(landed))
+        # The agent still answers calls while the trickles go on.
+        client = rpc.get_client(messaging.Target(
+            topic=self.messaging.agent_topic, server=agent.host))
+        pinged = time.monotonic()
+        client.prepare(timeout=10).call(rpc.get_context(),
+                                        'oslo_rpc_server_ping')
+        ping = time.monotonic() - pinged
+        # Every trickling cast ends with a clear report, nothing lands.
+        outcomes = collections.Counter()
+        for record in trickles:
+            report = self.endpoint.report_for(agent.host, record.id,
+                                              timeout=180)
+            self.assertEqual('failed', report['status'], report)
+            if report['code'] == 'busy':
+                outcomes['busy'] += 1
+            elif 'max_parked_downloads' in report['reason']:
+                outcomes['parking full'] += 1
+            else:
+                self.assertIn('below [agent] min_download_rate',
+                              report['reason'])
+                outcomes['too slow'] += 1
+        for record in trickles:
+            self.assertNothingLanded(agent, record.id)
+        self.assertLanded(agent, self.image_id, self.raw)
+        self.assertGreater(outcomes['too slow'], 0, outcomes)
+        self.addDetail('figures', content.text_content(
+            'valid cast behind %d trickling casts cached after %.1f s; '
+            'ping answered in %.2f s; trickle outcomes %s'
+            % (flood, delay, ping, dict(outcomes))))

@@ -56,7 +56,8 @@ class FakeDownloader(object):
         self.error = error
         self.started = threading.Event()
 
-    def download(self, image, sources, fileobj, cancel=None):
+    def download(self, image, sources, fileobj, cancel=None,
+                 ticket=None):
         self.calls += 1
         self.started.set()
         if self.gate:
@@ -178,7 +179,8 @@ class AgentManagerTest(base.TestCase):
         seen = []
 
         class Downloader(FakeDownloader):
-            def download(self, image, sources, fileobj, cancel=None):
+            def download(self, image, sources, fileobj, cancel=None,
+                         ticket=None):
                 seen.append(cancel)
                 agent.cancel()
                 raise exception.Interrupted(image_id=image.id,
@@ -236,7 +238,8 @@ class AgentManagerTest(base.TestCase):
         self.addCleanup(gate.set)
 
         class Blocked(FakeDownloader):
-            def download(self, image, sources, fileobj, cancel=None):
+            def download(self, image, sources, fileobj, cancel=None,
+                         ticket=None):
                 self.calls += 1
                 gate.wait(10)
                 return {'method': 'http', 'bytes_received': 4}
@@ -271,6 +274,32 @@ class AgentManagerTest(base.TestCase):
         self.assertEqual(5, self.downloader.calls)
         self.assertEqual(5, [r[2] for r in self.api.reports].count(
             'cached'))
+
+    def test_another_origin_takes_a_flooding_origin_s_place(self):
+        self.flags(group='agent', max_concurrent_downloads=1,
+                   max_queued_requests=2)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        agent = self.make(FakeDownloader(gate=gate))
+        flood = [test_meta.make_image(id='flood-%d' % n) for n in range(4)]
+        for image in flood:  # 1 running, 2 waiting, 1 busy
+            agent.cache(None, image.id, self.meta_of(image))
+        self.assertTrue(self.downloader.started.wait(10))
+        other = test_meta.make_image(id='other')
+        source = dict(SOURCES[0], url='http://other.example.org/x.zst')
+        agent.cache(None, other.id, self.sign(meta_mod.build(
+            other, [source], epoch=base.EPOCH)))
+        # The flood's newest waiting request gave its place.
+        busy = lambda: sorted(r[1] for r in self.api.reports  # noqa: E731
+                              if r[3].get('code') == 'busy')
+        deadline = time.monotonic() + 10
+        while len(busy()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(['flood-2', 'flood-3'], busy())
+        gate.set()
+        self.assertTrue(agent.wait_idle(10))
+        self.assertEqual(['flood-0', 'flood-1', 'other'], sorted(
+            r[1] for r in self.api.reports if r[2] == 'cached'))
 
     def test_no_queue(self):
         self.flags(group='agent', max_concurrent_downloads=1,

@@ -81,6 +81,29 @@ class AgentsTest(StateKeeperTestCase):
                          (end['round_id'], end['total'], end['answered'],
                           end['cached'], end['failed'], end['unanswered']))
 
+    def test_busy_answers_are_cast_again_soon_without_backoff(self):
+        self.flags(group='service', busy_retry_delay=10)
+        later = []
+        self.reconciler.reconcile_later = (
+            lambda host, delay: later.append((host, delay)))
+        self.add_image('a')
+        self.heartbeat('h1', 0)
+        self.assertEqual(1, len(self.agent_api.casts))
+        for attempt in range(3):  # the delay does not grow
+            start = 100 * attempt
+            self.report('h1', 'a', states.FAILED, start + 1, code='busy')
+            self.assertEqual(('h1', 10), later[-1])
+            self.reconciler.reconcile(None, now=at(start + 5))
+            self.assertEqual(attempt + 1, len(self.agent_api.casts))
+            self.heartbeat('h1', start + 11)
+            self.reconciler.reconcile(None, now=at(start + 11))
+            self.assertEqual(attempt + 2, len(self.agent_api.casts))
+        # Any other failure backs off (retry_backoff, 60 s from the cast).
+        self.report('h1', 'a', states.FAILED, 212, reason='disk full')
+        self.heartbeat('h1', 240)
+        self.reconciler.reconcile(None, now=at(240))
+        self.assertEqual(4, len(self.agent_api.casts))
+
     def test_unknown_status_is_ignored(self):
         self.add_image('a')
         self.report('h1', 'a', 'exploded', 1)
