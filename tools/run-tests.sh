@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 # systemd: its systemd-analyze verifies etc/systemd/*.service (a unit test).
 APT_PACKAGES="python3-venv python3-dev gcc git rabbitmq-server qemu-utils
-  memcached zstd curl squid systemd"
+  memcached zstd curl squid systemd redis-server"
 
 install_system_packages() {
     local missing=()

@@ -58,7 +58,8 @@ class Status(base.ServiceCommand, lister.Lister):
     pending (asked, not started), failed, missing (gone from a host's
     cache), waiting (not asked yet) and the number of live targets; then
     the failures in a row of precache-service itself with the image
-    (empty when none), and under the table the images it cannot fetch.
+    (empty when none), and under the table the images it cannot fetch and
+    which service instance leads.
     """
 
     def take_action(self, parsed_args):
@@ -72,6 +73,10 @@ class Status(base.ServiceCommand, lister.Lister):
             self.note(parsed_args, 'precache-service cannot fetch %d '
                       'image(s): %s; "precache show IMAGE" says why.'
                       % (len(failing), ', '.join(failing)))
+        service = status.get('service')
+        if service:
+            self.note(parsed_args, 'Leader: %s (answered by %s).' % (
+                service.get('leader') or 'unknown', service.get('instance')))
         return columns.table(STATUS_FIELDS,
                              [_flatten_counts(image)
                               for image in status.get('images') or ()])

@@ -7,6 +7,7 @@ Options that belong to a plugin are declared by the plugin itself (see
 from oslo_config import cfg
 
 from precache.conf import agent
+from precache.conf import coordination
 from precache.conf import database
 from precache.conf import glance
 from precache.conf import rpc
@@ -17,7 +18,8 @@ from precache.conf import upgrade_levels
 CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
-MODULES = (rpc, database, service, agent, signing, glance, upgrade_levels)
+MODULES = (rpc, database, service, coordination, agent, signing, glance,
+           upgrade_levels)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -16,6 +16,12 @@ Every meta is signed (:mod:`precache.objects.signing`) as it is cast, so
 the signature is always the current key's; the database keeps metas
 unsigned. Generations are ``(epoch, counter)``: the database's epoch and
 a counter that grows per image (:func:`precache.objects.meta.new_generation`).
+
+With several service instances, only the leader casts: ``leader`` (see
+:class:`precache.service.coordination.Leadership`) is asked right before
+each batch of casts, so an instance that lost its coordination session
+stops at once; what it did not send is in the database for the new
+leader's passes.
 """
 
 import calendar
@@ -50,10 +56,14 @@ class Reconciler(object):
     :param notifier: a :class:`~precache.service.notifications.RoundNotifier`.
     :param signer: the :class:`~precache.objects.signing.Signer` every
         cast meta is signed with.
+    :param leader: returns whether this instance may cast now (default:
+        always).
     """
 
-    def __init__(self, conf, db, agent_api, notifier, *, signer):
+    def __init__(self, conf, db, agent_api, notifier, *, signer,
+                 leader=None):
         self.conf = conf
+        self.leader = leader or (lambda: True)
         self.db = db
         self.agent_api = agent_api
         self.notifier = notifier
@@ -124,6 +134,8 @@ class Reconciler(object):
             fanned it out.
         """
         row = self.db.get_image(image.id)
+        if not self._may_cast('image %s' % image.id):
+            return row['meta'], False
         # The database gives back a request for every host (None) as {}.
         targets = targets_mod.union(
             lister_targets if row['listed'] else targets_mod.NO_ONE,
@@ -154,6 +166,8 @@ class Reconciler(object):
         """
         now = now or db_api.utcnow()
         with self._lock:
+            if not self._may_cast('the fanout of image %s' % row['id']):
+                return
             targets = self.live_targets(
                 row, self.db.live_hosts(self.up_since(now)))
             self._open_round(context, row, FANOUT, targets, now)
@@ -174,6 +188,8 @@ class Reconciler(object):
         started = time.monotonic()
         now = now or db_api.utcnow()
         with self._lock:
+            if not self._may_cast('a convergence pass'):
+                return {'casts': 0, 'deferred': 0, 'seconds': 0.0}
             self._end_timed_out_rounds(context, now)
             images = {row['id']: row
                       for row in self.db.desired_images(now)}
@@ -188,6 +204,8 @@ class Reconciler(object):
             plan, deferred = self._plan(images, live, names, lacking)
             casts = 0
             for image_id, targets in plan.items():
+                if not self._may_cast('the casts of image %s' % image_id):
+                    break
                 self._open_round(context, images[image_id], TARGETED,
                                  targets, now)
                 meta = self.signer.sign(images[image_id]['meta'])
@@ -200,6 +218,13 @@ class Reconciler(object):
             LOG.info('Convergence: %d targeted cast(s), %d deferred to the '
                      'next pass, in %.3fs', casts, deferred, seconds)
         return {'casts': casts, 'deferred': deferred, 'seconds': seconds}
+
+    def _may_cast(self, what):
+        """Whether this instance leads; logs what it leaves when not."""
+        if self.leader():
+            return True
+        LOG.info('Not the leader: %s is left to the leading instance', what)
+        return False
 
     def _plan(self, images, live, names, lacking):
         """Apply targets and caps; return ``({image: targets}, deferred)``.

@@ -51,7 +51,7 @@ def open_database(conf):
 
 
 def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
-          signer=None, **plugins):
+          signer=None, leadership=None, **plugins):
     """Wire the service's parts around ``db``.
 
     :param conf: the service's ConfigOpts.
@@ -65,6 +65,9 @@ def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
         convergence (no plugin is loaded).
     :param signer: what signs the metas sent to agents (default: from
         ``[signing]``, see :func:`precache.objects.signing.signer_from_conf`).
+    :param leadership: this instance's
+        :class:`~precache.service.coordination.Leadership`: only the
+        leader casts, and ``status`` names it (default: always the leader).
     :param plugins: ``listers``, ``fetcher``, ``server`` given to the
         :class:`~precache.service.pipeline.Pipeline` instead of the
         configured plugins.
@@ -77,11 +80,13 @@ def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
         agent_api = agent_rpcapi.AgentAPI(conf)
     if notifier is None:
         notifier = notifications.RoundNotifier(conf.host)
-    reconciler = convergence.Reconciler(conf, db, agent_api, notifier,
-                                        signer=signer)
+    reconciler = convergence.Reconciler(
+        conf, db, agent_api, notifier, signer=signer,
+        leader=leadership.is_leader if leadership else None)
     requests = queue.Queue()
     keeper = state.StateKeeper(conf, db, reconciler, notifier,
-                               requests=requests if with_pipeline else None)
+                               requests=requests if with_pipeline else None,
+                               leadership=leadership)
     parts = ServiceParts(db=db, reconciler=reconciler, state=keeper,
                          manager=manager.ServiceManager(conf, keeper),
                          requests=requests)

@@ -7,6 +7,7 @@ import oslo_messaging as messaging
 from oslo_service import service
 
 from precache.common import rpc
+from precache.service import coordination
 from precache.service import factory
 
 LOG = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ class PrecacheService(service.Service):
         super().__init__()
         self.conf = conf
         rpc.init(conf)
-        self.parts = factory.build(conf, factory.open_database(conf))
+        self.leadership = coordination.Leadership(conf, conf.host)
+        self.parts = factory.build(conf, factory.open_database(conf),
+                                   leadership=self.leadership)
         self.pipeline = self.parts.pipeline
         self.reconciler = self.parts.reconciler
         self.rpcserver = None
@@ -45,6 +48,12 @@ class PrecacheService(service.Service):
         self.rpcserver = rpc.get_server(target, [self.parts.manager])
         self.rpcserver.start()
         self.tg.add_thread(self._drain_requests)
+        if self.leadership.enabled:
+            self.leadership.renew()
+            self.tg.add_dynamic_timer_args(
+                self.leadership.renew,
+                initial_delay=self.leadership.renew_seconds,
+                stop_on_exception=False)
         self.tg.add_dynamic_timer_args(self._run_pipeline, initial_delay=0,
                                        stop_on_exception=False)
         self.tg.add_dynamic_timer_args(
@@ -55,6 +64,9 @@ class PrecacheService(service.Service):
                  self.conf.host, self.conf.service.interval)
 
     def _run_pipeline(self):
+        if not self.leadership.is_leader():
+            # A follower looks again soon: it runs as soon as it leads.
+            return self.leadership.renew_seconds
         try:
             self.pipeline.run(rpc.get_context())
         except Exception:
@@ -63,6 +75,8 @@ class PrecacheService(service.Service):
         return self.conf.service.interval
 
     def _reconcile(self):
+        if not self.leadership.is_leader():
+            return self.leadership.renew_seconds
         try:
             self.reconciler.reconcile(rpc.get_context())
         except Exception:
@@ -78,6 +92,11 @@ class PrecacheService(service.Service):
             try:
                 image_id = self.parts.requests.get(timeout=_REQUEST_POLL)
             except queue.Empty:
+                continue
+            if not self.leadership.is_leader():
+                # Recorded in the database: the leader's next run serves it.
+                LOG.info('Image %s requested: the leading instance will '
+                         'serve it in its next run', image_id)
                 continue
             try:
                 self.pipeline.process_request(rpc.get_context(), image_id)
@@ -99,4 +118,5 @@ class PrecacheService(service.Service):
             LOG.warning('An image was still being processed %d s after '
                         'the stop', STOP_TIMEOUT)
         self.pipeline.stop()
+        self.leadership.stop()
         rpc.cleanup()

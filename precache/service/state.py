@@ -40,11 +40,15 @@ class StateKeeper(object):
         drains requests (they are then served by the next run).
     :param signer: the :class:`~precache.objects.signing.Signer` that signs
         each meta of the ``desired`` answer; the reconciler's by default.
+    :param leadership: the instance's
+        :class:`~precache.service.coordination.Leadership`, whose
+        ``describe()`` is the ``service`` field of :meth:`get_status`.
     """
 
     def __init__(self, conf, db, reconciler, notifier, requests=None,
-                 signer=None):
+                 signer=None, leadership=None):
         self.conf = conf
+        self.leadership = leadership
         self.signer = signer or reconciler.signer
         self.db = db
         self.reconciler = reconciler
@@ -157,7 +161,15 @@ class StateKeeper(object):
                                live_targets=live_targets))
         return {'hosts': {'total': total, 'up': len(live),
                           'down': total - len(live)},
-                'images': images}
+                'images': images,
+                'service': self._describe_service()}
+
+    def _describe_service(self):
+        """Which instance answers and which leads."""
+        if self.leadership is None:
+            return {'instance': self.conf.host, 'leader': self.conf.host,
+                    'leader_since': None}
+        return self.leadership.describe()
 
     def request_cache(self, context, image_id, hosts, labels, pin_until):
         targets = ({'hosts': list(hosts), 'labels': list(labels)}

@@ -32,11 +32,23 @@ The table shows the casts of a cycle (checked against the scenario's
 expected count), the median and worst seconds of ``--cycles`` cycles, and
 the goal: under a second.
 
+With ``--instances 2`` (a PostgreSQL or MySQL ``--connection``), a second
+service instance shares the database, as in a high-availability
+deployment: it follows (its leadership says so; the election itself is
+measured by failover_benchmark.py). During each timed cycle of the leader
+it runs its own convergence pass, which must send nothing, and answers
+agents' ``desired`` calls in a loop from the same database; the table then
+also shows how many it answered per cycle. The follower is a thread of
+this process (its own engine and connections), so it also competes for
+the interpreter lock: the leader's times are an upper bound of what two
+processes on two hosts would show.
+
 Usage::
 
     python tools/bench/reconcile_benchmark.py [--hosts 10000]
         [--images 50] [--cycles 5]
         [--connection postgresql+psycopg2://postgres@127.0.0.1/]
+        [--instances 2]
 """
 
 import argparse
@@ -46,6 +58,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 
 # Selects oslo.service's threading backend before anything imports
@@ -85,20 +98,82 @@ class CountingAgentAPI(object):
         self.casts['fanout' if host is None else 'targeted'] += 1
 
 
+class Role(object):
+    """A fixed leadership: what an elected or a following instance has."""
+
+    def __init__(self, name, leading):
+        self.name = name
+        self.leading = leading
+
+    def is_leader(self):
+        return self.leading
+
+    def describe(self):
+        return {'instance': self.name, 'leader': None, 'leader_since': None}
+
+
+def build_instance(conf, url, name, leading):
+    """One service instance's parts over its own engine on ``url``."""
+    agent_api = CountingAgentAPI()
+    parts = factory.build(
+        conf, db_api.StateDB(url), agent_api=agent_api,
+        notifier=notifications.RoundNotifier(name), with_pipeline=False,
+        signer=benchdb.signer(), leadership=Role(name, leading))
+    return parts, agent_api
+
+
+class Follower(object):
+    """The second instance: a convergence pass and ``desired`` answers."""
+
+    def __init__(self, conf, url, context):
+        self.parts, self.agent_api = build_instance(conf, url, 'follower',
+                                                    False)
+        self.context = context
+        self.answers = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self, hosts, now):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._work,
+                                        args=(hosts, now))
+        self._thread.start()
+
+    def _work(self, hosts, now):
+        answered = 0
+        try:
+            result = self.parts.reconciler.reconcile(self.context, now=now)
+            if result['casts'] or sum(self.agent_api.casts.values()):
+                self.errors.append('the follower cast: %s' % result)
+            while not self._stop.is_set():
+                self.parts.state.desired(
+                    self.context, benchdb.host_name(answered % hosts), [])
+                answered += 1
+        except Exception as exc:
+            self.errors.append('the follower failed: %r' % exc)
+        self.answers.append(answered)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        if self.errors:
+            raise SystemExit(self.errors[0])
+
+
 class Bench(object):
 
     def __init__(self, args, url):
         self.args = args
         self.conf = precache_conf.CONF
-        self.db = db_api.StateDB(url)
+        parts, self.agent_api = build_instance(self.conf, url, 'bench', True)
+        self.db = parts.db
+        self.reconciler = parts.reconciler
         self.now = db_api.utcnow().replace(microsecond=0)
-        self.agent_api = CountingAgentAPI()
-        self.reconciler = factory.build(
-            self.conf, self.db, agent_api=self.agent_api,
-            notifier=notifications.RoundNotifier('bench'),
-            with_pipeline=False, signer=benchdb.signer()).reconciler
         self.context = rpc.get_context()
         self.rng = random.Random(4)
+        self.follower = (Follower(self.conf, url, self.context)
+                         if args.instances > 1 else None)
 
     # Setup ----------------------------------------------------------------
 
@@ -188,10 +263,14 @@ class Bench(object):
             if between is not None:
                 between()
             self.agent_api.casts.clear()
+            if self.follower is not None:
+                self.follower.start(self.args.hosts, self.now)
             started = time.perf_counter()
             result = self.reconciler.reconcile(self.context, hosts=hosts,
                                                now=self.now)
             seconds.append(time.perf_counter() - started)
+            if self.follower is not None:
+                self.follower.stop()
             if self.agent_api.casts['targeted'] != result['casts']:
                 raise SystemExit('reconcile() said %d casts, sent %d'
                                  % (result['casts'],
@@ -216,7 +295,11 @@ class Bench(object):
 
         def measure(name, expected, **kwargs):
             casts, deferred, seconds = self.cycles(**kwargs)
-            rows.append((name, casts, expected, deferred, seconds))
+            answers = None
+            if self.follower is not None:
+                answers = statistics.median(
+                    self.follower.answers[-self.args.cycles:])
+            rows.append((name, casts, expected, deferred, seconds, answers))
             print('  %-32s %6d casts %.3fs' % (name, casts,
                                                statistics.median(seconds)),
                   flush=True)
@@ -275,6 +358,8 @@ class Bench(object):
         self.unmark(FAILED_CODE)
         self.clear_rounds()
         self.db.engine.dispose()
+        if self.follower is not None:
+            self.follower.parts.db.engine.dispose()
         return rows
 
 
@@ -284,21 +369,25 @@ def _minutes(n):
 
 def report(rows, backend, args):
     print()
-    print('%s, %d hosts x %d images, %d cycles per scenario'
-          % (backend, args.hosts, args.images, args.cycles))
+    print('%s, %d hosts x %d images, %d cycles per scenario, %d '
+          'instance(s)' % (backend, args.hosts, args.images, args.cycles,
+                           args.instances))
     print()
+    follower = args.instances > 1
     print('| scenario | casts | deferred | median s/cycle | max s | '
-          'goal < %g s |' % GOAL)
-    print('|---|---|---|---|---|---|')
+          'goal < %g s |%s' % (GOAL, ' follower: casts, desired answered '
+                               'per cycle |' if follower else ''))
+    print('|---|---|---|---|---|---|%s' % ('---|' if follower else ''))
     ok = True
-    for name, casts, expected, deferred, seconds in rows:
+    for name, casts, expected, deferred, seconds, answers in rows:
         median = statistics.median(seconds)
         good = median < GOAL and casts == expected
         ok = ok and good
         note = '' if casts == expected else ' (expected %d)' % expected
-        print('| %s | %d%s | %d | %.3f | %.3f | %s |'
+        print('| %s | %d%s | %d | %.3f | %.3f | %s |%s'
               % (name, casts, note, deferred, median, max(seconds),
-                 'yes' if good else '**no**'))
+                 'yes' if good else '**no**',
+                 ' 0, %d |' % answers if follower else ''))
     return ok
 
 
@@ -312,7 +401,12 @@ def main():
                         help='a PostgreSQL or MySQL/MariaDB server URL; a '
                              'database is created there and dropped after '
                              '(default: a temporary sqlite file)')
+    parser.add_argument('--instances', type=int, default=1, choices=(1, 2),
+                        help='2: a following instance shares the database '
+                             '(needs --connection)')
     args = parser.parse_args()
+    if args.instances > 1 and not args.connection:
+        parser.error('--instances 2 needs a shared server: --connection')
     conf = precache_conf.CONF
     conf_defaults.set_defaults(conf)
     conf([], project='precache', default_config_files=[])

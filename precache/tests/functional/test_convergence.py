@@ -46,17 +46,14 @@ SERVICE_OPTIONS = {
 }
 
 
-class ConvergenceTest(test_distribution.BrokerTestCase):
+class CliTestMixin(object):
+    """The ``precache`` CLI against the test's service(s).
 
-    def setUp(self):
-        super().setUp()
-        self.notifications = self.useFixture(
-            control_plane.NotificationCollector(self.messaging))
-        self.images_dir = os.path.join(self.tempdir, 'images')
-        os.makedirs(self.images_dir)
-        self.service = self.useFixture(control_plane.ServiceProcessFixture(
-            self.messaging, self.tempdir, self.images_dir,
-            options=SERVICE_OPTIONS))
+    Call :meth:`write_cli_config` in ``setUp``; :meth:`service_log` says
+    what :meth:`wait_until` shows when it times out.
+    """
+
+    def write_cli_config(self):
         self.cli_config = os.path.join(self.tempdir, 'cli.conf')
         control_plane.write_config(self.cli_config, {
             'DEFAULT': {'transport_url': self.messaging.transport_url},
@@ -65,7 +62,8 @@ class ConvergenceTest(test_distribution.BrokerTestCase):
             'rpc': {'service_topic': self.messaging.service_topic,
                     'agent_topic': self.messaging.agent_topic}})
 
-    # Helpers --------------------------------------------------------------
+    def service_log(self):
+        return self.service.log_tail()
 
     def precache(self, *args, timeout=120):
         """Run the ``precache`` CLI; return (exit status, stdout+stderr)."""
@@ -89,7 +87,23 @@ class ConvergenceTest(test_distribution.BrokerTestCase):
                 return value
             time.sleep(0.5)
         self.fail('Timed out waiting for %s\nservice log:\n%s'
-                  % (what, self.service.log_tail()))
+                  % (what, self.service_log()))
+
+
+class ConvergenceTest(CliTestMixin, test_distribution.BrokerTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.notifications = self.useFixture(
+            control_plane.NotificationCollector(self.messaging))
+        self.images_dir = os.path.join(self.tempdir, 'images')
+        os.makedirs(self.images_dir)
+        self.service = self.useFixture(control_plane.ServiceProcessFixture(
+            self.messaging, self.tempdir, self.images_dir,
+            options=SERVICE_OPTIONS))
+        self.write_cli_config()
+
+    # Helpers --------------------------------------------------------------
 
     def host_statuses(self):
         return {line['Host']: line['Status']

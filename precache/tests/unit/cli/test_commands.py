@@ -149,11 +149,22 @@ class OverviewTest(CLITestCase):
                           '1', '0', '0', ''], row)
         self.assertIn('Hosts: 4 up, 1 down, 5 in all.', out)
         self.assertNotIn('cannot fetch', out)
+        self.assertNotIn('Leader', out)
 
         [image] = self.run_json('status')
         self.assertEqual(2, image['Cached'])
         self.assertEqual(0, image['Waiting'])
         self.assertTrue(self.client.closed)
+
+    def test_status_names_the_leader(self):
+        self.client.answers['get_status'] = {
+            'hosts': {'total': 0, 'up': 0, 'down': 0}, 'images': [],
+            'service': {'instance': 'svc-b', 'leader': 'svc-a',
+                        'leader_since': 1}}
+        status, out, _err = self.run_cli('status')
+        self.assertEqual(0, status)
+        self.assertIn('Leader: svc-a (answered by svc-b).', out)
+        self.assertEqual([], self.run_json('status'))
 
     def test_hosts_human_units_in_table_raw_in_json(self):
         self.client.answers['list_hosts'] = [{

@@ -269,6 +269,10 @@ class ViewsTest(StateKeeperTestCase):
         self.assertEqual(0, images['n']['live_targets'])
         self.assertEqual({states.EXISTING: 1, 'waiting': 0},
                          images['n']['counts'])
+        # Alone (no leadership given), the instance leads.
+        self.assertEqual({'instance': self.conf.host,
+                          'leader': self.conf.host, 'leader_since': None},
+                         result['service'])
 
     def test_show_image(self):
         result = self.keeper.show_image(None, 'a')
