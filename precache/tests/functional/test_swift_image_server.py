@@ -2,8 +2,10 @@
 
 Agents land an image through TempURLs (one object, and a Static Large
 Object); the objects of an image no longer listed stay for the grace
-period and are deleted after it; an expired TempURL is refused by Swift
-and the agent falls back to the service's http source listed second.
+period and are deleted after it, and those of a changed image's older
+version get Swift's X-Delete-After of the grace period; an expired
+TempURL is refused by Swift and the agent falls back to the service's
+http source listed second.
 """
 
 import datetime
@@ -146,6 +148,31 @@ class SwiftImageServerTest(test_distribution.DistributionTestCase):
         self.assertEqual({kept_id}, {n.split('/')[0] for n in self.objects()})
         self.assertFalse(os.path.exists(os.path.join(www, IMAGE_ID)))
         self.assertTrue(os.path.isdir(os.path.join(www, kept_id)))
+
+    def test_changed_image_expires_the_older_objects(self):
+        server = self.make_server()
+        qcow2, _raw = test_distribution.make_qcow2(
+            self.images_dir, IMAGE_ID, data_mib=1, virtual_mib=4)
+        old, = server.serve(self.record(IMAGE_ID), qcow2)
+        old_name = tempurl.without_signature(old['url']).split(
+            self.container + '/', 1)[1]
+        qcow2, _raw = test_distribution.make_qcow2(
+            self.images_dir, IMAGE_ID, data_mib=2, virtual_mib=4)
+
+        new, = server.serve(self.record(IMAGE_ID), qcow2)
+
+        self.assertNotEqual(old['url'], new['url'])
+        self.assertEqual(2, len(self.objects()))
+        # Still fetchable for the grace period, then deleted by Swift.
+        headers = self.conn.head_object(self.container, old_name)
+        delete_at = int(headers['x-delete-at'])
+        self.assertLessEqual(abs(delete_at - time.time() - GRACE), 60)
+        self.assertEqual(200, self._status(old['url']))
+        new_name = tempurl.without_signature(new['url']).split(
+            self.container + '/', 1)[1]
+        self.assertNotIn('x-delete-at',
+                         self.conn.head_object(self.container, new_name))
+        self.assertEqual(200, self._status(new['url']))
 
     def test_expired_tempurl_falls_back_to_http(self):
         qcow2, raw = test_distribution.make_qcow2(
