@@ -26,7 +26,11 @@ def free(image_id):
     yield True
 
 
-class RetirementTest(state_base.StateTestCase):
+class RetirementTests(object):
+    """The policy on a state database.
+
+    Run on MariaDB and PostgreSQL by the functional tests too.
+    """
 
     def setUp(self):
         super().setUp()
@@ -122,3 +126,7 @@ class RetirementTest(state_base.StateTestCase):
         self.db.open_round('a', 1, 'targeted', [], now=at(20))
         self.db.end_rounds(at(15), now=at(30))
         self.assertEqual({'a': (at(20), 1)}, self.db.round_activity())
+
+
+class RetirementTest(RetirementTests, state_base.StateTestCase):
+    """On sqlite."""
