@@ -33,7 +33,8 @@ service_opts = [
                     '(the built-in web server, compressed artifacts), '
                     'glance (agents download from Glance themselves), '
                     'bittorrent (peer to peer, with the http server\'s '
-                    'artifact as web seed).'),
+                    'artifact as web seed), swift (the artifact uploaded '
+                    'to a Swift container, fetched by TempURL).'),
     cfg.StrOpt('staging_dir',
                default='/var/lib/precache/staging',
                help='Directory where fetched, verified images are kept. It '
@@ -62,6 +63,17 @@ service_opts = [
                      'Turn it off when several services share a database '
                      'and run "precache-manage db sync" once per upgrade '
                      'instead.'),
+    cfg.IntOpt('retire_grace_period',
+               default=86400, min=0, mutable=True,
+               help='Seconds an image stays published by the image server '
+                    '(http artifacts, seeded torrents, Swift objects) '
+                    'after it stopped being desired (unlisted, released or '
+                    'its pin ended), counted from the last time it was '
+                    'listed, requested, served or cast. It is removed '
+                    'after that, and never while a distribution round of '
+                    'it is open. Keep it longer than the slowest '
+                    'download; images already on compute hosts are never '
+                    'touched.'),
 ]
 
 convergence_opts = [

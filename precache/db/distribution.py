@@ -232,6 +232,21 @@ class DistributionQueries(object):
             result['ended_at'] = now
         return result
 
+    def round_activity(self):
+        """Return ``{image_id: (last round's start, open rounds)}``.
+
+        What the retirement policy (:mod:`precache.service.retirement`)
+        needs: one grouped query over ``rounds``.
+        """
+        open_rounds = sa.func.sum(sa.case(
+            (ROUNDS.c.ended_at.is_(None), 1), else_=0))
+        query = (sa.select(ROUNDS.c.image_id,
+                           sa.func.max(ROUNDS.c.started_at), open_rounds)
+                 .group_by(ROUNDS.c.image_id))
+        with self._read() as conn:
+            return {image_id: (started, int(count or 0))
+                    for image_id, started, count in conn.execute(query)}
+
     def end_rounds(self, started_before, now=None):
         """End the open rounds started before ``started_before``.
 

@@ -36,6 +36,7 @@ from precache.common import rpc
 from precache.db import api as db_api
 from precache.objects import meta as meta_mod
 from precache.objects import targets as targets_mod
+from precache.service.servers import tempurl
 
 LOG = logging.getLogger(__name__)
 
@@ -149,7 +150,12 @@ class Reconciler(object):
             generation=meta_mod.new_generation(row['generation']),
             epoch=self.db.epoch())
         if previous and _same_decision(previous, meta):
-            return previous, False
+            if previous['sources'] == meta['sources']:
+                return previous, False
+            # Renewed TempURLs: stored for later casts, not fanned out.
+            meta['generation'] = previous['generation']
+            self.db.record_served(image.id, meta)
+            return meta, False
         self.db.record_served(image.id, meta)
         row.update(meta=meta, generation=meta['generation'],
                    targets=meta['targets'])
@@ -283,7 +289,20 @@ class Reconciler(object):
 
 
 def _same_decision(old, new):
-    """Whether two metas ask for the same thing (generation aside)."""
+    """Whether two metas ask for the same thing.
+
+    The generation and signature aside, and the query strings of the
+    ``swift`` sources' URLs: their TempURL signatures and expiries, which
+    the server renews (see :mod:`precache.service.servers.tempurl`).
+    """
     keys = set(old) | set(new)
-    keys.difference_update(('generation', 'signature'))
-    return all(old.get(k) == new.get(k) for k in keys)
+    keys.difference_update(('generation', 'signature', 'sources'))
+    return (all(old.get(k) == new.get(k) for k in keys) and
+            _unsigned(old.get('sources')) == _unsigned(new.get('sources')))
+
+
+def _unsigned(sources):
+    """``sources`` without the query strings of the ``swift`` URLs."""
+    return [dict(s, url=tempurl.without_signature(s['url']))
+            if s.get('method') == 'swift' and s.get('url') else s
+            for s in sources or ()]

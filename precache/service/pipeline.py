@@ -9,6 +9,9 @@
                                                    (builds the meta, casts
                                                     when the decision changed)
     after the run:                                 distributor.reconcile
+                                                   retirement.sweep
+                                                   (server.retire of the
+                                                    images no longer served)
 
 An image that fails (its fetch or serve raises) is not tried again before
 ``[service] image_retry_backoff`` seconds, doubled after each further
@@ -23,7 +26,9 @@ The pipeline never casts: the distributor (the service's
 cast, and never calls back into the pipeline.
 """
 
+import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import threading
 import time
@@ -34,6 +39,7 @@ from precache.common import exception
 from precache.common import plugin
 from precache.db import api as db_api
 from precache.objects import targets as targets_mod
+from precache.service import retirement
 
 LOG = logging.getLogger(__name__)
 
@@ -92,6 +98,9 @@ class Pipeline(object):
         self._cancelled = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
+        #: Ids of the images being processed.
+        self._busy = collections.Counter()
+        self.retirement = retirement.Retirement(conf, db, self.server)
 
     def start(self):
         self.server.start()
@@ -157,7 +166,29 @@ class Pipeline(object):
                  len([o for o in outcomes if o.distributed]), len(failed),
                  len(deferred))
         self.distributor.reconcile(context)
+        self.retire()
         return outcomes
+
+    def retire(self):
+        """Retire the images no longer served.
+
+        The server removes what it published for them (see
+        :mod:`precache.service.retirement`).
+
+        :returns: the ids of the images retired.
+        """
+        try:
+            return self.retirement.sweep(self._unless_busy)
+        except Exception:
+            LOG.exception('Retiring the images no longer served failed; '
+                          'tried again at the next run')
+            return []
+
+    @contextlib.contextmanager
+    def _unless_busy(self, image_id):
+        """Yield whether ``image_id`` is not being processed; keep it so."""
+        with self._idle:
+            yield not self._busy[image_id]
 
     def backoff(self, failures):
         """Seconds to wait after the ``failures``-th failure in a row."""
@@ -285,11 +316,15 @@ class Pipeline(object):
         """
         with self._idle:
             self._in_flight += 1
+            self._busy[image.id] += 1
         try:
             return self._process(context, image, targets, row)
         finally:
             with self._idle:
                 self._in_flight -= 1
+                self._busy[image.id] -= 1
+                if not self._busy[image.id]:
+                    del self._busy[image.id]
                 self._idle.notify_all()
 
     def _process(self, context, image, targets, row):

@@ -329,6 +329,12 @@ class BitTorrentServer(base.ImageServer):
             source[name] = http_source[name]
         return [source, http_source]
 
+    def retire(self, image_id):
+        """Stop seeding the image's torrent, then remove its artifacts."""
+        if self.seeder is not None:
+            self.seeder.forget(image_id)
+        self.http.retire(image_id)
+
 
 def with_passkey(url, passkey):
     """Return ``url`` with ``passkey=...`` in its query string."""
@@ -410,6 +416,18 @@ class Seeder(object):
                  image_id, path, params.ti.num_pieces(),
                  piece_size // metainfo.KiB, key)
         return torrent, key, passkey
+
+    def forget(self, image_id):
+        """Stop seeding ``image_id``'s torrent; the tracker forgets it."""
+        with self._lock:
+            current = self._torrents.pop(image_id, None)
+            if current is None:
+                return
+            self.session.remove_torrent(current[3])
+            if self.swarms is not None:
+                self.swarms.untrack(current[2])
+        LOG.info('Stopped seeding image %s (info-hash %s)', image_id,
+                 current[2])
 
     def handle(self, image_id):
         """Return the torrent handle seeding ``image_id``, or None."""

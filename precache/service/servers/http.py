@@ -15,6 +15,7 @@ The artifacts are served by the built-in server
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 import urllib.parse
@@ -159,10 +160,7 @@ class HTTPServer(base.ImageServer):
 
     def start(self):
         """Prepare ``document_root`` and start the built-in web server."""
-        root = self.options.document_root
-        os.makedirs(root, exist_ok=True)
-        for directory in _image_directories(root):
-            fileutils.remove_leftovers(directory)
+        root = self.prepare_root()
         if not self.options.listen:
             return
         address = (self.options.bind_host, self.options.bind_port)
@@ -179,6 +177,17 @@ class HTTPServer(base.ImageServer):
         self._server.start('precache-httpd')
         self._base_url = None  # the port is known now
         LOG.info('Serving %s at %s', root, self.base_url)
+
+    def prepare_root(self):
+        """Create ``document_root``; remove what a crash left in it.
+
+        :returns: its path.
+        """
+        root = self.options.document_root
+        os.makedirs(root, exist_ok=True)
+        for directory in _image_directories(root):
+            fileutils.remove_leftovers(directory)
+        return root
 
     def stop(self):
         """Stop the built-in web server and close its socket."""
@@ -211,10 +220,25 @@ class HTTPServer(base.ImageServer):
         :returns: one ``http`` source dict.
         :raises ServeFailed: the artifact could not be written.
         """
-        algorithm = self.options.compression
+        return [self.source(*self.publish(image, path))]
+
+    def source(self, artifact, record):
+        """Return the ``http`` source dict of a published artifact."""
+        return dict(artifact_source(artifact, record), method='http',
+                    url='%s/%s' % (self.base_url, artifact.url_path))
+
+    def publish(self, image, path):
+        """Write the compressed artifact of ``image`` unless it is there.
+
+        The artifacts of the image's older versions are removed.
+
+        :returns: ``(artifact, record)``: the :class:`Artifact` and its
+            record (``size``, ``hash_algo``, ``hash_value``).
+        :raises ServeFailed: the artifact could not be written.
+        """
         try:
-            artifact = _Artifact(self.options.document_root, image,
-                                 algorithm)
+            artifact = Artifact(self.options.document_root, image,
+                                self.options.compression)
             record = artifact.load() or self._publish(artifact, path)
             artifact.remove_others()
         except exception.PrecacheException:
@@ -222,12 +246,17 @@ class HTTPServer(base.ImageServer):
         except Exception as exc:
             raise exception.ServeFailed(image_id=image.id,
                                         reason=exc) from exc
-        return [{'method': 'http',
-                 'url': '%s/%s' % (self.base_url, artifact.url_path),
-                 'compression': algorithm,
-                 'size': record['size'],
-                 'hash_algo': HASH_ALGO,
-                 'hash_value': record['hash_value']}]
+        return artifact, record
+
+    def retire(self, image_id):
+        """Remove the image's directory: its artifacts and records."""
+        if httpd.is_hidden(image_id) or '/' in image_id:
+            return  # never published: not a valid file name
+        directory = os.path.join(self.options.document_root, image_id)
+        if os.path.isdir(directory):
+            LOG.info('Removing the artifacts of image %s, no longer '
+                     'served', image_id)
+            shutil.rmtree(directory)
 
     def artifact_path(self, image):
         """Return the local path of ``image``'s current artifact.
@@ -235,8 +264,8 @@ class HTTPServer(base.ImageServer):
         Valid once :meth:`serve` returned for ``image``: plugins built on
         this server (``bittorrent``) describe that file.
         """
-        return _Artifact(self.options.document_root, image,
-                         self.options.compression).path
+        return Artifact(self.options.document_root, image,
+                        self.options.compression).path
 
     def _publish(self, artifact, path):
         opts = self.options
@@ -276,7 +305,7 @@ def _image_directories(root):
             yield entry.path
 
 
-class _Artifact(object):
+class Artifact(object):
     """Where one image's compressed artifact and its record live.
 
     :raises ServeFailed: the image has no hash to name the artifact by, or
@@ -340,6 +369,18 @@ class _Artifact(object):
                 LOG.info('Removing %s, left from an older version of '
                          'image %s', name, self.image_id)
                 fileutils.remove_quietly(os.path.join(self.directory, name))
+
+
+def artifact_source(artifact, record):
+    """The fields of a source dict that describe an artifact's bytes.
+
+    :param artifact: an :class:`Artifact`.
+    :param record: its record, as :meth:`HTTPServer.publish` returns it.
+    """
+    return {'compression': artifact.compression,
+            'size': record['size'],
+            'hash_algo': HASH_ALGO,
+            'hash_value': record['hash_value']}
 
 
 def compress_file(path, out, algorithm, level=None, threads=0):

@@ -3,8 +3,9 @@
 The unit tests of :mod:`precache.tests.unit.db.test_api` (listing,
 the service's failures with images, heartbeat and inventory, reports and
 rounds, ``lacking``, duplicate answers from concurrent threads, rows
-inserted by a concurrent transaction) run here on a fresh database of each
-server, made by :class:`DatabaseFixture` and migrated by
+inserted by a concurrent transaction) and of the retirement policy
+(:mod:`precache.tests.unit.service.test_retirement`) run here on a fresh
+database of each server, made by :class:`DatabaseFixture` and migrated by
 ``StateDB.sync()``. A server that cannot be reached skips with the reason
 (fails with ``PRECACHE_REQUIRE_DATABASES=1``).
 """
@@ -12,6 +13,7 @@ server, made by :class:`DatabaseFixture` and migrated by
 from precache.tests.fixtures import databases as db_fixture
 from precache.tests.unit.db import test_api as test_state_db
 from precache.tests.unit.service import state_base
+from precache.tests.unit.service import test_retirement
 
 
 class BackendMixin(object):
@@ -94,4 +96,14 @@ class PostgreSQLConcurrencyTest(BackendMixin, test_state_db.ConcurrencyTests,
 
 class PostgreSQLRaceTest(BackendMixin, test_state_db.InventoryRaceTests,
                          state_base.StateTestCase):
+    backend = 'postgresql'
+
+
+class MySQLRetirementTest(BackendMixin, test_retirement.RetirementTests,
+                          state_base.StateTestCase):
+    backend = 'mysql'
+
+
+class PostgreSQLRetirementTest(BackendMixin, test_retirement.RetirementTests,
+                               state_base.StateTestCase):
     backend = 'postgresql'

@@ -14,7 +14,7 @@ SETUP_CFG = os.path.join(os.path.dirname(__file__), '..', '..', '..',
 STABLE_NAMES = {
     'precache.listers': {'glance', 'static', 'directory'},
     'precache.fetchers': {'glance', 'swift', 'file'},
-    'precache.servers': {'http', 'glance', 'bittorrent'},
+    'precache.servers': {'http', 'glance', 'bittorrent', 'swift'},
     'precache.stores': {'nova-libvirt', 'directory'},
     'precache.sources': {'http', 'glance', 'swift', 'bittorrent'},
     'console_scripts': {'precache-service', 'precache-agent',

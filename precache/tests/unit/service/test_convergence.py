@@ -343,3 +343,35 @@ class SignedCastsTest(ReconcilerTestCase):
         again = db_api.StateDB(self.make_db())
         self.addCleanup(again.engine.dispose)
         self.assertEqual(epoch, again.epoch())
+
+
+class RenewedTempURLTest(ReconcilerTestCase):
+    """A renewed TempURL is stored for later casts, not fanned out."""
+
+    def sources(self, expires):
+        return [{'method': 'swift', 'compression': 'zstd', 'size': 3,
+                 'url': 'http://swift/v1/AUTH_t/c/i/a.img.zst'
+                        '?temp_url_sig=%s&temp_url_expires=%d'
+                        % ('ab' * 32, expires)}]
+
+    def test_renewal_is_stored_without_a_fanout(self):
+        image = state_base.record('i')
+        self.db.record_listing([image], complete=True, now=T0)
+        meta, cast = self.reconciler.distribute(None, image,
+                                                self.sources(100), None)
+        self.assertTrue(cast)
+        self.assertEqual(['i'], self.agent_api.fanouts())
+
+        renewed, cast = self.reconciler.distribute(None, image,
+                                                   self.sources(200), None)
+
+        self.assertFalse(cast)
+        self.assertEqual(['i'], self.agent_api.fanouts())
+        self.assertEqual(meta['generation'], renewed['generation'])
+        stored = self.db.get_image('i')['meta']
+        self.assertIn('temp_url_expires=200', stored['sources'][0]['url'])
+        # Another object is another decision.
+        other = self.sources(200)
+        other[0]['url'] = other[0]['url'].replace('a.img', 'b.img')
+        _meta, cast = self.reconciler.distribute(None, image, other, None)
+        self.assertTrue(cast)

@@ -72,11 +72,15 @@ class FakeServer(object):
 
     def __init__(self):
         self.served = []
+        self.retired = []
 
     def serve(self, image, path):
         self.served.append((image.id, path))
         return [{'method': 'http', 'url': 'http://origin/' + image.id,
                  'compression': 'zstd', 'size': 3}]
+
+    def retire(self, image_id):
+        self.retired.append(image_id)
 
     def start(self):
         pass

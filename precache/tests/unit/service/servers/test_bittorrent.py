@@ -103,6 +103,16 @@ class ServerTest(BitTorrentTestCase):
         self.assertTrue(status.is_seeding)
         self.assertTrue(status.seed_mode)  # not re-hashed
 
+    def test_retire_stops_seeding_and_removes_the_artifact(self):
+        artifact = self.server.http.artifact_path(self.image)
+        self.server.retire(self.image.id)
+        self.assertIsNone(self.server.seeder.handle(self.image.id))
+        self.assertFalse(os.path.exists(artifact))
+        self.server.retire(self.image.id)  # idempotent
+        # Served again: seeded again.
+        self.server.serve(self.image, self.path)
+        self.assertIsNotNone(self.server.seeder.handle(self.image.id))
+
     def test_seed_is_not_left_to_libtorrent_queue(self):
         # An auto-managed torrent may be paused by libtorrent's queue;
         # the service's seed must run until precache stops it.

@@ -232,6 +232,31 @@ class TestServe(HTTPServerTestCase):
         self.assertFalse(os.path.exists(leftover))
 
 
+class TestRetire(HTTPServerTestCase):
+
+    def test_retire_removes_the_image_directory(self):
+        source = self.serve()
+        other = make_record(make_image_bytes(2),
+                            image_id='b1d2c3e4-0000-4000-8000-000000000002')
+        other_path = self.stage(make_image_bytes(2), 'other')
+        other_source = self.serve(other, other_path)
+        self.server.retire(self.image.id)
+        self.assertFalse(os.path.exists(os.path.join(self.root,
+                                                     self.image.id)))
+        self.assertEqual(404, self.request(self.url_path(source))[0])
+        self.assertEqual(200, self.request(self.url_path(other_source))[0])
+        # Idempotent; an id that was never a file name is ignored.
+        self.server.retire(self.image.id)
+        self.server.retire('../outside')
+        self.assertTrue(os.path.isdir(self.root))
+
+    def test_served_again_after_retiring(self):
+        self.serve()
+        self.server.retire(self.image.id)
+        source = self.serve()
+        self.assertEqual(200, self.request(self.url_path(source))[0])
+
+
 class TestServerOptions(HTTPServerTestCase):
 
     def test_external_web_server(self):
