@@ -6,8 +6,10 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_service import service
 
+from precache.common import metrics_endpoint
 from precache.common import rpc
 from precache.service import factory
+from precache.service import metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +33,14 @@ class PrecacheService(service.Service):
         super().__init__()
         self.conf = conf
         rpc.init(conf)
-        self.parts = factory.build(conf, factory.open_database(conf))
+        self.parts = factory.build(conf, factory.open_database(conf),
+                                   metrics=conf.metrics.enabled)
+        self.metrics_endpoint = None
+        if conf.metrics.enabled:
+            # Bound now: a port in use stops the service at start-up.
+            self.metrics_endpoint = metrics_endpoint.MetricsEndpoint(
+                (conf.metrics.listen_address, conf.metrics.port),
+                metrics.registry(self.parts.state))
         self.pipeline = self.parts.pipeline
         self.reconciler = self.parts.reconciler
         self.rpcserver = None
@@ -40,6 +49,8 @@ class PrecacheService(service.Service):
     def start(self):
         super().start()
         self.pipeline.start()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()
         target = messaging.Target(topic=self.conf.rpc.service_topic,
                                   server=self.conf.host)
         self.rpcserver = rpc.get_server(target, [self.parts.manager])
@@ -99,4 +110,6 @@ class PrecacheService(service.Service):
             LOG.warning('An image was still being processed %d s after '
                         'the stop', STOP_TIMEOUT)
         self.pipeline.stop()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         rpc.cleanup()
