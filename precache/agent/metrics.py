@@ -20,6 +20,7 @@ from the store when the file is written.
 
 from oslo_log import log as logging
 import prometheus_client as prom
+from prometheus_client import metrics_core
 
 from precache.objects import states
 from precache.service import metrics as service_metrics
@@ -103,7 +104,7 @@ class _DiskCollector(object):
                  'system.'),
                 ('precache_agent_disk_total_bytes', 'total',
                  'Size of the cache\'s file system in bytes.')):
-            yield prom.core.GaugeMetricFamily(name, text, value=usage[key])
+            yield metrics_core.GaugeMetricFamily(name, text, value=usage[key])
 
 
 class ReportingServiceAPI(object):

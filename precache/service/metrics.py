@@ -26,6 +26,7 @@ import datetime
 
 from oslo_log import log as logging
 import prometheus_client as prom
+from prometheus_client import metrics_core
 
 from precache.common import exception
 from precache.db import api as db_api
@@ -128,7 +129,7 @@ class StateCollector(object):
         self.keeper = keeper
 
     def collect(self):
-        up = prom.core.GaugeMetricFamily(
+        up = metrics_core.GaugeMetricFamily(
             'precache_database_up', 'Whether this instance could read the '
             'state database at this scrape.')
         try:
@@ -146,7 +147,7 @@ class StateCollector(object):
         keeper = self.keeper
         status = keeper.get_status(None)
         up_since = keeper.reconciler.up_since(db_api.utcnow())
-        gauge = prom.core.GaugeMetricFamily
+        gauge = metrics_core.GaugeMetricFamily
 
         totals = gauge('precache_hosts', 'Hosts by state (up: heartbeat '
                        'within [service] service_down_time).',

@@ -46,7 +46,14 @@ SERVICE_OPTIONS = {
 }
 
 
-class ConvergenceTest(test_distribution.BrokerTestCase):
+class ServiceProcessTestCase(test_distribution.BrokerTestCase):
+    """A precache-service process, its notifications and the CLI.
+
+    The service lists the files of ``self.images_dir``; its options are
+    :attr:`service_options`.
+    """
+
+    service_options = SERVICE_OPTIONS
 
     def setUp(self):
         super().setUp()
@@ -56,7 +63,7 @@ class ConvergenceTest(test_distribution.BrokerTestCase):
         os.makedirs(self.images_dir)
         self.service = self.useFixture(control_plane.ServiceProcessFixture(
             self.messaging, self.tempdir, self.images_dir,
-            options=SERVICE_OPTIONS))
+            options=self.service_options))
         self.cli_config = os.path.join(self.tempdir, 'cli.conf')
         control_plane.write_config(self.cli_config, {
             'DEFAULT': {'transport_url': self.messaging.transport_url},
@@ -91,13 +98,16 @@ class ConvergenceTest(test_distribution.BrokerTestCase):
         self.fail('Timed out waiting for %s\nservice log:\n%s'
                   % (what, self.service.log_tail()))
 
-    def host_statuses(self):
-        return {line['Host']: line['Status']
-                for line in self.precache_json('show', IMAGE_ID)}
-
     def live_hosts(self):
         return {h['Host'] for h in self.precache_json('hosts')
                 if h['State'] is True}
+
+
+class ConvergenceTest(ServiceProcessTestCase):
+
+    def host_statuses(self):
+        return {line['Host']: line['Status']
+                for line in self.precache_json('show', IMAGE_ID)}
 
     def start_agents(self):
         agents = {}
