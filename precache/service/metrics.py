@@ -29,6 +29,7 @@ import prometheus_client as prom
 from prometheus_client import metrics_core
 
 from precache.common import exception
+from precache.common import metrics_endpoint
 from precache.db import api as db_api
 from precache.objects import states
 
@@ -116,6 +117,29 @@ def registry(keeper):
     result.register(IN_PROCESS)
     result.register(StateCollector(keeper))
     return result
+
+
+def endpoint_from_conf(conf, keeper):
+    """Bind the ``[metrics]`` endpoint; None unless ``enabled``.
+
+    Bound at once, so that an address in use stops the service at
+    start-up; :meth:`~precache.common.metrics_endpoint.MetricsEndpoint.
+    start` serves.
+
+    :raises ConfigurationError: the address cannot be bound.
+    """
+    opts = conf.metrics
+    if not opts.enabled:
+        return None
+    try:
+        return metrics_endpoint.MetricsEndpoint(
+            (opts.listen_address, opts.port), registry(keeper))
+    except OSError as exc:
+        raise exception.ConfigurationError(
+            reason='[metrics] listen_address %s, port %d: cannot listen '
+                   '(%s); choose a free port or set [metrics] enabled = '
+                   'false' % (opts.listen_address, opts.port,
+                              exc.strerror or exc))
 
 
 class StateCollector(object):

@@ -6,7 +6,6 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_service import service
 
-from precache.common import metrics_endpoint
 from precache.common import rpc
 from precache.service import factory
 from precache.service import metrics
@@ -35,12 +34,8 @@ class PrecacheService(service.Service):
         rpc.init(conf)
         self.parts = factory.build(conf, factory.open_database(conf),
                                    metrics=conf.metrics.enabled)
-        self.metrics_endpoint = None
-        if conf.metrics.enabled:
-            # Bound now: a port in use stops the service at start-up.
-            self.metrics_endpoint = metrics_endpoint.MetricsEndpoint(
-                (conf.metrics.listen_address, conf.metrics.port),
-                metrics.registry(self.parts.state))
+        self.metrics_endpoint = metrics.endpoint_from_conf(
+            conf, self.parts.state)
         self.pipeline = self.parts.pipeline
         self.reconciler = self.parts.reconciler
         self.rpcserver = None

@@ -7,6 +7,7 @@ import urllib.request
 import fixtures
 from prometheus_client import exposition
 
+from precache.common import exception
 from precache.common import metrics_endpoint
 from precache.objects import states
 from precache.service import factory
@@ -106,6 +107,19 @@ class StateCollectorTest(test_state.StateKeeperTestCase):
                                   urllib.request.urlopen, url + '/other',
                                   timeout=10)
         self.assertEqual(404, error.code)
+
+    def test_endpoint_from_conf(self):
+        self.assertIsNone(metrics.endpoint_from_conf(self.conf,
+                                                     self.keeper))
+        self.flags(group='metrics', enabled=True, port=0)
+        endpoint = metrics.endpoint_from_conf(self.conf, self.keeper)
+        self.addCleanup(endpoint.server_close)
+        self.flags(group='metrics', port=endpoint.port)
+        error = self.assertRaises(exception.ConfigurationError,
+                                  metrics.endpoint_from_conf, self.conf,
+                                  self.keeper)
+        self.assertIn('[metrics] listen_address 127.0.0.1, port %d: '
+                      'cannot listen' % endpoint.port, str(error))
 
 
 class ProxiesTest(test_state.StateKeeperTestCase):
