@@ -7,6 +7,7 @@ import oslo_messaging as messaging
 from oslo_service import service
 
 from precache.agent import manager
+from precache.agent import metrics
 from precache.common import rpc
 from precache.service import rpcapi as service_rpcapi
 
@@ -35,9 +36,16 @@ class AgentService(service.Service):
         super().__init__()
         self.conf = conf
         rpc.init(conf)
-        self.manager = manager.AgentManager(
-            conf, service_rpcapi.ServiceAPI(
-                conf, timeout=conf.agent.desired_timeout))
+        service_api = service_rpcapi.ServiceAPI(
+            conf, timeout=conf.agent.desired_timeout)
+        self.metrics = (metrics.AgentMetrics() if conf.metrics.textfile
+                        else None)
+        if self.metrics is not None:
+            service_api = metrics.ReportingServiceAPI(service_api,
+                                                      self.metrics)
+        self.manager = manager.AgentManager(conf, service_api)
+        if self.metrics is not None:
+            self.metrics.watch_disk(self.manager.store)
         self.rpcserver = None
         self._stopped = threading.Event()
 
@@ -55,6 +63,10 @@ class AgentService(service.Service):
         self.tg.add_timer_args(keepalive, self.manager.keep_alive,
                                initial_delay=keepalive,
                                stop_on_exception=False)
+        if self.metrics is not None:
+            self.tg.add_timer_args(self.conf.metrics.textfile_interval,
+                                   self._write_metrics, initial_delay=0,
+                                   stop_on_exception=False)
         # Casts sent while this agent was down are lost: ask for the
         # desired set (in the background: the service may be down too).
         threading.Thread(target=self.manager.sync_desired_until_done,
@@ -77,10 +89,15 @@ class AgentService(service.Service):
             LOG.warning('A request was still in progress %d s after the '
                         'stop', IDLE_TIMEOUT)
         self.manager.downloader.close()
+        if self.metrics is not None:
+            self._write_metrics()
         super().stop(graceful=graceful)
         _bounded(rpc.cleanup, BROKER_TIMEOUT,
                  'closing the connections to the broker')
         LOG.info('precache-agent stopped')
+
+    def _write_metrics(self):
+        self.metrics.write(self.conf.metrics.textfile)
 
     def _stop_rpc_server(self):
         self.rpcserver.stop()

@@ -10,6 +10,7 @@ from precache.conf import agent
 from precache.conf import coordination
 from precache.conf import database
 from precache.conf import glance
+from precache.conf import metrics
 from precache.conf import rpc
 from precache.conf import service
 from precache.conf import signing
@@ -19,7 +20,7 @@ CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
 MODULES = (rpc, database, service, coordination, agent, signing, glance,
-           upgrade_levels)
+           upgrade_levels, metrics)
 
 for _module in MODULES:
     _module.register_opts(CONF)

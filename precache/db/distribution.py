@@ -45,6 +45,25 @@ class DistributionQueries(object):
                 counts.setdefault(image_id, {})[status] = count
         return counts
 
+    def failure_codes(self, up_since):
+        """Return ``{code: count}`` of the failed rows of live hosts."""
+        query = (sa.select(HOST_IMAGES.c.code, sa.func.count())
+                 .select_from(HOST_IMAGES.join(
+                     HOSTS, HOSTS.c.id == HOST_IMAGES.c.host_id))
+                 .where(HOSTS.c.last_heartbeat >= up_since,
+                        HOST_IMAGES.c.status == states.FAILED)
+                 .group_by(HOST_IMAGES.c.code))
+        with self._read() as conn:
+            return {code: count for code, count in conn.execute(query)}
+
+    def open_rounds(self):
+        """Return ``{kind: count}`` of the rounds not ended yet."""
+        query = (sa.select(ROUNDS.c.kind, sa.func.count())
+                 .where(ROUNDS.c.ended_at.is_(None))
+                 .group_by(ROUNDS.c.kind))
+        with self._read() as conn:
+            return dict(conn.execute(query).all())
+
     def lacking(self, image_ids, up_since, now, report_deadline):
         """Return what live hosts lack: ``[(host_id, image_id, has_row)]``.
 

@@ -16,6 +16,7 @@ from precache.agent import rpcapi as agent_rpcapi
 from precache.db import api as db_api
 from precache.objects import signing
 from precache.service import convergence
+from precache.service import instrumented
 from precache.service import manager
 from precache.service import notifications
 from precache.service import pipeline as pipeline_mod
@@ -51,7 +52,7 @@ def open_database(conf):
 
 
 def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
-          signer=None, leadership=None, **plugins):
+          signer=None, leadership=None, metrics=False, **plugins):
     """Wire the service's parts around ``db``.
 
     :param conf: the service's ConfigOpts.
@@ -68,6 +69,8 @@ def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
     :param leadership: this instance's
         :class:`~precache.service.coordination.Leadership`: only the
         leader casts, and ``status`` names it (default: always the leader).
+    :param metrics: count casts, rounds, reports and pipeline runs for
+        Prometheus (:mod:`precache.service.instrumented`).
     :param plugins: ``listers``, ``fetcher``, ``server`` given to the
         :class:`~precache.service.pipeline.Pipeline` instead of the
         configured plugins.
@@ -80,6 +83,9 @@ def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
         agent_api = agent_rpcapi.AgentAPI(conf)
     if notifier is None:
         notifier = notifications.RoundNotifier(conf.host)
+    if metrics:
+        agent_api = instrumented.AgentAPI(agent_api)
+        notifier = instrumented.RoundNotifier(notifier)
     reconciler = convergence.Reconciler(
         conf, db, agent_api, notifier, signer=signer,
         leader=leadership.is_leader if leadership else None)
@@ -87,10 +93,13 @@ def build(conf, db, agent_api=None, notifier=None, with_pipeline=True,
     keeper = state.StateKeeper(conf, db, reconciler, notifier,
                                requests=requests if with_pipeline else None,
                                leadership=leadership)
+    endpoint = instrumented.StateKeeper(keeper) if metrics else keeper
     parts = ServiceParts(db=db, reconciler=reconciler, state=keeper,
-                         manager=manager.ServiceManager(conf, keeper),
+                         manager=manager.ServiceManager(conf, endpoint),
                          requests=requests)
     if with_pipeline:
         parts.pipeline = pipeline_mod.Pipeline(conf, db, reconciler,
                                                **plugins)
+        if metrics:
+            parts.pipeline = instrumented.Pipeline(parts.pipeline)
     return parts

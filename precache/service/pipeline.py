@@ -55,6 +55,8 @@ class ImageOutcome(object):
     distributed: bool = False
     meta: dict = None
     error: str = None
+    #: The failure's code (an exception's ``code``, or ``unexpected``).
+    code: str = None
     seconds: float = 0.0
     #: Not tried in this run: the image failed and its backoff runs
     #: (``error`` is then the last failure's).
@@ -268,7 +270,7 @@ class Pipeline(object):
             record = self.lookup(row['id'])
             if record is None:
                 outcomes.append(ImageOutcome(
-                    image_id=row['id'],
+                    image_id=row['id'], code=exception.NotFound.code,
                     error=self._failed(row['id'], UNKNOWN_IMAGE, None)))
                 continue
             records.append(record)
@@ -346,8 +348,10 @@ class Pipeline(object):
                 context, image, sources, targets)
         except exception.PrecacheException as exc:
             outcome.error = str(exc)
+            outcome.code = exc.code
         except Exception as exc:
             outcome.error = '%s: %s' % (type(exc).__name__, exc)
+            outcome.code = 'unexpected'
             exc_info = exc  # unexpected: its traceback is logged
         if outcome.error and self._cancelled.is_set():
             # Not the image's fault: tried again when the service is back.

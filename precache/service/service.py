@@ -9,6 +9,7 @@ from oslo_service import service
 from precache.common import rpc
 from precache.service import coordination
 from precache.service import factory
+from precache.service import metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ class PrecacheService(service.Service):
         rpc.init(conf)
         self.leadership = coordination.Leadership(conf, conf.host)
         self.parts = factory.build(conf, factory.open_database(conf),
-                                   leadership=self.leadership)
+                                   leadership=self.leadership,
+                                   metrics=conf.metrics.enabled)
+        self.metrics_endpoint = metrics.endpoint_from_conf(
+            conf, self.parts.state)
         self.pipeline = self.parts.pipeline
         self.reconciler = self.parts.reconciler
         self.rpcserver = None
@@ -43,6 +47,8 @@ class PrecacheService(service.Service):
     def start(self):
         super().start()
         self.pipeline.start()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()
         target = messaging.Target(topic=self.conf.rpc.service_topic,
                                   server=self.conf.host)
         self.rpcserver = rpc.get_server(target, [self.parts.manager])
@@ -119,4 +125,6 @@ class PrecacheService(service.Service):
                         'the stop', STOP_TIMEOUT)
         self.pipeline.stop()
         self.leadership.stop()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         rpc.cleanup()

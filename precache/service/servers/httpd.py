@@ -25,6 +25,7 @@ import urllib.parse
 from oslo_log import log as logging
 
 from precache.common import webserver
+from precache.service import metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ class RequestHandler(webserver.RequestHandler):
             st = os.fstat(fileobj.fileno())
             first, count = self._send_head(_Validators(st), st.st_size)
             if send_body and count:
-                self.connection.sendfile(fileobj, first, count)
+                sent = self.connection.sendfile(fileobj, first, count)
+                metrics.SERVED_BYTES.labels('http').inc(sent)
 
     def _send_head(self, validators, size):
         """Send the status and headers; return the body's offset, length."""

@@ -90,7 +90,14 @@ class CliTestMixin(object):
                   % (what, self.service_log()))
 
 
-class ConvergenceTest(CliTestMixin, test_distribution.BrokerTestCase):
+class ServiceProcessTestCase(CliTestMixin, test_distribution.BrokerTestCase):
+    """A precache-service process, its notifications and the CLI.
+
+    The service lists the files of ``self.images_dir``; its options are
+    :attr:`service_options`.
+    """
+
+    service_options = SERVICE_OPTIONS
 
     def setUp(self):
         super().setUp()
@@ -100,18 +107,19 @@ class ConvergenceTest(CliTestMixin, test_distribution.BrokerTestCase):
         os.makedirs(self.images_dir)
         self.service = self.useFixture(control_plane.ServiceProcessFixture(
             self.messaging, self.tempdir, self.images_dir,
-            options=SERVICE_OPTIONS))
+            options=self.service_options))
         self.write_cli_config()
-
-    # Helpers --------------------------------------------------------------
-
-    def host_statuses(self):
-        return {line['Host']: line['Status']
-                for line in self.precache_json('show', IMAGE_ID)}
 
     def live_hosts(self):
         return {h['Host'] for h in self.precache_json('hosts')
                 if h['State'] is True}
+
+
+class ConvergenceTest(ServiceProcessTestCase):
+
+    def host_statuses(self):
+        return {line['Host']: line['Status']
+                for line in self.precache_json('show', IMAGE_ID)}
 
     def start_agents(self):
         agents = {}
