@@ -32,9 +32,18 @@ The table shows the casts of a cycle (checked against the scenario's
 expected count), the median and worst seconds of ``--cycles`` cycles, and
 the goal: under a second.
 
+``--hosts`` takes several sizes (``1000,10000``, the default): each gets a
+database of its own, one after the other in the same run, and a last
+table puts each scenario's median at the largest size next to its median
+at the smallest, with their ratio (the time ratio) and the ratio of the
+casts it sent. A pass should cost what it does, not what the fleet is:
+the goal is a steady-state time ratio of at most 1.5 (nothing to cast at
+either size), and a time ratio no larger than the cast ratio for the
+passes that cast.
+
 Usage::
 
-    python tools/bench/reconcile_benchmark.py [--hosts 10000]
+    python tools/bench/reconcile_benchmark.py [--hosts 1000,10000]
         [--images 50] [--cycles 5]
         [--connection postgresql+psycopg2://postgres@127.0.0.1/]
 """
@@ -69,6 +78,9 @@ from precache.service import factory  # noqa: E402
 from precache.service import notifications  # noqa: E402
 
 GOAL = 1.0
+#: Goal of the steady-state time ratio, largest / smallest fleet.
+STEADY_RATIO_GOAL = 1.5
+STEADY = 'steady (all cached)'
 RAISED = 10 ** 7
 FAILED_CODE = 'bench-failed'
 DOWN_CODE = 'bench-down'
@@ -222,7 +234,7 @@ class Bench(object):
                   flush=True)
 
         self.caps(raised=False)
-        measure('steady (all cached)', 0)
+        measure(STEADY, 0)
 
         self.add_new_image()
         self.caps(raised=True)
@@ -282,10 +294,10 @@ def _minutes(n):
     return datetime.timedelta(minutes=n)
 
 
-def report(rows, backend, args):
+def report(rows, backend, args, hosts):
     print()
     print('%s, %d hosts x %d images, %d cycles per scenario'
-          % (backend, args.hosts, args.images, args.cycles))
+          % (backend, hosts, args.images, args.cycles))
     print()
     print('| scenario | casts | deferred | median s/cycle | max s | '
           'goal < %g s |' % GOAL)
@@ -302,9 +314,73 @@ def report(rows, backend, args):
     return ok
 
 
+def scaling_rows(small, large):
+    """Compare the scenarios' medians at two fleet sizes.
+
+    :param small: the rows of :meth:`Bench.run` at the smaller size.
+    :param large: the rows at the larger size.
+    :returns: ``(scenario, casts small, casts large, median small,
+        median large, time ratio, cast ratio or None)`` per scenario; the
+        cast ratio is None when the small pass cast nothing.
+    """
+    result = []
+    for row_s, row_l in zip(small, large):
+        name, casts_s, _e, _d, sec_s = row_s
+        name_l, casts_l, _e, _d, sec_l = row_l
+        assert name == name_l, (name, name_l)
+        median_s, median_l = statistics.median(sec_s), statistics.median(
+            sec_l)
+        result.append((name, casts_s, casts_l, median_s, median_l,
+                       median_l / median_s,
+                       casts_l / casts_s if casts_s else None))
+    return result
+
+
+def report_scaling(rows, backend, small_hosts, large_hosts):
+    """Print the scaling table; return whether its goals are met."""
+    print()
+    print('%s: time and casts at %d hosts over %d hosts (same run)'
+          % (backend, large_hosts, small_hosts))
+    print()
+    print('| scenario | casts %d / %d | median s %d / %d | time ratio | '
+          'cast ratio | goal |' % (small_hosts, large_hosts, small_hosts,
+                                   large_hosts))
+    print('|---|---|---|---|---|---|')
+    ok = True
+    for name, casts_s, casts_l, med_s, med_l, ratio, cast_ratio in rows:
+        if name == STEADY:
+            good, goal = ratio <= STEADY_RATIO_GOAL, '<= %g' % (
+                STEADY_RATIO_GOAL)
+        elif cast_ratio is not None:
+            good, goal = ratio <= cast_ratio, '<= cast ratio'
+        else:
+            good, goal = True, '-'
+        ok = ok and good
+        print('| %s | %d / %d | %.3f / %.3f | %.2f | %s | %s%s |' % (
+            name, casts_s, casts_l, med_s, med_l, ratio,
+            '-' if cast_ratio is None else '%.2f' % cast_ratio, goal,
+            '' if goal == '-' else (' yes' if good else ' **no**')))
+    return ok
+
+
+def host_counts(text):
+    """Parse ``--hosts``: ``10000`` or ``1000,10000``."""
+    try:
+        counts = sorted({int(x) for x in text.split(',') if x})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(
+            '%r is not a host count or a comma-separated list of them'
+            % text)
+    return counts
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--hosts', type=int, default=10000)
+    parser.add_argument('--hosts', type=host_counts, default=[1000, 10000],
+                        help='fleet sizes, comma-separated (each in a '
+                             'database of its own; default 1000,10000)')
     parser.add_argument('--images', type=int, default=50)
     parser.add_argument('--cycles', type=int, default=5,
                         help='cycles per scenario (the median is shown)')
@@ -317,14 +393,24 @@ def main():
     conf_defaults.set_defaults(conf)
     conf([], project='precache', default_config_files=[])
     rpc.init(conf, url='fake:/')
+    sizes = args.hosts
+    runs = []
     try:
-        with benchdb.database(args.connection) as url:
-            bench = Bench(args, url)
-            backend = bench.db.engine.dialect.name
-            rows = bench.run()
+        for hosts in sizes:
+            args.hosts = hosts
+            with benchdb.database(args.connection) as url:
+                bench = Bench(args, url)
+                backend = bench.db.engine.dialect.name
+                runs.append(bench.run())
     finally:
         rpc.cleanup()
-    return 0 if report(rows, backend, args) else 1
+    ok = True
+    for hosts, rows in zip(sizes, runs):
+        ok = report(rows, backend, args, hosts) and ok
+    if len(sizes) > 1:
+        ok = report_scaling(scaling_rows(runs[0], runs[-1]), backend,
+                            sizes[0], sizes[-1]) and ok
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':
