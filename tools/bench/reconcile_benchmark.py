@@ -45,7 +45,12 @@ Usage::
 
     python tools/bench/reconcile_benchmark.py [--hosts 1000,10000]
         [--images 50] [--cycles 5]
-        [--connection postgresql+psycopg2://postgres@127.0.0.1/]
+        [--connection postgresql+psycopg2://postgres@127.0.0.1/ |
+         --private-postgresql]
+
+``--private-postgresql`` runs a PostgreSQL cluster of its own (initdb on a
+free port of 127.0.0.1, removed afterwards: the functional tests'
+``PostgreSQLClusterFixture``), so no server needs to be running.
 """
 
 import argparse
@@ -388,7 +393,23 @@ def main():
                         help='a PostgreSQL or MySQL/MariaDB server URL; a '
                              'database is created there and dropped after '
                              '(default: a temporary sqlite file)')
+    parser.add_argument('--private-postgresql', action='store_true',
+                        help='run a private PostgreSQL cluster for the '
+                             'run (needs the Debian package "postgresql")')
     args = parser.parse_args()
+    if args.private_postgresql:
+        if args.connection:
+            parser.error('--connection and --private-postgresql exclude '
+                         'each other')
+        from precache.tests.fixtures import postgresql
+        with postgresql.PostgreSQLClusterFixture() as cluster:
+            args.connection = cluster.url
+            return run(args)
+    return run(args)
+
+
+def run(args):
+    """Run the scenarios at every ``--hosts`` size; report them."""
     conf = precache_conf.CONF
     conf_defaults.set_defaults(conf)
     conf([], project='precache', default_config_files=[])
