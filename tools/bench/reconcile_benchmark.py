@@ -33,9 +33,11 @@ expected count), the median and worst seconds of ``--cycles`` cycles, and
 the goal: under a second.
 
 ``--hosts`` takes several sizes (``1000,10000``, the default): each gets a
-database of its own, one after the other in the same run, and a last
-table puts each scenario's median at the largest size next to its median
-at the smallest, with their ratio (the time ratio) and the ratio of the
+database of its own, all filled first; then each scenario is set up on
+every database and its cycles alternate between the sizes (so that a
+change in the machine's load hits every size alike), and a last table
+puts each scenario's median at the largest size next to its median at
+the smallest, with their ratio (the time ratio) and the ratio of the
 casts it sent. A pass should cost what it does, not what the fleet is:
 the goal is a steady-state time ratio of at most 1.5 (nothing to cast at
 either size), and a time ratio no larger than the cast ratio for the
@@ -55,6 +57,7 @@ free port of 127.0.0.1, removed afterwards: the functional tests'
 
 import argparse
 import collections
+import contextlib
 import datetime
 import os
 import random
@@ -198,31 +201,27 @@ class Bench(object):
 
     # Measurement ----------------------------------------------------------
 
-    def cycles(self, between=None, hosts=None):
-        """Run ``--cycles`` passes; return (casts, deferred, seconds)."""
-        seconds, casts, deferred = [], set(), set()
-        for _ in range(self.args.cycles):
-            if between is not None:
-                between()
-            self.agent_api.casts.clear()
-            started = time.perf_counter()
-            result = self.reconciler.reconcile(self.context, hosts=hosts,
-                                               now=self.now)
-            seconds.append(time.perf_counter() - started)
-            if self.agent_api.casts['targeted'] != result['casts']:
-                raise SystemExit('reconcile() said %d casts, sent %d'
-                                 % (result['casts'],
-                                    self.agent_api.casts['targeted']))
-            casts.add(result['casts'])
-            deferred.add(result['deferred'])
-        if len(casts) != 1 or len(deferred) != 1:
-            raise SystemExit('cycles on the same state differ: casts %s, '
-                             'deferred %s' % (sorted(casts), sorted(deferred)))
-        return casts.pop(), deferred.pop(), seconds
+    def cycle(self, between=None, hosts=None):
+        """Run one pass; return ``(casts, deferred, seconds)``."""
+        if between is not None:
+            between()
+        self.agent_api.casts.clear()
+        started = time.perf_counter()
+        result = self.reconciler.reconcile(self.context, hosts=hosts,
+                                           now=self.now)
+        seconds = time.perf_counter() - started
+        if self.agent_api.casts['targeted'] != result['casts']:
+            raise SystemExit('reconcile() said %d casts, sent %d'
+                             % (result['casts'],
+                                self.agent_api.casts['targeted']))
+        return result['casts'], result['deferred'], seconds
 
-    def run(self):
-        self.fill()
-        rows = []
+    def scenarios(self):
+        """Set up each scenario in turn and yield it, then undo it.
+
+        Yields ``(name, expected casts, cycle() keyword arguments)``; the
+        caller runs the cycles before asking for the next scenario.
+        """
         hosts = self.args.hosts
         default_cycle = self.conf.service.max_casts_per_cycle
         default_host = self.conf.service.max_casts_per_host
@@ -231,22 +230,15 @@ class Bench(object):
             self.forget_new_image_rows()
             self.clear_rounds()
 
-        def measure(name, expected, **kwargs):
-            casts, deferred, seconds = self.cycles(**kwargs)
-            rows.append((name, casts, expected, deferred, seconds))
-            print('  %-32s %6d casts %.3fs' % (name, casts,
-                                               statistics.median(seconds)),
-                  flush=True)
-
         self.caps(raised=False)
-        measure(STEADY, 0)
+        yield _scenario(STEADY, 0)
 
         self.add_new_image()
         self.caps(raised=True)
-        measure('new image, caps raised', hosts, between=reset_new)
+        yield _scenario('new image, caps raised', hosts, between=reset_new)
         self.caps(raised=False)
-        measure('new image, default caps',
-                min(hosts, default_cycle), between=reset_new)
+        yield _scenario('new image, default caps',
+                        min(hosts, default_cycle), between=reset_new)
         self.drop_new_image()
 
         failed = self.sample_pairs(0.05)
@@ -257,13 +249,13 @@ class Bench(object):
             self.rearm(FAILED_CODE, states.FAILED)
             self.clear_rounds()
 
-        measure('5% failed past backoff, default caps',
-                min(default_cycle, sum(min(n, default_host)
-                                       for n in per_host.values())),
-                between=reset_failed)
+        yield _scenario('5% failed past backoff, default caps',
+                        min(default_cycle, sum(min(n, default_host)
+                                               for n in per_host.values())),
+                        between=reset_failed)
         self.caps(raised=True)
-        measure('5% failed past backoff, caps raised', len(failed),
-                between=reset_failed)
+        yield _scenario('5% failed past backoff, caps raised', len(failed),
+                        between=reset_failed)
         self.unmark(FAILED_CODE)
         self.clear_rounds()
 
@@ -272,8 +264,8 @@ class Bench(object):
         self.mark([(h, r.id) for h in down for r in self.records],
                   states.FAILED, DOWN_CODE)
         self.add_new_image()
-        measure('2% hosts down, new image', hosts - len(down),
-                between=reset_new)
+        yield _scenario('2% hosts down, new image', hosts - len(down),
+                        between=reset_new)
         self.drop_new_image()
         self.unmark(DOWN_CODE)
         self.set_heartbeat(down, self.now)
@@ -287,12 +279,50 @@ class Bench(object):
             self.rearm(FAILED_CODE, states.MISSING)
             self.clear_rounds()
 
-        measure('one host back up (lacks 5)', 5, between=reset_back,
-                hosts=[benchdb.host_name(back - 1)])
+        yield _scenario('one host back up (lacks 5)', 5, between=reset_back,
+                        hosts=[benchdb.host_name(back - 1)])
         self.unmark(FAILED_CODE)
         self.clear_rounds()
         self.db.engine.dispose()
-        return rows
+
+
+def _scenario(name, expected, **kwargs):
+    return name, expected, kwargs
+
+
+def run_interleaved(benches, cycles):
+    """Run every bench's scenarios in step, cycles interleaved.
+
+    Each scenario is set up on every bench (one per fleet size, each with
+    its database), then its cycles alternate between the benches, so that
+    a change in the machine's load hits every size alike and the time
+    ratios hold.
+
+    :returns: per bench, ``[(name, casts, expected, deferred, seconds)]``.
+    """
+    steps = [bench.scenarios() for bench in benches]
+    rows = [[] for _ in benches]
+    while True:
+        try:
+            current = [next(step) for step in steps]
+        except StopIteration:
+            return rows
+        results = [[] for _ in benches]
+        for _ in range(cycles):
+            for index, bench in enumerate(benches):
+                results[index].append(bench.cycle(**current[index][2]))
+        for bench, (name, expected, _k), out, table in zip(
+                benches, current, results, rows):
+            outcomes = {(casts, deferred) for casts, deferred, _s in out}
+            if len(outcomes) != 1:
+                raise SystemExit('cycles on the same state differ: %s'
+                                 % sorted(outcomes))
+            (casts, deferred), = outcomes
+            seconds = [s for _c, _d, s in out]
+            table.append((name, casts, expected, deferred, seconds))
+            print('  %6d hosts  %-38s %6d casts %.3fs' % (
+                bench.args.hosts, name, casts, statistics.median(seconds)),
+                flush=True)
 
 
 def _minutes(n):
@@ -415,14 +445,17 @@ def run(args):
     conf([], project='precache', default_config_files=[])
     rpc.init(conf, url='fake:/')
     sizes = args.hosts
-    runs = []
     try:
-        for hosts in sizes:
-            args.hosts = hosts
-            with benchdb.database(args.connection) as url:
-                bench = Bench(args, url)
-                backend = bench.db.engine.dialect.name
-                runs.append(bench.run())
+        with contextlib.ExitStack() as stack:
+            benches = []
+            for hosts in sizes:
+                url = stack.enter_context(benchdb.database(args.connection))
+                bench = Bench(argparse.Namespace(**dict(vars(args),
+                                                        hosts=hosts)), url)
+                bench.fill()
+                benches.append(bench)
+            backend = benches[0].db.engine.dialect.name
+            runs = run_interleaved(benches, args.cycles)
     finally:
         rpc.cleanup()
     ok = True
