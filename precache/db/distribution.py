@@ -76,6 +76,7 @@ class DistributionQueries(object):
             sa.and_(hi.c.status.in_(states.IN_PROGRESS),
                     sa.or_(asked.is_(None), asked <= report_deadline),
                     backoff_over))
+        retried = (states.FAILED, states.MISSING, *states.IN_PROGRESS)
         lacking = []
         with self._read() as conn:
             complete = self._images_with_every_row(conn, image_ids)
@@ -92,7 +93,11 @@ class DistributionQueries(object):
                 conn.execute(sa.select(hi.c.host_id, hi.c.image_id)
                              .select_from(hi.join(
                                  HOSTS, HOSTS.c.id == hi.c.host_id))
-                             .where(hi.c.image_id.in_(image_ids), live,
+                             .where(hi.c.image_id.in_(image_ids),
+                                    # Redundant with ``retry``: lets the
+                                    # planner search the (image_id, status)
+                                    # index on both columns.
+                                    hi.c.status.in_(retried), live,
                                     retry)))
         return lacking
 
