@@ -73,9 +73,11 @@ class DistributionQueries(object):
         ``report_deadline`` (and its backoff has passed too).
 
         In the steady state every host has a row for every image and few
-        rows are retried: both are found through indexes (the per-image
-        row count, the (image_id, status) index) without visiting every
-        host x image pair.
+        rows are retried: both are found through indexes (the
+        (image_id, status) index for the retries) without visiting every
+        host x image pair. Whether an image has a row on every host is
+        counted once and then remembered with the hosts' count and highest
+        id (see :meth:`_images_with_every_row`).
         """
         image_ids = list(image_ids)
         if not image_ids:
@@ -93,16 +95,12 @@ class DistributionQueries(object):
             sa.and_(hi.c.status.in_(states.IN_PROGRESS),
                     sa.or_(asked.is_(None), asked <= report_deadline),
                     backoff_over))
+        retried = (states.FAILED, states.MISSING, *states.IN_PROGRESS)
         lacking = []
         with self._read() as conn:
-            hosts = conn.execute(sa.select(sa.func.count(HOSTS.c.id))
-                                 ).scalar()
-            rows = dict(conn.execute(
-                sa.select(hi.c.image_id, sa.func.count())
-                .where(hi.c.image_id.in_(image_ids))
-                .group_by(hi.c.image_id)).all())
+            complete = self._images_with_every_row(conn, image_ids)
             for image_id in image_ids:
-                if rows.get(image_id, 0) >= hosts:
+                if image_id in complete:
                     continue
                 has_row = sa.exists().where(hi.c.host_id == HOSTS.c.id,
                                             hi.c.image_id == image_id)
@@ -114,9 +112,43 @@ class DistributionQueries(object):
                 conn.execute(sa.select(hi.c.host_id, hi.c.image_id)
                              .select_from(hi.join(
                                  HOSTS, HOSTS.c.id == hi.c.host_id))
-                             .where(hi.c.image_id.in_(image_ids), live,
+                             .where(hi.c.image_id.in_(image_ids),
+                                    # Redundant with ``retry``: lets the
+                                    # planner search the (image_id, status)
+                                    # index on both columns.
+                                    hi.c.status.in_(retried), live,
                                     retry)))
         return lacking
+
+    def _images_with_every_row(self, conn, image_ids):
+        """Return the set of ``image_ids`` that have a row on every host.
+
+        Rows are never deleted, except with their host (or image): an
+        image found with a row on every host keeps one on every host as
+        long as no host was added (the highest host id is the same) and
+        none deleted (so is their count). That is remembered per image,
+        so a steady-state pass reads two figures of the hosts' primary
+        key instead of counting every host x image row.
+        """
+        hosts = tuple(conn.execute(sa.select(
+            sa.func.count(HOSTS.c.id), sa.func.max(HOSTS.c.id))).one())
+        known = self.__dict__.setdefault('_every_row_at', {})
+        complete = {image_id for image_id in image_ids
+                    if known.get(image_id) == hosts}
+        unknown = [image_id for image_id in image_ids
+                   if image_id not in complete]
+        if not unknown:
+            return complete
+        hi = HOST_IMAGES
+        for chunk in sql.chunks(unknown):
+            for image_id, rows in conn.execute(
+                    sa.select(hi.c.image_id, sa.func.count())
+                    .where(hi.c.image_id.in_(chunk))
+                    .group_by(hi.c.image_id)):
+                if rows >= hosts[0]:
+                    known[image_id] = hosts
+                    complete.add(image_id)
+        return complete
 
     def open_round(self, image_id, generation, kind, casts, now=None):
         """Record a batch of casts of one image as a new round.

@@ -199,15 +199,20 @@ class Reconciler(object):
             self._end_timed_out_rounds(context, now)
             images = {row['id']: row
                       for row in self.db.desired_images(now)}
-            live = self.db.live_hosts(self.up_since(now))
-            if hosts is not None:
-                wanted = set(hosts)
-                live = [h for h in live if h[1] in wanted]
-            names = {host_id: name for host_id, name, _ in live}
             lacking = self.db.lacking(
                 images, self.up_since(now), now,
                 now - _seconds(self._opts.report_timeout))
-            plan, deferred = self._plan(images, live, names, lacking)
+            plan, deferred = {}, 0
+            # The live hosts (every one, with its labels) are read only
+            # when something is lacking: a steady-state pass costs the
+            # lacking() queries alone, whatever the number of hosts.
+            if lacking:
+                live = self.db.live_hosts(self.up_since(now))
+                if hosts is not None:
+                    wanted = set(hosts)
+                    live = [h for h in live if h[1] in wanted]
+                names = {host_id: name for host_id, name, _ in live}
+                plan, deferred = self._plan(images, live, names, lacking)
             casts = 0
             for image_id, targets in plan.items():
                 if not self._may_cast('the casts of image %s' % image_id):

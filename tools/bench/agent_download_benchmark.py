@@ -1,4 +1,4 @@
-"""Benchmark of the agent's download path against a shell pipeline.
+"""Benchmark of the agent's download path against fair shell baselines.
 
 Makes a disk-image-like file (tools/bench/imagegen.py), compresses it
 with ``zstd -3``, serves the artifact from a local HTTP server and
@@ -6,23 +6,37 @@ measures, in the same run and against the same server (precache's
 built-in httpd, which sends with sendfile(2), when the checkout has it;
 else ``python3 -m http.server``):
 
-(a) ``curl -s URL | zstd -d | sha512sum``: the yardstick;
-(b) ``curl -s -o FILE URL``: the network alone;
+(a) ``curl | zstd -d | openssl dgst -sha512``, writing nothing: the floor
+    of the unavoidable work, hashing with OpenSSL like precache does
+    (through hashlib);
+(a0) ``curl | zstd -d | sha512sum``: the former yardstick (coreutils'
+    sha512, slower than OpenSSL's), for comparison with older figures;
+(b) a shell pipe doing all the agent's work: sha256 of the artifact,
+    decompression, sha512 of the image, a sparse write
+    (``dd conv=sparse``) and an fsync (``conv=fsync``);
+(n) ``curl -s -o FILE URL``: the network alone;
 (c) precache's Downloader, end to end, in a child process: download,
     zstd decompression, sha256 of what travels, sha512 of the image, sparse
     write into a temp file of a Nova-like ``_base`` directory, fsync,
-    rename. Reported once with and once without the fsync.
+    rename;
+(c1) the same without the artifact's sha256 (a source without
+    ``hash_value``): what hashing only once would buy.
 
-Each is run ``--repeat`` times; the table shows the median wall time,
-the MB/s of raw image bytes, the ratio to (a), the peak RSS of our
-process and the allocated versus apparent size of what was written.
+Each is run ``--repeat`` times, interleaved; the table shows the median
+wall time, the MB/s of raw image bytes, the speed relative to (a) and (b)
+(their time divided by ours: above 1 is faster), the CPU seconds (user +
+system of every process of the method; for precache, its process from
+the start of the download to the end of the fsync) per GiB landed and
+relative to (a)'s, the peak RSS and the allocated versus apparent size of
+what was written. On a compute host those CPU seconds are taken from the
+guests.
 
 Usage::
 
     python tools/bench/agent_download_benchmark.py [--size-mib 1024]
         [--repeat 3] [--workdir DIR] [--keep]
 
-Not a test: it takes a minute and needs curl and zstd.
+Not a test: it takes a minute and needs curl, zstd, openssl and dd.
 """
 
 import argparse
@@ -46,6 +60,7 @@ sys.path.insert(0, HERE)
 import imagegen  # noqa: E402
 
 MB = 1000 * 1000
+GiB = 1024 ** 3
 
 # Runs precache's built-in web server: root and port as arguments.
 PRECACHE_HTTPD = """
@@ -142,7 +157,8 @@ class Bench(object):
         server = self.args.server
         if server == 'auto':
             server = 'precache' if os.path.exists(
-                os.path.join(REPO, 'precache', 'servers', 'httpd.py')) \
+                os.path.join(REPO, 'precache', 'service', 'servers',
+                             'httpd.py')) \
                 else 'python'
         if server == 'precache':
             command = [sys.executable, '-c', PRECACHE_HTTPD, self.workdir,
@@ -168,29 +184,60 @@ class Bench(object):
         if not self.args.keep and not self.args.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def run_pipe(self):
+    def _shell(self, script):
+        """Run ``script`` with bash; return its output, seconds and CPU."""
+        before = _children_cpu()
         started = time.monotonic()
         out = subprocess.run(
-            'curl -s -f %s | zstd -d | sha512sum' % self.url, shell=True,
-            check=True, capture_output=True, text=True).stdout
+            ['bash', '-c', 'set -e -o pipefail\n' + script], check=True,
+            capture_output=True, text=True).stdout
         elapsed = time.monotonic() - started
+        return out, {'seconds': elapsed,
+                     'cpu_seconds': _children_cpu() - before}
+
+    def _check_sha512(self, out, what):
         if out.split()[0] != self.sha512:
-            raise RuntimeError('the pipe computed another sha512: %s' % out)
-        return {'seconds': elapsed}
+            raise RuntimeError('%s computed another sha512: %s'
+                               % (what, out))
+
+    def run_floor(self, hasher='openssl dgst -sha512 -r'):
+        out, result = self._shell('curl -s -f %s | zstd -d | %s'
+                                  % (self.url, hasher))
+        self._check_sha512(out, hasher)
+        return result
+
+    def run_sha512sum(self):
+        return self.run_floor('sha512sum')
+
+    def run_shell_agent(self):
+        landed = os.path.join(self.base, 'shell-image')
+        out, result = self._shell(shell_agent_script(
+            self.url, os.path.join(self.workdir, 'shell'), landed))
+        sha256, sha512 = out.split()
+        if sha256 != self.artifact_sha256:
+            raise RuntimeError('the shell pipe computed another sha256: %s'
+                               % sha256)
+        self._check_sha512(sha512, 'the shell pipe')
+        result.update(_written(landed))
+        os.unlink(landed)
+        return result
 
     def run_curl(self):
         target = os.path.join(self.workdir, 'curl.out')
-        started = time.monotonic()
-        subprocess.run(['curl', '-s', '-f', '-o', target, self.url],
-                       check=True)
-        elapsed = time.monotonic() - started
+        _out, result = self._shell('curl -s -f -o %s %s'
+                                   % (target, self.url))
         os.unlink(target)
-        return {'seconds': elapsed}
+        return result
 
-    def run_precache(self):
+    def run_precache_hash_once(self):
+        return self.run_precache(artifact_sha256=None)
+
+    def run_precache(self, artifact_sha256=True):
+        if artifact_sha256 is True:
+            artifact_sha256 = self.artifact_sha256
         request = {'url': self.url, 'size': self.size, 'sha512': self.sha512,
                    'artifact_size': self.artifact_size,
-                   'artifact_sha256': self.artifact_sha256,
+                   'artifact_sha256': artifact_sha256,
                    'base': self.base}
         env = dict(os.environ)
         paths = [REPO, _entry_points_path(self.workdir),
@@ -231,40 +278,93 @@ class Bench(object):
               'shown)' % (self.server_name, self.url, self.args.repeat))
         print('Load average before: %s' % ' '.join(
             '%.2f' % x for x in os.getloadavg()))
-        runs = self.measure([('(a) curl | zstd -d | sha512sum',
-                              self.run_pipe),
-                             ('(b) curl -s -o FILE', self.run_curl),
-                             ('(c) precache Downloader',
-                              self.run_precache)])
-        pipe, curl, ours = runs.values()
-        rows = [
-            ('(a) curl | zstd -d | sha512sum', pipe['seconds'], None, None),
-            ('(b) curl -s -o FILE (network only)', curl['seconds'], None,
-             None),
-            ('(c) precache, incl. fsync', ours['seconds'],
-             ours['maxrss_kib'], ours),
-            ('(c) precache, before fsync', ours['download_seconds'],
-             ours['maxrss_kib'], ours),
-        ]
-        self.print_table(rows, pipe['seconds'])
-        print('(c) details: %s' % json.dumps(ours, sort_keys=True))
-
-    def print_table(self, rows, pipe_seconds):
-        header = ('%-36s %8s %9s %8s %10s %23s'
-                  % ('method', 'wall s', 'MB/s raw', 'vs (a)', 'peak RSS',
-                     'allocated / apparent'))
+        runs = self.measure([
+            (FLOOR, self.run_floor),
+            ('(a0) curl | zstd -d | sha512sum', self.run_sha512sum),
+            (SHELL, self.run_shell_agent),
+            ('(n) curl -s -o FILE (network only)', self.run_curl),
+            (PRECACHE, self.run_precache),
+            ('(c1) precache, artifact not hashed',
+             self.run_precache_hash_once)])
+        print('Load average after: %s' % ' '.join(
+            '%.2f' % x for x in os.getloadavg()))
         print()
-        print(header)
-        print('-' * len(header))
-        for name, seconds, rss, result in rows:
-            written = '-'
-            if result:
-                written = '%d / %d MiB' % (result['allocated'] >> 20,
-                                           result['apparent'] >> 20)
-            print('%-36s %8.2f %9.0f %7.2fx %10s %23s'
-                  % (name, seconds, self.size / MB / seconds,
-                     pipe_seconds / seconds,
-                     '%.1f MiB' % (rss / 1024.0) if rss else '-', written))
+        print(format_table(runs, self.size))
+        print('(c) details: %s' % json.dumps(runs[PRECACHE], sort_keys=True))
+
+
+FLOOR = '(a) curl | zstd -d | openssl sha512'
+SHELL = '(b) shell: sha256, zstd, sha512, dd'
+PRECACHE = '(c) precache, incl. fsync'
+
+
+def shell_agent_script(url, scratch, target):
+    """A bash script doing the agent's work with standard tools.
+
+    The artifact's sha256 and the image's sha512 are computed by OpenSSL
+    beside the pipe (through FIFOs, so that the script waits for them);
+    ``dd conv=sparse,fsync`` writes zero blocks as holes and fsyncs.
+    Prints the sha256, then the sha512.
+    """
+    return """
+rm -rf {s}; mkdir -p {s}; mkfifo {s}/artifact {s}/image
+openssl dgst -sha256 -r < {s}/artifact > {s}/sha256 &
+hash256=$!
+dd if={s}/image of={t} bs=64K iflag=fullblock conv=sparse,fsync \\
+    status=none &
+write=$!
+curl -s -f {u} | tee {s}/artifact | zstd -d | tee {s}/image \\
+    | openssl dgst -sha512 -r > {s}/sha512
+wait $hash256 $write
+cut -d' ' -f1 {s}/sha256 {s}/sha512
+rm -rf {s}
+""".format(s=scratch, t=target, u=url)
+
+
+def _children_cpu():
+    """CPU seconds (user + system) of the waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _self_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _written(path):
+    stat = os.stat(path)
+    return {'apparent': stat.st_size, 'allocated': stat.st_blocks * 512}
+
+
+def format_table(runs, size):
+    """Return the results table: ``runs`` is ``{method: result}``.
+
+    Speeds are relative to (a) and (b) (their time over the method's:
+    above 1 is faster), CPU per GiB landed relative to (a)'s.
+    """
+    gib = size / GiB
+    floor, shell = runs[FLOOR], runs[SHELL]
+    header = ('%-38s %7s %6s %7s %7s %6s %9s %7s %8s %15s' % (
+        'method', 'wall s', 'MB/s', 'vs (a)', 'vs (b)', 'CPU s',
+        'CPU s/GiB', 'CPU/(a)', 'peak RSS', 'alloc/apparent'))
+    lines = [header, '-' * len(header)]
+    for name, result in runs.items():
+        seconds, cpu = result['seconds'], result['cpu_seconds']
+        rss = result.get('maxrss_kib')
+        written = '-'
+        if 'apparent' in result:
+            written = '%d/%d MiB' % (result['allocated'] >> 20,
+                                     result['apparent'] >> 20)
+        lines.append('%-38s %7.2f %6.0f %6.2fx %6.2fx %6.2f %9.2f %6.2fx '
+                     '%8s %15s' % (
+                         name, seconds, size / MB / seconds,
+                         floor['seconds'] / seconds,
+                         shell['seconds'] / seconds, cpu, cpu / gib,
+                         cpu / floor['cpu_seconds'],
+                         '%.0f MiB' % (rss / 1024.0) if rss else '-',
+                         written))
+    return '\n'.join(lines)
 
 
 def child(request):
@@ -278,13 +378,16 @@ def child(request):
     image = image_mod.ImageRecord(
         id='bench-image', disk_format='raw', size=request['size'],
         os_hash_algo='sha512', os_hash_value=request['sha512'])
-    sources = [{'method': 'http', 'url': request['url'],
-                'compression': 'zstd', 'size': request['artifact_size'],
-                'hash_algo': 'sha256',
-                'hash_value': request['artifact_sha256']}]
+    source = {'method': 'http', 'url': request['url'],
+              'compression': 'zstd', 'size': request['artifact_size']}
+    if request['artifact_sha256']:
+        source.update(hash_algo='sha256',
+                      hash_value=request['artifact_sha256'])
+    sources = [source]
     final = os.path.join(request['base'], image.cache_name)
     fd, temp = tempfile.mkstemp(prefix=fileutils.TEMP_PREFIX,
                                 dir=request['base'])
+    cpu_before = _self_cpu()
     started = time.monotonic()
     with os.fdopen(fd, 'wb') as fileobj:
         result = download.Downloader(CONF).download(image, sources, fileobj)
@@ -293,12 +396,12 @@ def child(request):
     os.rename(temp, final)
     fileutils.fsync_dir(request['base'])
     finished = time.monotonic()
-    stat = os.stat(final)
+    result.update(_written(final))
     os.unlink(final)
     result.update(
         seconds=finished - started, download_seconds=downloaded - started,
-        fsync_seconds=finished - downloaded, apparent=stat.st_size,
-        allocated=stat.st_blocks * 512,
+        fsync_seconds=finished - downloaded,
+        cpu_seconds=_self_cpu() - cpu_before,
         maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     print(json.dumps(result))
 
@@ -324,7 +427,7 @@ def main():
     if args.child:
         child(json.loads(args.child))
         return
-    for tool in ('curl', 'zstd', 'sha512sum'):
+    for tool in ('bash', 'curl', 'dd', 'openssl', 'sha512sum', 'zstd'):
         if not shutil.which(tool):
             sys.exit('%s is needed for the comparison' % tool)
     bench = Bench(args)

@@ -40,7 +40,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -50,6 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'testbed'))
 
 import imagegen  # noqa: E402
 import netns  # noqa: E402
+import scratch  # noqa: E402
 
 STRATEGIES = ('sequential', 'parallel', 'squid', 'bittorrent')
 IMAGE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'precache:testbed-image'))
@@ -240,8 +240,11 @@ def _fmt(value, fmt='%.1f'):
 
 
 def run(args):
-    work_dir = args.work_dir or tempfile.mkdtemp(prefix='precache-bench-')
-    os.makedirs(work_dir, exist_ok=True)
+    with scratch.work_dir(args.work_dir, keep=args.keep) as work_dir:
+        return _run_in(args, work_dir)
+
+
+def _run_in(args, work_dir):
     os.chmod(work_dir, 0o755)
     images_dir = os.path.join(work_dir, 'images')
     print('Making a %d MiB qcow2 image in %s' % (args.image_mib, images_dir),
@@ -362,7 +365,11 @@ def main(argv=None):
                         help='an option of the agents in the bittorrent '
                              'strategy (e.g. bittorrent_source.'
                              'stream_window=0); may be repeated')
-    parser.add_argument('--work-dir', help='default: a new temporary dir')
+    parser.add_argument('--work-dir',
+                        help='kept afterwards; default: a new directory in '
+                             '/var/tmp, removed at the end of the run')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the new work directory')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)
     for rate in (args.host_rate, args.origin_rate, args.proxy_rate):
@@ -375,6 +382,10 @@ def main(argv=None):
     if args.json:
         args.json = os.path.abspath(args.json)
     signal.signal(signal.SIGTERM, _stop_on_signal)
+    # Before oslo.messaging names a queue: a run started from a shell that
+    # has exited would die in its queue manager.
+    from precache.common import process
+    process.ensure_own_process_group()
     return run(args)
 
 

@@ -62,6 +62,7 @@ sys.path.insert(0, HERE)
 
 import benchdb  # noqa: E402
 
+from precache.common import process as process_group  # noqa: E402
 from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
@@ -377,11 +378,8 @@ def main():
                         help='profile the heartbeat handling (one at a '
                              'time) and print where the time goes')
     args = parser.parse_args()
-    if not os.path.exists('/proc/%d' % os.getpgrp()):
-        # Started from a shell whose job leader is gone, e.g. "(cmd &)":
-        # oslo.messaging's queue manager (use_queue_manager) reads
-        # /proc/<process group>/stat and fails. Lead a group of our own.
-        os.setpgrp()
+    # Before oslo.messaging names a queue (see precache.common.process).
+    process_group.ensure_own_process_group()
     broker = None
     if not args.transport_url:
         from precache.tests.fixtures import rabbitmq

@@ -32,33 +32,37 @@ The table shows the casts of a cycle (checked against the scenario's
 expected count), the median and worst seconds of ``--cycles`` cycles, and
 the goal: under a second.
 
-With ``--instances 2`` (a PostgreSQL or MySQL ``--connection``), a second
-service instance shares the database, as in a high-availability
-deployment: it follows (its leadership says so; the election itself is
-measured by failover_benchmark.py). During each timed cycle of the leader
-it runs its own convergence pass, which must send nothing, and answers
-agents' ``desired`` calls in a loop from the same database; the table then
-also shows how many it answered per cycle. The follower is a thread of
-this process (its own engine and connections), so it also competes for
-the interpreter lock: the leader's times are an upper bound of what two
-processes on two hosts would show.
+``--hosts`` takes several sizes (``1000,10000``, the default): each gets a
+database of its own, all filled first; then each scenario is set up on
+every database and its cycles alternate between the sizes (so that a
+change in the machine's load hits every size alike), and a last table
+puts each scenario's median at the largest size next to its median at
+the smallest, with their ratio (the time ratio) and the ratio of the
+casts it sent. A pass should cost what it does, not what the fleet is:
+the goal is a steady-state time ratio of at most 1.5 (nothing to cast at
+either size), and a time ratio no larger than the cast ratio for the
+passes that cast.
 
 Usage::
 
-    python tools/bench/reconcile_benchmark.py [--hosts 10000]
+    python tools/bench/reconcile_benchmark.py [--hosts 1000,10000]
         [--images 50] [--cycles 5]
-        [--connection postgresql+psycopg2://postgres@127.0.0.1/]
-        [--instances 2]
+        [--connection postgresql+psycopg2://postgres@127.0.0.1/ |
+         --private-postgresql]
+
+``--private-postgresql`` runs a PostgreSQL cluster of its own (initdb on a
+free port of 127.0.0.1, removed afterwards: the functional tests'
+``PostgreSQLClusterFixture``), so no server needs to be running.
 """
 
 import argparse
 import collections
+import contextlib
 import datetime
 import os
 import random
 import statistics
 import sys
-import threading
 import time
 
 # Selects oslo.service's threading backend before anything imports
@@ -82,6 +86,9 @@ from precache.service import factory  # noqa: E402
 from precache.service import notifications  # noqa: E402
 
 GOAL = 1.0
+#: Goal of the steady-state time ratio, largest / smallest fleet.
+STEADY_RATIO_GOAL = 1.5
+STEADY = 'steady (all cached)'
 RAISED = 10 ** 7
 FAILED_CODE = 'bench-failed'
 DOWN_CODE = 'bench-down'
@@ -98,82 +105,20 @@ class CountingAgentAPI(object):
         self.casts['fanout' if host is None else 'targeted'] += 1
 
 
-class Role(object):
-    """A fixed leadership: what an elected or a following instance has."""
-
-    def __init__(self, name, leading):
-        self.name = name
-        self.leading = leading
-
-    def is_leader(self):
-        return self.leading
-
-    def describe(self):
-        return {'instance': self.name, 'leader': None, 'leader_since': None}
-
-
-def build_instance(conf, url, name, leading):
-    """One service instance's parts over its own engine on ``url``."""
-    agent_api = CountingAgentAPI()
-    parts = factory.build(
-        conf, db_api.StateDB(url), agent_api=agent_api,
-        notifier=notifications.RoundNotifier(name), with_pipeline=False,
-        signer=benchdb.signer(), leadership=Role(name, leading))
-    return parts, agent_api
-
-
-class Follower(object):
-    """The second instance: a convergence pass and ``desired`` answers."""
-
-    def __init__(self, conf, url, context):
-        self.parts, self.agent_api = build_instance(conf, url, 'follower',
-                                                    False)
-        self.context = context
-        self.answers = []
-        self.errors = []
-        self._stop = threading.Event()
-        self._thread = None
-
-    def start(self, hosts, now):
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._work,
-                                        args=(hosts, now))
-        self._thread.start()
-
-    def _work(self, hosts, now):
-        answered = 0
-        try:
-            result = self.parts.reconciler.reconcile(self.context, now=now)
-            if result['casts'] or sum(self.agent_api.casts.values()):
-                self.errors.append('the follower cast: %s' % result)
-            while not self._stop.is_set():
-                self.parts.state.desired(
-                    self.context, benchdb.host_name(answered % hosts), [])
-                answered += 1
-        except Exception as exc:
-            self.errors.append('the follower failed: %r' % exc)
-        self.answers.append(answered)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join()
-        if self.errors:
-            raise SystemExit(self.errors[0])
-
-
 class Bench(object):
 
     def __init__(self, args, url):
         self.args = args
         self.conf = precache_conf.CONF
-        parts, self.agent_api = build_instance(self.conf, url, 'bench', True)
-        self.db = parts.db
-        self.reconciler = parts.reconciler
+        self.db = db_api.StateDB(url)
         self.now = db_api.utcnow().replace(microsecond=0)
+        self.agent_api = CountingAgentAPI()
+        self.reconciler = factory.build(
+            self.conf, self.db, agent_api=self.agent_api,
+            notifier=notifications.RoundNotifier('bench'),
+            with_pipeline=False, signer=benchdb.signer()).reconciler
         self.context = rpc.get_context()
         self.rng = random.Random(4)
-        self.follower = (Follower(self.conf, url, self.context)
-                         if args.instances > 1 else None)
 
     # Setup ----------------------------------------------------------------
 
@@ -256,35 +201,27 @@ class Bench(object):
 
     # Measurement ----------------------------------------------------------
 
-    def cycles(self, between=None, hosts=None):
-        """Run ``--cycles`` passes; return (casts, deferred, seconds)."""
-        seconds, casts, deferred = [], set(), set()
-        for _ in range(self.args.cycles):
-            if between is not None:
-                between()
-            self.agent_api.casts.clear()
-            if self.follower is not None:
-                self.follower.start(self.args.hosts, self.now)
-            started = time.perf_counter()
-            result = self.reconciler.reconcile(self.context, hosts=hosts,
-                                               now=self.now)
-            seconds.append(time.perf_counter() - started)
-            if self.follower is not None:
-                self.follower.stop()
-            if self.agent_api.casts['targeted'] != result['casts']:
-                raise SystemExit('reconcile() said %d casts, sent %d'
-                                 % (result['casts'],
-                                    self.agent_api.casts['targeted']))
-            casts.add(result['casts'])
-            deferred.add(result['deferred'])
-        if len(casts) != 1 or len(deferred) != 1:
-            raise SystemExit('cycles on the same state differ: casts %s, '
-                             'deferred %s' % (sorted(casts), sorted(deferred)))
-        return casts.pop(), deferred.pop(), seconds
+    def cycle(self, between=None, hosts=None):
+        """Run one pass; return ``(casts, deferred, seconds)``."""
+        if between is not None:
+            between()
+        self.agent_api.casts.clear()
+        started = time.perf_counter()
+        result = self.reconciler.reconcile(self.context, hosts=hosts,
+                                           now=self.now)
+        seconds = time.perf_counter() - started
+        if self.agent_api.casts['targeted'] != result['casts']:
+            raise SystemExit('reconcile() said %d casts, sent %d'
+                             % (result['casts'],
+                                self.agent_api.casts['targeted']))
+        return result['casts'], result['deferred'], seconds
 
-    def run(self):
-        self.fill()
-        rows = []
+    def scenarios(self):
+        """Set up each scenario in turn and yield it, then undo it.
+
+        Yields ``(name, expected casts, cycle() keyword arguments)``; the
+        caller runs the cycles before asking for the next scenario.
+        """
         hosts = self.args.hosts
         default_cycle = self.conf.service.max_casts_per_cycle
         default_host = self.conf.service.max_casts_per_host
@@ -293,26 +230,15 @@ class Bench(object):
             self.forget_new_image_rows()
             self.clear_rounds()
 
-        def measure(name, expected, **kwargs):
-            casts, deferred, seconds = self.cycles(**kwargs)
-            answers = None
-            if self.follower is not None:
-                answers = statistics.median(
-                    self.follower.answers[-self.args.cycles:])
-            rows.append((name, casts, expected, deferred, seconds, answers))
-            print('  %-32s %6d casts %.3fs' % (name, casts,
-                                               statistics.median(seconds)),
-                  flush=True)
-
         self.caps(raised=False)
-        measure('steady (all cached)', 0)
+        yield _scenario(STEADY, 0)
 
         self.add_new_image()
         self.caps(raised=True)
-        measure('new image, caps raised', hosts, between=reset_new)
+        yield _scenario('new image, caps raised', hosts, between=reset_new)
         self.caps(raised=False)
-        measure('new image, default caps',
-                min(hosts, default_cycle), between=reset_new)
+        yield _scenario('new image, default caps',
+                        min(hosts, default_cycle), between=reset_new)
         self.drop_new_image()
 
         failed = self.sample_pairs(0.05)
@@ -323,13 +249,13 @@ class Bench(object):
             self.rearm(FAILED_CODE, states.FAILED)
             self.clear_rounds()
 
-        measure('5% failed past backoff, default caps',
-                min(default_cycle, sum(min(n, default_host)
-                                       for n in per_host.values())),
-                between=reset_failed)
+        yield _scenario('5% failed past backoff, default caps',
+                        min(default_cycle, sum(min(n, default_host)
+                                               for n in per_host.values())),
+                        between=reset_failed)
         self.caps(raised=True)
-        measure('5% failed past backoff, caps raised', len(failed),
-                between=reset_failed)
+        yield _scenario('5% failed past backoff, caps raised', len(failed),
+                        between=reset_failed)
         self.unmark(FAILED_CODE)
         self.clear_rounds()
 
@@ -338,8 +264,8 @@ class Bench(object):
         self.mark([(h, r.id) for h in down for r in self.records],
                   states.FAILED, DOWN_CODE)
         self.add_new_image()
-        measure('2% hosts down, new image', hosts - len(down),
-                between=reset_new)
+        yield _scenario('2% hosts down, new image', hosts - len(down),
+                        between=reset_new)
         self.drop_new_image()
         self.unmark(DOWN_CODE)
         self.set_heartbeat(down, self.now)
@@ -353,47 +279,143 @@ class Bench(object):
             self.rearm(FAILED_CODE, states.MISSING)
             self.clear_rounds()
 
-        measure('one host back up (lacks 5)', 5, between=reset_back,
-                hosts=[benchdb.host_name(back - 1)])
+        yield _scenario('one host back up (lacks 5)', 5, between=reset_back,
+                        hosts=[benchdb.host_name(back - 1)])
         self.unmark(FAILED_CODE)
         self.clear_rounds()
         self.db.engine.dispose()
-        if self.follower is not None:
-            self.follower.parts.db.engine.dispose()
-        return rows
+
+
+def _scenario(name, expected, **kwargs):
+    return name, expected, kwargs
+
+
+def run_interleaved(benches, cycles):
+    """Run every bench's scenarios in step, cycles interleaved.
+
+    Each scenario is set up on every bench (one per fleet size, each with
+    its database), then its cycles alternate between the benches, so that
+    a change in the machine's load hits every size alike and the time
+    ratios hold.
+
+    :returns: per bench, ``[(name, casts, expected, deferred, seconds)]``.
+    """
+    steps = [bench.scenarios() for bench in benches]
+    rows = [[] for _ in benches]
+    while True:
+        try:
+            current = [next(step) for step in steps]
+        except StopIteration:
+            return rows
+        results = [[] for _ in benches]
+        for _ in range(cycles):
+            for index, bench in enumerate(benches):
+                results[index].append(bench.cycle(**current[index][2]))
+        for bench, (name, expected, _k), out, table in zip(
+                benches, current, results, rows):
+            outcomes = {(casts, deferred) for casts, deferred, _s in out}
+            if len(outcomes) != 1:
+                raise SystemExit('cycles on the same state differ: %s'
+                                 % sorted(outcomes))
+            (casts, deferred), = outcomes
+            seconds = [s for _c, _d, s in out]
+            table.append((name, casts, expected, deferred, seconds))
+            print('  %6d hosts  %-38s %6d casts %.3fs' % (
+                bench.args.hosts, name, casts, statistics.median(seconds)),
+                flush=True)
 
 
 def _minutes(n):
     return datetime.timedelta(minutes=n)
 
 
-def report(rows, backend, args):
+def report(rows, backend, args, hosts):
     print()
-    print('%s, %d hosts x %d images, %d cycles per scenario, %d '
-          'instance(s)' % (backend, args.hosts, args.images, args.cycles,
-                           args.instances))
+    print('%s, %d hosts x %d images, %d cycles per scenario'
+          % (backend, hosts, args.images, args.cycles))
     print()
-    follower = args.instances > 1
     print('| scenario | casts | deferred | median s/cycle | max s | '
-          'goal < %g s |%s' % (GOAL, ' follower: casts, desired answered '
-                               'per cycle |' if follower else ''))
-    print('|---|---|---|---|---|---|%s' % ('---|' if follower else ''))
+          'goal < %g s |' % GOAL)
+    print('|---|---|---|---|---|---|')
     ok = True
-    for name, casts, expected, deferred, seconds, answers in rows:
+    for name, casts, expected, deferred, seconds in rows:
         median = statistics.median(seconds)
         good = median < GOAL and casts == expected
         ok = ok and good
         note = '' if casts == expected else ' (expected %d)' % expected
-        print('| %s | %d%s | %d | %.3f | %.3f | %s |%s'
+        print('| %s | %d%s | %d | %.3f | %.3f | %s |'
               % (name, casts, note, deferred, median, max(seconds),
-                 'yes' if good else '**no**',
-                 ' 0, %d |' % answers if follower else ''))
+                 'yes' if good else '**no**'))
     return ok
+
+
+def scaling_rows(small, large):
+    """Compare the scenarios' medians at two fleet sizes.
+
+    :param small: the rows of :meth:`Bench.run` at the smaller size.
+    :param large: the rows at the larger size.
+    :returns: ``(scenario, casts small, casts large, median small,
+        median large, time ratio, cast ratio or None)`` per scenario; the
+        cast ratio is None when the small pass cast nothing.
+    """
+    result = []
+    for row_s, row_l in zip(small, large):
+        name, casts_s, _e, _d, sec_s = row_s
+        name_l, casts_l, _e, _d, sec_l = row_l
+        assert name == name_l, (name, name_l)
+        median_s, median_l = statistics.median(sec_s), statistics.median(
+            sec_l)
+        result.append((name, casts_s, casts_l, median_s, median_l,
+                       median_l / median_s,
+                       casts_l / casts_s if casts_s else None))
+    return result
+
+
+def report_scaling(rows, backend, small_hosts, large_hosts):
+    """Print the scaling table; return whether its goals are met."""
+    print()
+    print('%s: time and casts at %d hosts over %d hosts (same run)'
+          % (backend, large_hosts, small_hosts))
+    print()
+    print('| scenario | casts %d / %d | median s %d / %d | time ratio | '
+          'cast ratio | goal |' % (small_hosts, large_hosts, small_hosts,
+                                   large_hosts))
+    print('|---|---|---|---|---|---|')
+    ok = True
+    for name, casts_s, casts_l, med_s, med_l, ratio, cast_ratio in rows:
+        if name == STEADY:
+            good, goal = ratio <= STEADY_RATIO_GOAL, '<= %g' % (
+                STEADY_RATIO_GOAL)
+        elif cast_ratio is not None:
+            good, goal = ratio <= cast_ratio, '<= cast ratio'
+        else:
+            good, goal = True, '-'
+        ok = ok and good
+        print('| %s | %d / %d | %.3f / %.3f | %.2f | %s | %s%s |' % (
+            name, casts_s, casts_l, med_s, med_l, ratio,
+            '-' if cast_ratio is None else '%.2f' % cast_ratio, goal,
+            '' if goal == '-' else (' yes' if good else ' **no**')))
+    return ok
+
+
+def host_counts(text):
+    """Parse ``--hosts``: ``10000`` or ``1000,10000``."""
+    try:
+        counts = sorted({int(x) for x in text.split(',') if x})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(
+            '%r is not a host count or a comma-separated list of them'
+            % text)
+    return counts
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--hosts', type=int, default=10000)
+    parser.add_argument('--hosts', type=host_counts, default=[1000, 10000],
+                        help='fleet sizes, comma-separated (each in a '
+                             'database of its own; default 1000,10000)')
     parser.add_argument('--images', type=int, default=50)
     parser.add_argument('--cycles', type=int, default=5,
                         help='cycles per scenario (the median is shown)')
@@ -401,24 +423,48 @@ def main():
                         help='a PostgreSQL or MySQL/MariaDB server URL; a '
                              'database is created there and dropped after '
                              '(default: a temporary sqlite file)')
-    parser.add_argument('--instances', type=int, default=1, choices=(1, 2),
-                        help='2: a following instance shares the database '
-                             '(needs --connection)')
+    parser.add_argument('--private-postgresql', action='store_true',
+                        help='run a private PostgreSQL cluster for the '
+                             'run (needs the Debian package "postgresql")')
     args = parser.parse_args()
-    if args.instances > 1 and not args.connection:
-        parser.error('--instances 2 needs a shared server: --connection')
+    if args.private_postgresql:
+        if args.connection:
+            parser.error('--connection and --private-postgresql exclude '
+                         'each other')
+        from precache.tests.fixtures import postgresql
+        with postgresql.PostgreSQLClusterFixture() as cluster:
+            args.connection = cluster.url
+            return run(args)
+    return run(args)
+
+
+def run(args):
+    """Run the scenarios at every ``--hosts`` size; report them."""
     conf = precache_conf.CONF
     conf_defaults.set_defaults(conf)
     conf([], project='precache', default_config_files=[])
     rpc.init(conf, url='fake:/')
+    sizes = args.hosts
     try:
-        with benchdb.database(args.connection) as url:
-            bench = Bench(args, url)
-            backend = bench.db.engine.dialect.name
-            rows = bench.run()
+        with contextlib.ExitStack() as stack:
+            benches = []
+            for hosts in sizes:
+                url = stack.enter_context(benchdb.database(args.connection))
+                bench = Bench(argparse.Namespace(**dict(vars(args),
+                                                        hosts=hosts)), url)
+                bench.fill()
+                benches.append(bench)
+            backend = benches[0].db.engine.dialect.name
+            runs = run_interleaved(benches, args.cycles)
     finally:
         rpc.cleanup()
-    return 0 if report(rows, backend, args) else 1
+    ok = True
+    for hosts, rows in zip(sizes, runs):
+        ok = report(rows, backend, args, hosts) and ok
+    if len(sizes) > 1:
+        ok = report_scaling(scaling_rows(runs[0], runs[-1]), backend,
+                            sizes[0], sizes[-1]) and ok
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':

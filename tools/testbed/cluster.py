@@ -36,6 +36,11 @@ import netns
 
 ORIGIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                              'origin.py')
+#: The checkout's Squid sample (the tools run from a checkout, whichever
+#: way precache itself is installed).
+SQUID_SAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), 'etc', 'squid', 'precache-squid.conf')
 ORIGIN_PORT = 8780
 PROXY_PORT = 3128
 START_TIMEOUT = 300
@@ -319,7 +324,8 @@ class Cluster(object):
         for node in self.testbed.proxies:
             fixture = squid.SquidFixture(
                 base, address=node.address, port=PROXY_PORT,
-                client_network=netns.NETWORK, exec_prefix=node.exec_args([]))
+                client_network=netns.NETWORK, exec_prefix=node.exec_args([]),
+                sample=SQUID_SAMPLE)
             fixture.setUp()
             self._squids.append(fixture)
         return [s.url for s in self._squids]

@@ -488,6 +488,28 @@ class LackingTests(object):
         self.beat('h2', T0, inventory=['a'])
         self.assertEqual([('h2', 'b', False)], self.lacking(at(10)))
 
+    def test_an_image_on_every_host_is_counted_once(self):
+        self.beat('h1', T0, inventory=['a', 'b'])
+        self.assertEqual([], self.lacking(at(10)))
+        statements = []
+
+        def record(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        sa.event.listen(self.db.engine, 'before_cursor_execute', record)
+        self.addCleanup(sa.event.remove, self.db.engine,
+                        'before_cursor_execute', record)
+        self.assertEqual([], self.lacking(at(20)))
+        self.assertTrue(statements)
+        self.assertFalse([s for s in statements if 'count(*)' in s.lower()
+                          and 'host_images' in s.lower()], statements)
+
+    def test_a_new_host_ends_what_was_remembered(self):
+        self.beat('h1', T0, inventory=['a', 'b'])
+        self.assertEqual([], self.lacking(at(10)))
+        self.beat('h2', at(15), inventory=['a'])
+        self.assertEqual([('h2', 'b', False)], self.lacking(at(20)))
+
     def test_failed_rows_after_their_backoff(self):
         self.beat('h1', T0, inventory=['b'])
         host_id = self.host_ids()['h1']

@@ -85,6 +85,21 @@ class ReconcileTest(ReconcilerTestCase):
         self.assertEqual((0, 0), (result['casts'], result['deferred']))
         self.assertEqual([], self.notifier.sent)
 
+    def test_a_steady_pass_does_not_read_every_host(self):
+        # What a pass costs follows what it casts: with nothing lacking it
+        # reads no host list (10,000 rows and labels at scale).
+        self.add_image('a')
+        self.beat('h1', T0, inventory=['a'])
+        self.beat('h2', T0, inventory=['a'])
+        live_hosts = self.useFixture(fixtures.MockPatchObject(
+            self.db, 'live_hosts', wraps=self.db.live_hosts)).mock
+        self.assertEqual(0, self.reconcile(at(10))['casts'])
+        live_hosts.assert_not_called()
+        self.beat('h3', at(5))
+        self.assertEqual(1, self.reconcile(at(10))['casts'])
+        self.assertEqual(['h3'], self.agent_api.hosts())
+        live_hosts.assert_called_once()
+
     def test_undesired_images_are_not_cast(self):
         self.add_image('a')
         self.add_image('b')
