@@ -8,6 +8,7 @@ from oslo_config import cfg
 
 from precache.conf import agent
 from precache.conf import database
+from precache.conf import delta
 from precache.conf import glance
 from precache.conf import rpc
 from precache.conf import service
@@ -17,7 +18,8 @@ from precache.conf import upgrade_levels
 CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
-MODULES = (rpc, database, service, agent, signing, glance, upgrade_levels)
+MODULES = (rpc, database, service, agent, signing, glance, upgrade_levels,
+           delta)
 
 for _module in MODULES:
     _module.register_opts(CONF)
