@@ -19,7 +19,7 @@ delta_opts = [
                      'image of the same name that most hosts hold. Agents '
                      'older than this release ignore deltas.'),
     cfg.IntOpt('average_chunk_size',
-               default=65536, min=4096, max=4 * 1024 * 1024,
+               default=16384, min=4096, max=512 * 1024,
                help='Average size of the content-defined chunks, in bytes '
                     '(chunks are 1/4 to 8 times this). Smaller chunks '
                     'find more shared bytes at the cost of larger deltas '

@@ -27,9 +27,10 @@ import zstandard
 DIGEST_SIZE = 32
 #: Bytes read from a file at a time while chunking.
 READ_SIZE = 8 * 1024 * 1024
-#: Smallest and largest average chunk sizes the chunker accepts.
+#: Smallest and largest average chunk sizes: a chunk (at most 8 times the
+#: average) fits in one copy record of a delta.
 MIN_AVERAGE = 256
-MAX_AVERAGE = 4 * 1024 * 1024
+MAX_AVERAGE = 512 * 1024
 
 _MAGIC = b'PCIDX1\n'
 _HEADER = struct.Struct('>IQ')  # average chunk size, number of chunks
@@ -43,6 +44,11 @@ class InvalidIndex(ValueError):
 def digest(data):
     """Return the digest naming the chunk ``data``."""
     return blake3.blake3(data).digest()
+
+
+def hasher():
+    """Return a new hash object computing :func:`digest` incrementally."""
+    return blake3.blake3()
 
 
 def limits(average):

@@ -11,8 +11,10 @@ artifacts) it is::
     b'E' size:u64                                   end; the image's size
 
 The digest of a copy record is the BLAKE3 digest of the base's bytes
-at ``[offset, offset + length)`` (see :mod:`precache.objects.chunks`):
-the agent checks it as it reads its base file, so a base that changed
+at ``[offset, offset + length)`` (see :mod:`precache.objects.chunks`);
+chunks that follow each other in the base make one copy record of up to
+:data:`MAX_COPY` bytes, hashed as one. The agent checks the digest
+as it reads its base file, so a base that changed
 never ends up in the image. The artifact's own size and sha256 are in
 the signed meta, and the assembled image is verified against Glance's
 hash, as every image is.
@@ -28,6 +30,8 @@ DATA = b'D'
 END = b'E'
 #: Largest length of one data record: the parser buffers a record whole.
 MAX_DATA = 4 * 1024 * 1024
+#: Largest length of one copy record: the agent reads it whole.
+MAX_COPY = 4 * 1024 * 1024
 
 _COPY = struct.Struct('>QI%ds' % chunks.DIGEST_SIZE)
 _DATA = struct.Struct('>I')
@@ -50,17 +54,25 @@ class Writer(object):
         self.size = 0
         self.copied = 0
         self._data = bytearray()
+        self._run = None  # [offset, length, hasher] of the copy run
         out.write(MAGIC)
 
-    def copy(self, offset, length, name):
-        """Add a chunk the base holds at ``offset``."""
+    def copy(self, offset, data):
+        """Add ``data``, which the base holds at ``offset``."""
         self._flush()
-        self.out.write(COPY + _COPY.pack(offset, length, name))
-        self.size += length
-        self.copied += length
+        run = self._run
+        if (run is None or run[0] + run[1] != offset or
+                run[1] + len(data) > MAX_COPY):
+            self._end_run()
+            run = self._run = [offset, 0, chunks.hasher()]
+        run[1] += len(data)
+        run[2].update(data)
+        self.size += len(data)
+        self.copied += len(data)
 
     def data(self, data):
         """Add new bytes."""
+        self._end_run()
         self._data += data
         self.size += len(data)
         while len(self._data) >= MAX_DATA:
@@ -68,8 +80,16 @@ class Writer(object):
 
     def finish(self):
         """Write the end record."""
+        self._end_run()
         self._flush()
         self.out.write(END + _END.pack(self.size))
+
+    def _end_run(self):
+        if self._run is not None:
+            offset, length, digest = self._run
+            self.out.write(COPY + _COPY.pack(offset, length,
+                                             digest.digest()))
+            self._run = None
 
     def _flush(self, limit=None):
         if not self._data:
@@ -124,6 +144,8 @@ class Parser(object):
             if len(self._buf) < 1 + _COPY.size:
                 return None, 0
             offset, length, name = _COPY.unpack_from(self._buf, 1)
+            if length > MAX_COPY:
+                raise InvalidDelta('a copy record of %d bytes' % length)
             return (COPY, offset, length, name), 1 + _COPY.size
         if kind == DATA:
             if len(self._buf) < 1 + _DATA.size:
@@ -157,7 +179,7 @@ def write_delta(new_file, base_index, out):
         name = chunks.digest(data)
         where = known.get(name)
         if where is not None and where[1] == len(data):
-            writer.copy(where[0], where[1], name)
+            writer.copy(where[0], data)
         else:
             writer.data(data)
     writer.finish()
