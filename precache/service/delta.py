@@ -58,7 +58,8 @@ class DeltaPublisher(object):
         if not isinstance(server, http.HTTPServer):
             raise exception.ConfigurationError(
                 reason='[delta] enabled needs the http server (or one built '
-                       'on it) as [service] server, not %s' % server.name)
+                       'on it) as [service] server, not %s'
+                       % conf.service.server)
         self.options = conf.delta
         self.db = db
         self.server = server

@@ -21,8 +21,10 @@ from precache.objects import states
 from precache.service import delta
 from precache.service.servers import http as http_server
 from precache.tests import base
+from precache.tests.fixtures import distributor
 from precache.tests.fixtures import image_pairs
 from precache.tests.unit.agent import test_download
+from precache.tests.unit.service import test_pipeline
 
 
 class FakeDB(object):
@@ -150,10 +152,11 @@ class TestDeltaPublisher(DeltaTestCase):
             for n in os.listdir(path)})
 
     def test_needs_the_http_server(self):
-        server = fixtures.MockPatch  # any object that is not an HTTPServer
-        server.name = 'glance'
-        self.assertRaises(exception.ConfigurationError,
-                          delta.DeltaPublisher, self.conf, self.db, server)
+        self.flags(group='service', server='glance')
+        exc = self.assertRaises(exception.ConfigurationError,
+                                delta.DeltaPublisher, self.conf, self.db,
+                                test_pipeline.FakeServer())
+        self.assertIn('not glance', str(exc))
 
 
 class TestDeltaDownload(DeltaTestCase):
@@ -209,3 +212,44 @@ class TestDeltaFormat(base.TestCase):
             f.write(v1)
         index = chunks.Index.of_file(path, 16384)
         self.assertEqual(len(v1), index.size)
+
+
+class FakeDeltas(object):
+    """Stands for the DeltaPublisher: puts a delta source first."""
+
+    def __init__(self):
+        self.calls = []
+
+    def add_sources(self, image, path, sources):
+        self.calls.append((image.id, path))
+        return [{'method': 'delta', 'url': 'http://origin/d',
+                 'compression': 'zstd', 'size': 1,
+                 'base': {'id': 'older'}}] + sources
+
+
+class TestPipelineWiring(base.TestCase):
+
+    def make(self, **plugins):
+        self.agent_api = test_pipeline.FakeAgentAPI()
+        return distributor.fanout_pipeline(
+            self.conf, self.tempdir, self.agent_api,
+            listers=[test_pipeline.FakeLister([test_pipeline.record('a')])],
+            fetcher=test_pipeline.FakeFetcher(),
+            server=test_pipeline.FakeServer(), **plugins)
+
+    def test_off_by_default(self):
+        self.assertIsNone(self.make().deltas)
+
+    def test_delta_sources_reach_the_meta(self):
+        deltas = FakeDeltas()
+        pipe = self.make(deltas=deltas)
+        outcome, = pipe.run(context=None)
+        self.assertEqual([('a', '/staging/a')], deltas.calls)
+        _image_id, sent, _host = self.agent_api.casts[0]
+        meta_mod.validate(sent)
+        self.assertEqual(['delta', 'http'],
+                         [s['method'] for s in sent['sources']])
+
+    def test_enabled_needs_the_http_server(self):
+        self.flags(group='delta', enabled=True)
+        self.assertRaises(exception.ConfigurationError, self.make)
