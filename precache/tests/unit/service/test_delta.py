@@ -20,6 +20,7 @@ from precache.objects import meta as meta_mod
 from precache.objects import states
 from precache.service import delta
 from precache.service.servers import http as http_server
+from precache.service import views
 from precache.tests import base
 from precache.tests.fixtures import distributor
 from precache.tests.fixtures import image_pairs
@@ -253,3 +254,14 @@ class TestPipelineWiring(base.TestCase):
     def test_enabled_needs_the_http_server(self):
         self.flags(group='delta', enabled=True)
         self.assertRaises(exception.ConfigurationError, self.make)
+
+
+class TestDeltaBaseView(base.TestCase):
+
+    def test_delta_base_of_the_stored_meta(self):
+        meta = {'sources': FakeDeltas().add_sources(_record(b'x', 'a'),
+                                                    '/p', [])}
+        self.assertEqual('older', views.delta_base(meta))
+        self.assertIsNone(views.delta_base({'sources': [{'method':
+                                                         'http'}]}))
+        self.assertIsNone(views.delta_base(None))
