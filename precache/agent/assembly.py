@@ -71,8 +71,12 @@ class Assembler(object):
             raise self._corrupt(exc)
 
     def _copy(self, offset, length, name):
-        self._base.seek(offset)
-        data = self._base.read(length)
+        try:
+            self._base.seek(offset)
+            data = self._base.read(length)
+        except OSError as exc:
+            raise self._unusable('reading %d bytes at offset %d failed: %s'
+                                 % (length, offset, exc))
         if len(data) != length:
             raise self._unusable('it has no %d bytes at offset %d (changed '
                                  'since it was indexed?)' % (length, offset))

@@ -11,10 +11,12 @@ import os
 
 import fixtures
 
+from precache.agent import assembly
 from precache.agent import download
 from precache.agent.stores import directory as directory_store
 from precache.common import exception
 from precache.objects import chunks
+from precache.objects import delta as delta_format
 from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
 from precache.objects import states
@@ -265,3 +267,29 @@ class TestDeltaBaseView(base.TestCase):
         self.assertIsNone(views.delta_base({'sources': [{'method':
                                                          'http'}]}))
         self.assertIsNone(views.delta_base(None))
+
+
+class TestAssemblerErrors(base.TestCase):
+
+    def test_unreadable_base_is_unusable_not_fatal(self):
+        path = os.path.join(self.tempdir, 'base')
+        with open(path, 'wb') as f:
+            f.write(b'x' * 100)
+        sink = []
+
+        class Sink(object):
+            def write(self, data):
+                sink.append(data)
+
+        assembler = assembly.Assembler(_record(b'new', 'new'), 'base', path,
+                                       Sink())
+        broken = self.useFixture(fixtures.MockPatchObject(
+            assembler._base, 'read', side_effect=OSError(5, 'EIO'))).mock
+        record = (delta_format.MAGIC + delta_format.COPY +
+                  (0).to_bytes(8, 'big') + (10).to_bytes(4, 'big') +
+                  chunks.digest(b'x' * 10))
+        exc = self.assertRaises(exception.BaseUnusable, assembler.write,
+                                record)
+        self.assertTrue(broken.called)
+        self.assertIn('EIO', str(exc))
+        self.assertEqual([], sink)
