@@ -43,7 +43,6 @@ from precache.agent import pacing
 from precache.agent import sparse
 from precache.agent import throttle
 from precache.agent import watchdog as watchdog_mod
-from precache.common import compression
 from precache.common import exception
 from precache.common import plugin
 from precache.common import streams
@@ -209,9 +208,8 @@ class Downloader(object):
         declared = source.get('size')
         received = 0
         try:
-            unpack = compression.decompressor(
-                source.get('compression') or compression.NONE,
-                streams.Tee(hasher, writer), WRITE_SIZE)
+            unpack = source_plugin.decoder(
+                image, source, streams.Tee(hasher, writer), WRITE_SIZE)
             chunks = self._throttled(source_plugin.stream(image, source),
                                      watchdog)
             with streams.Prefetcher(chunks, name='precache-read',

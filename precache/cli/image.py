@@ -20,6 +20,7 @@ IMAGE_HOST_FIELDS = (
     ('Reason', 'reason', None),
     ('Attempts', 'attempts', None),
     ('Bytes', 'bytes', columns.SizeColumn),
+    ('Source', 'source', None),
     ('Seconds', 'seconds', columns.SecondsColumn),
     ('Updated', 'updated_at', columns.TimestampColumn),
 )
@@ -60,6 +61,11 @@ class ShowImage(base.ServiceCommand, lister.Lister):
                                                     image)
         if failure:
             self.note(parsed_args, failure)
+        if image.get('delta_base'):
+            self.note(parsed_args, 'Offered as a delta against image %s '
+                      '(Source "delta", Bytes: what travelled) to the hosts '
+                      'holding it, in full to the others.'
+                      % image['delta_base'])
         return columns.table(IMAGE_HOST_FIELDS, hosts)
 
 

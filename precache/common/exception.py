@@ -183,6 +183,13 @@ class FetchFailed(TemporaryFailure):
     code = 'fetch_failed'
 
 
+class BaseUnusable(VerificationFailed):
+    msg_fmt = ('Image %(image_id)s: the local copy of base image '
+               '%(base_id)s cannot be used to assemble it from a delta: '
+               '%(reason)s')
+    code = 'base_unusable'
+
+
 class ServeFailed(TemporaryFailure):
     msg_fmt = 'Serving image %(image_id)s failed: %(reason)s'
     code = 'serve_failed'

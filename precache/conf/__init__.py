@@ -9,6 +9,7 @@ from oslo_config import cfg
 from precache.conf import agent
 from precache.conf import coordination
 from precache.conf import database
+from precache.conf import delta
 from precache.conf import glance
 from precache.conf import metrics
 from precache.conf import rpc
@@ -20,7 +21,7 @@ CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
 MODULES = (rpc, database, service, coordination, agent, signing, glance,
-           upgrade_levels, metrics)
+           upgrade_levels, metrics, delta)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -49,6 +49,12 @@ Version history:
   Ed25519 signature of everything else (see
   :mod:`precache.objects.signing`). ``image.id`` is 1 to 255 printable
   ASCII characters without ``/`` or ``\\``.
+* 1.3 - ``delta`` sources: like ``http`` (``url``, ``compression``,
+  ``size``, ``hash_algo``, ``hash_value`` of the delta artifact) plus
+  ``base`` (``{"id": ..., "os_hash_value": ...}``: the image whose local
+  copy the delta is made against, see :mod:`precache.objects.delta`). An
+  agent without a ``delta`` source plugin skips the source and takes the
+  next one, the full artifact.
 """
 
 import time
@@ -59,10 +65,10 @@ import jsonschema
 from precache.common import exception
 from precache.objects import image as image_mod
 
-VERSION = '1.2'
+VERSION = '1.3'
 MAJOR_VERSION = 1
 
-METHODS = ('http', 'glance', 'swift', 'bittorrent')
+METHODS = ('delta', 'http', 'glance', 'swift', 'bittorrent')
 COMPRESSIONS = ('none', 'gzip', 'zstd')
 
 _HEX = {'type': 'string', 'pattern': '^[0-9a-fA-F]+$'}
@@ -113,10 +119,22 @@ SOURCE_SCHEMA = {
         'info_hash': {'type': 'string', 'pattern': '^[0-9a-fA-F]{40}$'},
         'peers': {'type': 'array', 'items': _PEER},
         'inject_url': {'type': 'string', 'pattern': '^https?://'},
+        'base': {
+            'type': 'object',
+            'required': ['id'],
+            'properties': {
+                'id': {'type': 'string', 'minLength': 1,
+                       'maxLength': image_mod.MAX_ID_LENGTH,
+                       'pattern': image_mod.ID_PATTERN},
+                'os_hash_value': {'anyOf': [_HEX, {'type': 'null'}]},
+            },
+        },
     },
     'allOf': [
         {'if': {'properties': {'method': {'enum': ['http', 'swift']}}},
          'then': {'required': ['url', 'compression']}},
+        {'if': {'properties': {'method': {'const': 'delta'}}},
+         'then': {'required': ['url', 'compression', 'base']}},
         {'if': {'properties': {'method': {'const': 'bittorrent'}}},
          'then': {'required': ['torrent', 'info_hash', 'compression']}},
     ],

@@ -39,6 +39,7 @@ from precache.common import exception
 from precache.common import plugin
 from precache.db import api as db_api
 from precache.objects import targets as targets_mod
+from precache.service import delta
 from precache.service import retirement
 
 LOG = logging.getLogger(__name__)
@@ -76,10 +77,12 @@ class Pipeline(object):
     :param listers: ImageLister plugins (default: ``[service] listers``).
     :param fetcher: the ImageFetcher (default: ``[service] fetcher``).
     :param server: the ImageServer (default: ``[service] server``).
+    :param deltas: adds delta sources (see :mod:`precache.service.delta`);
+        by default one when ``[delta] enabled``, else none.
     """
 
     def __init__(self, conf, db, distributor, listers=None, fetcher=None,
-                 server=None):
+                 server=None, deltas=None):
         self.conf = conf
         self.db = db
         self.distributor = distributor
@@ -97,6 +100,9 @@ class Pipeline(object):
         self.server = server or plugin.load_plugin(
             'precache.servers', conf.service.server, conf,
             option='[service] server')
+        if deltas is None and conf.delta.enabled:
+            deltas = delta.DeltaPublisher(conf, db, self.server)
+        self.deltas = deltas
         self._cancelled = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
@@ -344,6 +350,8 @@ class Pipeline(object):
             if self.server.needs_local_copy:
                 path = self.fetcher.fetch(image)
             sources = self.server.serve(image, path)
+            if self.deltas is not None:
+                sources = self.deltas.add_sources(image, path, sources)
             outcome.meta, outcome.distributed = self.distributor.distribute(
                 context, image, sources, targets)
         except exception.PrecacheException as exc:

@@ -1,8 +1,8 @@
 """Database rows as the dicts the service's RPC API returns (1.1).
 
-``image_summary``'s ``failures``, ``failed_at``, ``retry_at`` and
-``retrying`` are additions a client of an older service does not get:
-read them with ``.get()``.
+``image_summary``'s ``failures``, ``failed_at``, ``retry_at``,
+``retrying`` and ``delta_base`` are additions a client of an older
+service does not get: read them with ``.get()``.
 
 Timestamps become ISO 8601 strings in UTC; everything is JSON-friendly.
 """
@@ -15,6 +15,14 @@ def isotime(value):
     if value is None:
         return None
     return value.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def delta_base(meta):
+    """The base id of ``meta``'s ``delta`` source, or None."""
+    for source in (meta or {}).get('sources') or ():
+        if source.get('method') == 'delta':
+            return (source.get('base') or {}).get('id')
+    return None
 
 
 def image_summary(image, desired):
@@ -37,6 +45,9 @@ def image_summary(image, desired):
         # The service's own failures to fetch or serve it (a host's are
         # in show_image's lines).
         'failures': image.get('failures') or 0,
+        # The image the last meta offers a delta against (see
+        # precache.service.delta), or None.
+        'delta_base': delta_base(image.get('meta')),
         'failed_at': isotime(image.get('failed_at')),
         'retry_at': isotime(image.get('retry_at')),
         'retrying': image.get('retrying_since') is not None,

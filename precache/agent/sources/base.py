@@ -5,6 +5,7 @@ import hashlib
 
 from oslo_log import log as logging
 
+from precache.common import compression
 from precache.common import exception
 from precache.common import plugin
 
@@ -70,6 +71,17 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
         method's name.
         """
         return source.get('url') or self.method
+
+    def decoder(self, image, source, sink, write_size):
+        """Return the writer that turns the artifact into the image's bytes.
+
+        The Downloader writes the artifact's bytes (as :meth:`stream`
+        yields them) into it and closes it; it writes the image's bytes
+        in order into ``sink`` in pieces of at most ``write_size`` bytes.
+        The default undoes ``source['compression']``.
+        """
+        return compression.decompressor(
+            source.get('compression') or compression.NONE, sink, write_size)
 
     def failed(self, image, source, reason):
         """Return a :class:`.exception.SourceFailed` to raise."""

@@ -46,6 +46,9 @@ WRITE_SIZE = 1024 * 1024
 #: The hash of the artifact's bytes put in the source dict.
 HASH_ALGO = 'sha256'
 ARTIFACT_EXTENSION = '.img'
+#: Between the image's hash prefix and the base's in a delta artifact's
+#: name (see :mod:`precache.service.delta`).
+DELTA_INFIX = '.delta-'
 _WILDCARD_HOSTS = ('', '0.0.0.0', '::')
 
 http_server_opts = [
@@ -328,6 +331,8 @@ class Artifact(object):
         self.name = '%s%s%s' % (value[:16].lower(), ARTIFACT_EXTENSION,
                                 compression.SUFFIXES[algorithm])
         self.path = os.path.join(self.directory, self.name)
+        #: Delta artifacts of this version start with it.
+        self.delta_prefix = value[:16].lower() + DELTA_INFIX
         self.record_name = '%s%s.json' % (httpd.HIDDEN_PREFIX, self.name)
         self.record_path = os.path.join(self.directory, self.record_name)
         self.url_path = '%s/%s' % (urllib.parse.quote(image.id, safe=''),
@@ -359,13 +364,16 @@ class Artifact(object):
     def remove_others(self):
         """Remove the artifacts and records of the image's older versions.
 
+        Delta artifacts of this version (:data:`DELTA_INFIX`) are kept.
+
         Temporary files are left alone: they may belong to a write in
         progress; :meth:`HTTPServer.start` removes those a crash left.
         """
         keep = (self.name, self.record_name)
+        deltas = (self.delta_prefix, httpd.HIDDEN_PREFIX + self.delta_prefix)
         for name in os.listdir(self.directory):
             if name not in keep and not name.startswith(
-                    fileutils.TEMP_PREFIX):
+                    (fileutils.TEMP_PREFIX,) + deltas):
                 LOG.info('Removing %s, left from an older version of '
                          'image %s', name, self.image_id)
                 fileutils.remove_quietly(os.path.join(self.directory, name))

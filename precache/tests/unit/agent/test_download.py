@@ -16,6 +16,7 @@ import fixtures
 
 from precache.agent import download
 from precache.agent import proxies
+from precache.agent.sources import base as base_source
 from precache.agent.sources import glance as glance_source
 from precache.agent.sources import http as http_source
 from precache.agent import sparse
@@ -376,11 +377,14 @@ class TestCancel(DownloadTestCase):
         image = self.image
         reading = threading.Event()
 
-        class Stalled(object):
+        class Stalled(base_source.ImageSource):
             method = 'stalled'
 
             def locator(self, source):
                 return 'nowhere'
+
+            def iter_chunks(self, image, source):
+                pass
 
             def stream(self, image, source):
                 reading.set()
@@ -388,7 +392,7 @@ class TestCancel(DownloadTestCase):
                 threading.Event().wait(30)  # a read that never returns
                 yield b'never'
 
-        self.downloader._plugins['stalled'] = Stalled()
+        self.downloader._plugins['stalled'] = Stalled(self.conf)
         second = self.source(path='/second')
         timer = threading.Timer(0.3, cancel.set)
         timer.start()

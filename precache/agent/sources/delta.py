@@ -1,0 +1,57 @@
+"""The ``delta`` source: a new image from a base this host holds.
+
+A ``delta`` source (see :mod:`precache.objects.meta`, version 1.3)
+names a base image (``base``: its id and Glance hash) and the URL of a
+delta artifact (:mod:`precache.objects.delta`) made against that base.
+The artifact travels like a full ``http`` artifact (same proxies, same
+origin checks: this plugin is the ``http`` source with another
+decoder); :class:`~precache.agent.assembly.Assembler` rebuilds the image
+from the base file in the store and the artifact.
+
+A host that does not hold the base fails this source at once, before
+any byte travels, and the Downloader tries the next source: the full
+artifact. Agents older than meta 1.3 have no ``delta`` plugin and skip
+the source the same way.
+"""
+
+import os
+
+from precache.agent import assembly
+from precache.agent.sources import http
+from precache.common import compression
+from precache.common import plugin
+from precache.objects import image as image_mod
+
+
+class DeltaSource(http.HTTPSource):
+    """Downloads a delta artifact over HTTP and assembles the image."""
+
+    method = 'delta'
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        self._store = None
+
+    @property
+    def store(self):
+        """The agent's store (``[agent] store``), to find base files in."""
+        if self._store is None:
+            self._store = plugin.load_plugin(
+                'precache.stores', self.conf.agent.store, self.conf,
+                option='[agent] store')
+        return self._store
+
+    def locator(self, source):
+        return '%s (base %s)' % (super().locator(source),
+                                 source['base']['id'])
+
+    def decoder(self, image, source, sink, write_size):
+        base_id = source['base']['id']
+        base = image_mod.ImageRecord(id=base_id)
+        path = self.store.path(base)
+        if not os.path.isfile(path):
+            raise self.failed(image, source, 'this host does not hold base '
+                              'image %s' % base_id)
+        return assembly.Decoder(
+            assembly.Assembler(image, base_id, path, sink),
+            source.get('compression') or compression.NONE, write_size)

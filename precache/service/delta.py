@@ -1,0 +1,187 @@
+"""Delta artifacts: a new image as the chunks an older one lacks.
+
+::
+
+    served image ──► ChunkIndexes.ensure (its index, as hosts hold it)
+         │
+         ├─ base = the image of the same name that most hosts hold
+         │         (host inventories in the database), indexed too
+         ▼
+    delta.write_delta(image bytes, base index) ──► zstd ──► document_root
+         ▼
+    {"method": "delta", "base": {"id": ...}, "url": ...} put before the
+    full artifact's source
+
+The delta artifact sits beside the image's full artifact in the ``http``
+server's ``document_root`` (``<hash prefix>.delta-<base hash
+prefix>.zst``) and is served, cached by proxies and resumed like it. A
+host that lacks the base, or whose copy changed, falls back to the next
+source: the full artifact. A delta that would not be smaller than the
+full artifact is not offered.
+"""
+
+import hashlib
+import json
+import os
+import time
+import urllib.parse
+
+from oslo_log import log as logging
+import zstandard
+
+from precache.common import exception
+from precache.common import fileutils
+from precache.objects import delta as delta_format
+from precache.objects import states
+from precache.service import chunk_indexes
+from precache.service.servers import http
+from precache.service.servers import httpd
+
+LOG = logging.getLogger(__name__)
+
+METHOD = 'delta'
+HASH_ALGO = 'sha256'
+SUFFIX = '.zst'
+
+
+class DeltaPublisher(object):
+    """Adds a ``delta`` source to the sources of a served image.
+
+    :param conf: the process's ConfigOpts (``[delta]``).
+    :param db: the :class:`~precache.db.api.StateDB` (inventories).
+    :param server: the ``http`` ImageServer (or one built on it): its
+        ``document_root`` and ``base_url`` serve the deltas.
+    :raises ConfigurationError: the server cannot serve deltas.
+    """
+
+    def __init__(self, conf, db, server):
+        if not isinstance(server, http.HTTPServer):
+            raise exception.ConfigurationError(
+                reason='[delta] enabled needs the http server (or one built '
+                       'on it) as [service] server, not %s'
+                       % conf.service.server)
+        self.options = conf.delta
+        self.db = db
+        self.server = server
+        self.indexes = chunk_indexes.ChunkIndexes(conf)
+
+    def add_sources(self, image, path, sources):
+        """Return ``sources`` with a delta source first, when one helps.
+
+        Never fails the image: a delta that cannot be made is logged and
+        the full sources are returned.
+        """
+        if path is None:
+            return sources
+        try:
+            self.indexes.ensure(image, path)
+            base = self.choose_base(image)
+            if base is None:
+                return sources
+            source = self._publish(image, path, *base)
+        except exception.PrecacheException as exc:
+            LOG.warning('No delta for image %s: %s', image.id, exc)
+            return sources
+        except Exception:
+            LOG.exception('No delta for image %s: building it failed',
+                          image.id)
+            return sources
+        full = min((s.get('size') for s in sources
+                    if s.get('size') is not None), default=None)
+        if full is not None and source['size'] >= full:
+            LOG.info('Image %s: the delta against %s (%d bytes) is not '
+                     'smaller than the full artifact (%d bytes)', image.id,
+                     source['base']['id'], source['size'], full)
+            return sources
+        return [source] + list(sources)
+
+    def choose_base(self, image):
+        """Return ``(base id, hash prefix, index)`` or None.
+
+        The base is an indexed image of the same name as ``image`` that
+        hosts hold (cached or existing), the one most hosts hold.
+        """
+        if not image.name:
+            return None
+        best = None
+        for row in self.db.list_images():
+            if row['id'] == image.id or row['name'] != image.name:
+                continue
+            holders = sum(1 for host in self.db.image_hosts(row['id'])
+                          .values() if host['status'] in states.PRESENT)
+            if holders and (best is None or holders > best[0]):
+                known = self.indexes.load(row['id'])
+                if known is not None:
+                    best = (holders, row['id']) + known
+        return best[1:] if best else None
+
+    def _publish(self, image, path, base_id, base_prefix, base_index):
+        root = self.server.options.document_root
+        name = '%s%s%s%s' % (chunk_indexes.hash_prefix(image),
+                             http.DELTA_INFIX, base_prefix, SUFFIX)
+        directory = os.path.join(root, image.id)
+        final = os.path.join(directory, name)
+        record_path = os.path.join(
+            directory, '%s%s.json' % (httpd.HIDDEN_PREFIX, name))
+        record = _load_record(record_path, final)
+        if record is None:
+            os.makedirs(directory, exist_ok=True)
+            record = self._write(image, path, base_id, base_index, final)
+            with fileutils.atomic_write(record_path) as out:
+                out.write(json.dumps(record).encode())
+        return {'method': METHOD,
+                'url': '%s/%s/%s' % (self.server.base_url,
+                                     urllib.parse.quote(image.id, safe=''),
+                                     name),
+                'compression': 'zstd',
+                'size': record['size'],
+                'hash_algo': HASH_ALGO,
+                'hash_value': record['hash_value'],
+                'base': {'id': base_id}}
+
+    def _write(self, image, path, base_id, base_index, final):
+        started = time.monotonic()
+        cctx = zstandard.ZstdCompressor(level=self.options.compression_level)
+        with fileutils.atomic_write(final) as out:
+            counted = _HashingWriter(out)
+            with cctx.stream_writer(counted, closefd=False) as packed:
+                with open(path, 'rb') as src:
+                    writer = delta_format.write_delta(src, base_index,
+                                                      packed)
+        LOG.info('Delta of image %s against %s: %d bytes for %d (%d taken '
+                 'from the base) in %.1f s', image.id, base_id,
+                 counted.size, writer.size, writer.copied,
+                 time.monotonic() - started)
+        return {'size': counted.size, 'hash_algo': HASH_ALGO,
+                'hash_value': counted.digest.hexdigest(), 'base': base_id,
+                'image_bytes': writer.size, 'copied_bytes': writer.copied}
+
+
+class _HashingWriter(object):
+    """Counts and hashes what passes to ``out``."""
+
+    def __init__(self, out):
+        self.out = out
+        self.size = 0
+        self.digest = hashlib.new(HASH_ALGO)
+
+    def write(self, data):
+        self.out.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        self.out.flush()
+
+
+def _load_record(record_path, artifact_path):
+    try:
+        with open(record_path) as f:
+            record = json.load(f)
+        size = os.stat(artifact_path).st_size
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get('size') != size:
+        return None
+    return record

@@ -1,0 +1,152 @@
+"""Delta distribution on real parts: agents, RabbitMQ, HTTP, qemu-img.
+
+Two versions of a qcow2 image (a synthetic pair: scattered block
+changes and an insertion that shifts the rest). The service side (in
+this process) serves both with the ``http`` server and the
+DeltaPublisher; real ``precache-agent`` processes with Nova-style stores
+(raw conversion on) land v1, then v2: from the delta where they hold
+v1, in full where they do not or where their copy of v1 changed.
+"""
+
+import os
+import subprocess
+
+from precache.agent import rpcapi as agent_rpcapi
+from precache.common import plugin
+from precache.common import rpc
+from precache.objects import image as image_mod
+from precache.objects import meta as meta_mod
+from precache.objects import states
+from precache.service import delta
+from precache.tests.fixtures import image_pairs
+from precache.tests.functional import base
+from precache.tests.functional import test_distribution
+
+MiB = 1024 * 1024
+V1_ID = '1d000000-0000-4000-8000-000000000001'
+V2_ID = '1d000000-0000-4000-8000-000000000002'
+
+
+class ReportedHolders(object):
+    """The publisher's view of the inventories: the agents' reports."""
+
+    def __init__(self, endpoint, records):
+        self.endpoint = endpoint
+        self.records = records
+
+    def list_images(self):
+        return [{'id': r.id, 'name': r.name} for r in self.records]
+
+    def image_hosts(self, image_id):
+        return {r['host']: {'status': r['status']}
+                for r in self.endpoint.reports
+                if r['image_id'] == image_id and
+                r['status'] in states.PRESENT}
+
+
+def _write_qcow2(directory, image_id, data):
+    raw = os.path.join(directory, '.%s.raw' % image_id)
+    with open(raw, 'wb') as f:
+        # Whole sectors, as qemu-img gives the raw form of the qcow2.
+        f.write(data + bytes(-len(data) % 512))
+    path = os.path.join(directory, image_id)
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
+                    path], check=True)
+    return path, raw
+
+
+class DeltaDistributionTest(test_distribution.DistributionTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(group='delta', enabled=True, average_chunk_size=16384,
+                   index_dir=os.path.join(self.tempdir, 'chunks'))
+        v1, v2 = image_pairs.synthetic_pair(24 * MiB, changed_blocks=16)
+        self.v1_qcow2, self.v1_raw = _write_qcow2(self.images_dir, V1_ID, v1)
+        self.v2_qcow2, self.v2_raw = _write_qcow2(self.images_dir, V2_ID, v2)
+        self.server = plugin.load_plugin('precache.servers', 'http',
+                                         self.conf)
+        self.server.start()
+        self.addCleanup(self.server.stop)
+        lister = plugin.load_plugin('precache.listers', 'directory',
+                                    self.conf)
+        records = {r.id: r for r in lister.list()}
+        self.v1, self.v2 = records[V1_ID], records[V2_ID]
+        self.v1.name = self.v2.name = 'golden'
+        self.publisher = delta.DeltaPublisher(
+            self.conf, ReportedHolders(self.endpoint, [self.v1, self.v2]),
+            self.server)
+        self.agent_api = agent_rpcapi.AgentAPI(self.conf)
+
+    def serve(self, record, path):
+        sources = self.server.serve(record, path)
+        return self.publisher.add_sources(record, path, sources)
+
+    def cast(self, record, sources, agents):
+        meta = self.sign(meta_mod.build(record, sources, epoch=base.EPOCH))
+        for agent in agents:
+            self.agent_api.cache(rpc.get_context(), record.id, meta,
+                                 host=agent.host)
+
+    def land_v1(self, agents):
+        sources = self.serve(self.v1, self.v1_qcow2)
+        self.assertEqual(['http'], [s['method'] for s in sources])
+        self.cast(self.v1, sources, agents)
+        for agent in agents:
+            report = self.endpoint.report_for(agent.host, V1_ID)
+            self.assertEqual('cached', report['status'], report)
+
+    def serve_v2(self):
+        sources = self.serve(self.v2, self.v2_qcow2)
+        self.assertEqual(['delta', 'http'], [s['method'] for s in sources])
+        self.assertEqual(V1_ID, sources[0]['base']['id'])
+        return sources
+
+    def assertLandedV2(self, agent, method, size):
+        report = self.endpoint.report_for(agent.host, V2_ID)
+        self.assertEqual('cached', report['status'], report)
+        self.assertEqual(method, report['source'], agent.log_tail())
+        self.assertEqual(size, report['bytes'])
+        path = self.assertLanded(agent, V2_ID, self.v2_raw)
+        # qemu-img agrees: the guest sees the same disk as Glance's image.
+        subprocess.run(['qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2',
+                        path, self.v2_qcow2], check=True,
+                       capture_output=True)
+
+    def base_file(self, agent):
+        return os.path.join(agent.base_path, image_mod.nova_cache_name(V1_ID))
+
+    def test_v2_from_delta_where_v1_is_held_in_full_elsewhere(self):
+        holders = self.start_agents(2, prefix='holder')
+        fresh, = self.start_agents(1, prefix='fresh')
+        self.land_v1(holders)
+        sources = self.serve_v2()
+        delta_source, full_source = sources
+        # The delta is a fraction of the full artifact.
+        self.assertLess(delta_source['size'], full_source['size'] / 4)
+
+        self.cast(self.v2, sources, holders + [fresh])
+
+        for agent in holders:
+            self.assertLandedV2(agent, 'delta', delta_source['size'])
+        self.assertLandedV2(fresh, 'http', full_source['size'])
+
+    def test_changed_or_deleted_base_falls_back_to_the_full_artifact(self):
+        corrupted, deleted = self.start_agents(2)
+        self.land_v1([corrupted, deleted])
+        sources = self.serve_v2()
+        # Between the index (made by the service) and the assembly.
+        with open(self.base_file(corrupted), 'r+b') as f:
+            for offset in range(0, os.path.getsize(f.name), MiB):
+                f.seek(offset)
+                f.write(b'\xde\xad\xbe\xef')
+        os.unlink(self.base_file(deleted))
+
+        self.cast(self.v2, sources, [corrupted, deleted])
+
+        for agent in (corrupted, deleted):
+            self.assertLandedV2(agent, 'http', sources[1]['size'])
+        self.assertIn('differ from the base the delta was made from',
+                      corrupted.log_tail(400))
+        self.assertIn('does not hold base image %s' % V1_ID,
+                      deleted.log_tail(400))
