@@ -15,8 +15,17 @@ atomic rename). A base file that is missing, shorter, or whose bytes
 differ from the digests in the delta fails the source with
 :class:`~precache.common.exception.BaseUnusable`: the Downloader then
 tries the next source, the full artifact.
+
+With the agent's chunk index (:mod:`precache.agent.chunk_index`), a
+copy record whose bytes the base no longer holds at its offset is
+looked for first: as one chunk anywhere in the indexed store, else as
+the chunks the index recorded for that range of the base, each taken
+from the base or from any indexed file holding it. What is found must
+have the record's digest; only when nothing is found does the source
+fail.
 """
 
+from precache.agent import chunk_index
 from precache.common import compression
 from precache.common import exception
 from precache.objects import chunks
@@ -31,16 +40,24 @@ class Assembler(object):
     :param base_id: the id of the base image.
     :param base_path: the path of the base image's file in the store.
     :param sink: has ``write(bytes)``: receives the image's bytes in order.
+    :param index: the agent's
+        :class:`~precache.agent.chunk_index.ChunkIndex`, or None.
     :raises BaseUnusable: the base file cannot be opened.
     """
 
-    def __init__(self, image, base_id, base_path, sink):
+    def __init__(self, image, base_id, base_path, sink, index=None):
         self.image = image
         self.base_id = base_id
+        self.base_path = base_path
         self.sink = sink
+        self.index = index
         self.written = 0
+        #: Image bytes taken from local files (the base and others).
         self.copied = 0
+        #: Of those, bytes found through the chunk index.
+        self.relocated = 0
         self._parser = delta.Parser()
+        self._others = {}
         try:
             self._base = open(base_path, 'rb')
         except OSError as exc:
@@ -64,28 +81,63 @@ class Assembler(object):
 
     def close(self):
         """Check that the delta ended; close the base file."""
-        self._base.close()
+        self._close_base()
         try:
             self._parser.close()
         except delta.InvalidDelta as exc:
             raise self._corrupt(exc)
 
     def _copy(self, offset, length, name):
-        try:
-            self._base.seek(offset)
-            data = self._base.read(length)
-        except OSError as exc:
-            raise self._unusable('reading %d bytes at offset %d failed: %s'
-                                 % (length, offset, exc))
-        if len(data) != length:
-            raise self._unusable('it has no %d bytes at offset %d (changed '
-                                 'since it was indexed?)' % (length, offset))
-        if chunks.digest(data) != name:
-            raise self._unusable('its bytes at offset %d differ from the '
-                                 'base the delta was made from' % offset)
+        data, reason = _read(self._base, offset, length)
+        if data is not None and chunks.digest(data) != name:
+            data, reason = None, ('its bytes at offset %d differ from the '
+                                  'base the delta was made from' % offset)
+        if data is None and self.index is not None:
+            data = self._relocate(offset, length, name)
+            if data is not None:
+                self.relocated += length
+        if data is None:
+            raise self._unusable(reason)
         self.sink.write(data)
         self.written += length
         self.copied += length
+
+    def _relocate(self, offset, length, name):
+        """The bytes of a copy record found through the index, or None."""
+        for path, where in self.index.find(name, length):
+            data = self._read_other(path, where, length)
+            if data is not None and chunks.digest(data) == name:
+                return data
+        pieces = self.index.pieces(self.base_path, offset, length)
+        if pieces is None:
+            return None
+        found = bytearray()
+        for piece_offset, piece_length, key in pieces:
+            data = self._piece(piece_offset, piece_length, key)
+            if data is None:
+                return None
+            found += data
+        return bytes(found) if chunks.digest(found) == name else None
+
+    def _piece(self, offset, length, key):
+        """One chunk of the base's range: from the base, else elsewhere."""
+        data, _reason = _read(self._base, offset, length)
+        if data is not None and _key_of(data) == key:
+            return data
+        for path, where in self.index.find_key(key, length):
+            data = self._read_other(path, where, length)
+            if data is not None and _key_of(data) == key:
+                return data
+        return None
+
+    def _read_other(self, path, offset, length):
+        other = self._others.get(path)
+        if other is None:
+            try:
+                other = self._others[path] = open(path, 'rb')
+            except OSError:
+                return None
+        return _read(other, offset, length)[0]
 
     def _unusable(self, reason):
         self._close_base()
@@ -100,6 +152,27 @@ class Assembler(object):
         base = getattr(self, '_base', None)
         if base is not None:
             base.close()
+        for other in self._others.values():
+            other.close()
+        self._others.clear()
+
+
+def _read(fileobj, offset, length):
+    """Return ``(bytes, None)``, or ``(None, why)`` if some are missing."""
+    try:
+        fileobj.seek(offset)
+        data = fileobj.read(length)
+    except OSError as exc:
+        return None, ('reading %d bytes at offset %d failed: %s'
+                      % (length, offset, exc))
+    if len(data) != length:
+        return None, ('it has no %d bytes at offset %d (changed since it '
+                      'was indexed?)' % (length, offset))
+    return data, None
+
+
+def _key_of(data):
+    return chunk_index.key(chunks.digest(data))
 
 
 class Decoder(object):

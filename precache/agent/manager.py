@@ -7,6 +7,7 @@ import time
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from precache.agent import chunk_index
 from precache.agent import download
 from precache.agent import rpcapi
 from precache.agent import slots as slots_mod
@@ -59,13 +60,18 @@ class AgentManager(object):
     :param host: this agent's host name; ``[DEFAULT] host`` by default.
     :param verifier: the :class:`~precache.objects.signing.Verifier`; by
         default one built from ``[signing]``.
-    :raises ConfigurationError: ``[signing]`` names no usable public key.
+    :param indexer: the :class:`~precache.agent.chunk_index.Indexer` told
+        of each image landed; by default the one ``[chunk_index]`` asks
+        for (None when disabled). It pauses while requests are in
+        progress.
+    :raises ConfigurationError: ``[signing]`` names no usable public key,
+        or ``[chunk_index]`` no usable directory.
     """
 
     target = messaging.Target(version=rpcapi.AgentAPI.RPC_API_VERSION)
 
     def __init__(self, conf, service_api, store=None, downloader=None,
-                 host=None, verifier=None):
+                 host=None, verifier=None, indexer=None):
         self.conf = conf
         self.host = host or conf.host
         self.service_api = service_api
@@ -80,6 +86,12 @@ class AgentManager(object):
         self._inflight = set()
         #: Set when the agent stops: downloads in progress are abandoned.
         self.stopping = threading.Event()
+        self.indexer = indexer or chunk_index.Indexer.from_conf(
+            conf, self.store, busy=self.busy)
+
+    def busy(self):
+        """Whether a request is in progress."""
+        return bool(self._inflight)
 
     def cancel(self):
         """Abandon every request in progress (the agent is stopping).
@@ -261,6 +273,8 @@ class AgentManager(object):
                 self._report(image.id, states.DOWNLOADING,
                              generation=meta['generation'])
                 status = self._land(image, meta, result, ticket)
+                if status == states.CACHED and self.indexer is not None:
+                    self.indexer.landed(self.store.path(image))
         except exception.PrecacheException as exc:
             (LOG.warning if isinstance(exc, exception.AgentBusy) else
              LOG.error)('Caching image %s failed: %s', image.id, exc)
@@ -350,6 +364,8 @@ class AgentManager(object):
         expire = getattr(self.store, 'expire', None)
         if expire is not None:
             expire([image.id for image in images])
+        if self.indexer is not None:
+            self.indexer.rescan()
         LOG.debug('Keep-alive: touched %d wanted image(s)', len(images))
 
     def heartbeat(self):

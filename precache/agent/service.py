@@ -52,6 +52,8 @@ class AgentService(service.Service):
     def start(self):
         super().start()
         self.manager.store.recover()
+        if self.manager.indexer is not None:
+            self.manager.indexer.start()
         target = messaging.Target(topic=self.conf.rpc.agent_topic,
                                   server=self.conf.host)
         self.rpcserver = rpc.get_server(target, [self.manager])
@@ -89,6 +91,8 @@ class AgentService(service.Service):
             LOG.warning('A request was still in progress %d s after the '
                         'stop', IDLE_TIMEOUT)
         self.manager.downloader.close()
+        if self.manager.indexer is not None:
+            self.manager.indexer.stop()
         if self.metrics is not None:
             self._write_metrics()
         super().stop(graceful=graceful)

@@ -7,6 +7,7 @@ Options that belong to a plugin are declared by the plugin itself (see
 from oslo_config import cfg
 
 from precache.conf import agent
+from precache.conf import chunk_index
 from precache.conf import coordination
 from precache.conf import database
 from precache.conf import delta
@@ -21,7 +22,7 @@ CONF = cfg.CONF
 
 #: The option modules, in the order of the sample configuration.
 MODULES = (rpc, database, service, coordination, agent, signing, glance,
-           upgrade_levels, metrics, delta)
+           upgrade_levels, metrics, delta, chunk_index)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -17,6 +17,7 @@ the source the same way.
 import os
 
 from precache.agent import assembly
+from precache.agent import chunk_index
 from precache.agent.sources import http
 from precache.common import compression
 from precache.common import plugin
@@ -31,6 +32,7 @@ class DeltaSource(http.HTTPSource):
     def __init__(self, conf):
         super().__init__(conf)
         self._store = None
+        self._index = None
 
     @property
     def store(self):
@@ -40,6 +42,15 @@ class DeltaSource(http.HTTPSource):
                 'precache.stores', self.conf.agent.store, self.conf,
                 option='[agent] store')
         return self._store
+
+    @property
+    def index(self):
+        """The agent's chunk index (``[chunk_index]``), or None."""
+        if self._index is None and self.conf.chunk_index.enabled:
+            self._index = chunk_index.ChunkIndex(
+                self.conf.chunk_index.directory,
+                self.conf.chunk_index.average_chunk_size)
+        return self._index
 
     def locator(self, source):
         return '%s (base %s)' % (super().locator(source),
@@ -53,5 +64,5 @@ class DeltaSource(http.HTTPSource):
             raise self.failed(image, source, 'this host does not hold base '
                               'image %s' % base_id)
         return assembly.Decoder(
-            assembly.Assembler(image, base_id, path, sink),
+            assembly.Assembler(image, base_id, path, sink, self.index),
             source.get('compression') or compression.NONE, write_size)

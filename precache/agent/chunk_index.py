@@ -1,0 +1,390 @@
+"""The agent's index of the chunks of the images in its store.
+
+::
+
+    agent start ──► scan the store ─┐          (one thread, lowest CPU
+    image landed ──► its path ──────┴─► queue ─► priority, paused while
+    keep-alive ──► scan again ──────┘            a download runs)
+                                                   │ cut + hash each file
+                                                   ▼ (precache.objects.chunks)
+                        ChunkIndex: sqlite in [chunk_index] directory
+                                                   │
+    Assembler (precache.agent.assembly): a chunk   │ find(digest)
+    no longer where the delta says ────────────────┘ pieces(base, range)
+
+The index lives in the agent's state directory, never in the store: a
+file in Nova's ``_base`` is an image, nothing else. Per chunk it keeps
+the file, the offset, the length and the first 8 bytes of the chunk's
+BLAKE3 digest (about 40 bytes a chunk with the sqlite indexes, 10 MB for
+a 4 GiB image of 16 KiB chunks). It is a hint, never trusted: whoever
+reads a chunk through it checks the bytes (the key here, the full digest
+of the delta's copy record, the whole image against Glance's hash).
+
+A file is indexed again when its size or inode changed and its entries
+go when it vanishes. Its mtime is recorded but does not invalidate it:
+the agent's keep-alive and nova-compute touch base files all the time
+without changing a byte. A file rewritten in place keeps its entries
+until it is indexed again; readers find its bytes no longer match.
+"""
+
+import os
+import queue
+import sqlite3
+import struct
+import threading
+import time
+
+from oslo_log import log as logging
+
+from precache.common import exception
+from precache.objects import chunks
+
+LOG = logging.getLogger(__name__)
+
+#: Name of the sqlite database in the index directory.
+DB_NAME = 'chunks.sqlite'
+#: Rows written to sqlite at a time while a file is indexed.
+BATCH = 4096
+#: Seconds between two looks at the agent's downloads while paused.
+PAUSE_POLL = 0.5
+
+_KEY = struct.Struct('>q')
+
+_SCHEMA = (
+    'CREATE TABLE IF NOT EXISTS files ('
+    ' id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,'
+    ' dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,'
+    ' mtime_ns INTEGER NOT NULL, average INTEGER NOT NULL,'
+    ' chunks INTEGER NOT NULL, seconds REAL NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS chunks ('
+    ' file_id INTEGER NOT NULL, offset INTEGER NOT NULL,'
+    ' length INTEGER NOT NULL, key INTEGER NOT NULL,'
+    ' PRIMARY KEY (file_id, offset)) WITHOUT ROWID',
+    'CREATE INDEX IF NOT EXISTS chunks_key ON chunks (key)',
+)
+
+
+def key(digest):
+    """Return the index's key of a chunk digest (its first 8 bytes)."""
+    return _KEY.unpack_from(digest)[0]
+
+
+def identity(st):
+    """What must not change for a file's entries to stay valid."""
+    return st.st_dev, st.st_ino, st.st_size
+
+
+class Changed(Exception):
+    """The file changed while it was being indexed."""
+
+
+class ChunkIndex(object):
+    """The chunks of the files indexed so far, in a sqlite database.
+
+    Safe to use from several threads (one connection per thread); one
+    thread writes (the :class:`Indexer`), the others read.
+
+    :param directory: where the database lives (created if needed).
+    :param average: the average chunk size files are cut with; it must
+        be the service's ``[delta] average_chunk_size`` for the chunks
+        to match the deltas' copy records.
+    """
+
+    def __init__(self, directory, average):
+        chunks.limits(average)  # Refuse an impossible size at once.
+        self.average = average
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.path = os.path.join(directory, DB_NAME)
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.execute('PRAGMA journal_mode=WAL')
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def _connect(self):
+        conn = getattr(self._local, 'conn', None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute('PRAGMA synchronous=NORMAL')
+            self._local.conn = conn
+        return conn
+
+    # Reading ------------------------------------------------------------
+
+    def files(self):
+        """Return ``{path: (dev, ino, size, average)}`` of indexed files."""
+        rows = self._connect().execute(
+            'SELECT path, dev, ino, size, average FROM files')
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+    def is_current(self, path, st):
+        """Whether ``path`` (whose stat is ``st``) is indexed as it is."""
+        known = self.files().get(path)
+        return known == identity(st) + (self.average,)
+
+    def find(self, digest, length):
+        """Return ``[(path, offset)]`` of indexed chunks like this one.
+
+        Candidates only: same key and length, in files whose size and
+        inode did not change; the caller checks the bytes it reads.
+        """
+        return self.find_key(key(digest), length)
+
+    def find_key(self, chunk_key, length):
+        """:meth:`find` for a chunk's key (see :func:`key`)."""
+        rows = self._connect().execute(
+            'SELECT f.path, f.dev, f.ino, f.size, c.offset FROM chunks c '
+            'JOIN files f ON f.id = c.file_id '
+            'WHERE c.key = ? AND c.length = ? AND f.average = ?',
+            (chunk_key, length, self.average)).fetchall()
+        return [(path, offset) for path, dev, ino, size, offset in rows
+                if _unchanged(path, (dev, ino, size))]
+
+    def pieces(self, path, offset, length):
+        """Return the chunks of ``path`` that tile ``[offset, +length)``.
+
+        :returns: a list of ``(offset, length, key)``, or None when the
+            file is not indexed (as it is now) or its chunks do not start
+            and end exactly there.
+        """
+        conn = self._connect()
+        row = conn.execute('SELECT id, dev, ino, size FROM files '
+                           'WHERE path = ? AND average = ?',
+                           (path, self.average)).fetchone()
+        if row is None or not _unchanged(path, tuple(row[1:])):
+            return None
+        rows = conn.execute(
+            'SELECT offset, length, key FROM chunks WHERE file_id = ? AND '
+            'offset >= ? AND offset < ? ORDER BY offset',
+            (row[0], offset, offset + length)).fetchall()
+        at = offset
+        for piece_offset, piece_length, _key in rows:
+            if piece_offset != at:
+                return None
+            at += piece_length
+        return rows if rows and at == offset + length else None
+
+    # Writing (one thread) -------------------------------------------------
+
+    def add(self, path, pause=None):
+        """Cut and hash the file ``path``; replace its entries.
+
+        :param pause: called between pieces of the file (it may wait).
+        :returns: the number of chunks, or None if the file vanished.
+        :raises Changed: the file changed while it was read.
+        """
+        started = time.monotonic()
+        try:
+            f = open(path, 'rb')
+        except FileNotFoundError:
+            self.remove(path)
+            return None
+        conn = self._connect()
+        with f, conn:
+            before = os.fstat(f.fileno())
+            conn.execute('DELETE FROM chunks WHERE file_id IN '
+                         '(SELECT id FROM files WHERE path = ?)', (path,))
+            conn.execute('DELETE FROM files WHERE path = ?', (path,))
+            file_id = conn.execute(
+                'INSERT INTO files (path, dev, ino, size, mtime_ns, average,'
+                ' chunks, seconds) VALUES (?, ?, ?, ?, ?, ?, 0, 0)',
+                (path,) + identity(before) +
+                (before.st_mtime_ns, self.average)).lastrowid
+            count = 0
+            batch = []
+            for offset, data in chunks.iter_chunks(_Paused(f, pause),
+                                                   self.average):
+                batch.append((file_id, offset, len(data),
+                              key(chunks.digest(data))))
+                if len(batch) >= BATCH:
+                    conn.executemany('INSERT INTO chunks VALUES (?, ?, ?, ?)',
+                                     batch)
+                    count += len(batch)
+                    batch = []
+            conn.executemany('INSERT INTO chunks VALUES (?, ?, ?, ?)', batch)
+            count += len(batch)
+            after = os.stat(path)
+            if (identity(after) != identity(before) or
+                    after.st_mtime_ns != before.st_mtime_ns):
+                raise Changed(path)
+            conn.execute('UPDATE files SET chunks = ?, seconds = ? '
+                         'WHERE id = ?',
+                         (count, time.monotonic() - started, file_id))
+        return count
+
+    def remove(self, path):
+        """Forget the file ``path``."""
+        conn = self._connect()
+        with conn:
+            conn.execute('DELETE FROM chunks WHERE file_id IN '
+                         '(SELECT id FROM files WHERE path = ?)', (path,))
+            conn.execute('DELETE FROM files WHERE path = ?', (path,))
+
+    def close(self):
+        """Close this thread's connection."""
+        conn = getattr(self._local, 'conn', None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _unchanged(path, known):
+    try:
+        return identity(os.stat(path)) == known
+    except OSError:
+        return False
+
+
+class _Paused(object):
+    """A file whose reads first call ``pause``."""
+
+    def __init__(self, fileobj, pause):
+        self._file = fileobj
+        self._pause = pause
+
+    def read(self, size):
+        if self._pause is not None:
+            self._pause()
+        return self._file.read(size)
+
+
+class Indexer(object):
+    """Keeps a :class:`ChunkIndex` of a store's files up to date.
+
+    One thread at the lowest CPU priority (``nice`` 19) indexes the files
+    of the store not indexed yet at :meth:`start`, then each image
+    :meth:`landed` reports, and reconciles the index with the store at
+    each :meth:`rescan` (entries of vanished files go, changed files are
+    indexed again). It pauses while ``busy()`` is true: the agent's
+    downloads never share the CPU with it.
+
+    :param index: the :class:`ChunkIndex`.
+    :param store: the agent's :class:`~precache.agent.stores.base.ImageStore`.
+    :param busy: returns True while downloads are in progress.
+    """
+
+    _SCAN = object()
+    _STOP = object()
+
+    def __init__(self, index, store, busy=lambda: False):
+        self.index = index
+        self.store = store
+        self.busy = busy
+        self._queue = queue.Queue()
+        self._stopping = threading.Event()
+        self._thread = None
+
+    @classmethod
+    def from_conf(cls, conf, store, busy=lambda: False):
+        """The Indexer ``[chunk_index]`` asks for, or None when disabled."""
+        group = conf.chunk_index
+        if not group.enabled:
+            return None
+        try:
+            index = ChunkIndex(group.directory, group.average_chunk_size)
+        except (OSError, sqlite3.Error) as exc:
+            raise exception.ConfigurationError(
+                reason='[chunk_index] directory %s cannot hold the chunk '
+                       'index: %s' % (group.directory, exc))
+        return cls(index, store, busy)
+
+    def start(self):
+        """Start the thread; index the files already in the store."""
+        self.rescan()
+        self._thread = threading.Thread(target=self._run,
+                                        name='chunk-indexer', daemon=True)
+        self._thread.start()
+
+    def landed(self, path):
+        """Index ``path`` (an image just landed there)."""
+        self._queue.put(path)
+
+    def rescan(self):
+        """Reconcile the index with the files now in the store."""
+        self._queue.put(self._SCAN)
+
+    def wait_idle(self, timeout):
+        """Wait until everything asked for is done; False on timeout."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: not self._queue.unfinished_tasks,
+                                 timeout)
+
+    def stop(self, timeout=5):
+        """Stop the thread, abandoning the file being indexed."""
+        self._stopping.set()
+        self._queue.put(self._STOP)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self):
+        _lower_priority()
+        try:
+            while not self._stopping.is_set():
+                item = self._queue.get()
+                try:
+                    if item is self._STOP:
+                        break
+                    if item is self._SCAN:
+                        self._scan()
+                    else:
+                        self._index(item)
+                except _Stopping:
+                    break
+                except Exception:
+                    LOG.exception('Chunk index: %s failed', item)
+                finally:
+                    self._queue.task_done()
+        finally:
+            self.index.close()
+
+    def _scan(self):
+        present = {}
+        for entry in self.store.inventory():
+            path = os.path.join(self.store.cache_dir, entry['name'])
+            present[path] = entry
+        for path in set(self.index.files()) - set(present):
+            LOG.info('Chunk index: %s is gone, its entries too', path)
+            self.index.remove(path)
+        for path in sorted(present):
+            self._index(path)
+
+    def _index(self, path):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self.index.remove(path)
+            return
+        if self.index.is_current(path, st):
+            return
+        try:
+            count = self.index.add(path, self._pause)
+        except Changed:
+            LOG.info('Chunk index: %s changed while it was indexed; it '
+                     'will be indexed again', path)
+            self._queue.put(path)
+            return
+        except OSError as exc:
+            LOG.warning('Chunk index: cannot index %s: %s', path, exc)
+            return
+        if count is not None:
+            LOG.info('Chunk index: indexed %s (%d chunks)', path, count)
+
+    def _pause(self):
+        while self.busy():
+            if self._stopping.wait(PAUSE_POLL):
+                raise _Stopping()
+        if self._stopping.is_set():
+            raise _Stopping()
+
+
+class _Stopping(Exception):
+    """The indexer is stopping."""
+
+
+def _lower_priority():
+    """Give this thread the lowest CPU priority (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError) as exc:
+        LOG.debug('Chunk index: cannot lower the priority: %s', exc)

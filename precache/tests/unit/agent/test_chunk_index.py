@@ -1,0 +1,198 @@
+"""The agent's chunk index: what it records, when it forgets, the thread."""
+
+import os
+import threading
+
+from precache.agent import chunk_index
+from precache.common import exception
+from precache.objects import chunks
+from precache.tests import base
+from precache.tests.fixtures import image_pairs
+
+AVERAGE = 4096
+
+
+def write(path, data):
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+class FakeStore(object):
+    """The two parts of a store the indexer uses: a directory, a list."""
+
+    def __init__(self, cache_dir):
+        self.cache_dir = cache_dir
+
+    def inventory(self):
+        return [{'name': name} for name in sorted(os.listdir(self.cache_dir))]
+
+
+class ChunkIndexTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.store_dir = os.path.join(self.tempdir, 'store')
+        os.mkdir(self.store_dir)
+        self.index = chunk_index.ChunkIndex(
+            os.path.join(self.tempdir, 'state'), AVERAGE)
+        self.addCleanup(self.index.close)
+        self.data = image_pairs.synthetic_image(512 * 1024)
+        self.path = write(os.path.join(self.store_dir, 'a'), self.data)
+
+    def cut(self, data):
+        return [(offset, bytes(piece)) for offset, piece in
+                chunks.iter_chunks(_BytesFile(data), AVERAGE)]
+
+
+class _BytesFile(object):
+    def __init__(self, data):
+        self._data = data
+        self._at = 0
+
+    def read(self, size):
+        piece = self._data[self._at:self._at + size]
+        self._at += len(piece)
+        return piece
+
+
+class TestChunkIndex(ChunkIndexTestCase):
+
+    def test_every_chunk_is_found_where_it_lies(self):
+        pieces = self.cut(self.data)
+        self.assertEqual(len(pieces), self.index.add(self.path))
+        for offset, piece in pieces:
+            self.assertIn((self.path, offset),
+                          self.index.find(chunks.digest(piece), len(piece)))
+
+    def test_pieces_tile_a_range_of_chunks_only(self):
+        pieces = self.cut(self.data)
+        self.index.add(self.path)
+        start = pieces[2][0]
+        end = pieces[5][0]
+        tiles = self.index.pieces(self.path, start, end - start)
+        self.assertEqual([(o, len(p), chunk_index.key(chunks.digest(p)))
+                          for o, p in pieces[2:5]], tiles)
+        self.assertIsNone(self.index.pieces(self.path, start + 1,
+                                            end - start - 1))
+        self.assertIsNone(self.index.pieces(self.path + 'x', start,
+                                            end - start))
+
+    def test_kept_out_of_the_store(self):
+        self.index.add(self.path)
+        self.assertEqual(['a'], os.listdir(self.store_dir))
+        self.assertTrue(os.path.exists(self.index.path))
+
+    def test_touch_keeps_it_a_new_size_or_inode_does_not(self):
+        self.index.add(self.path)
+        os.utime(self.path, (1, 1))
+        self.assertTrue(self.index.is_current(self.path, os.stat(self.path)))
+        with open(self.path, 'ab') as f:
+            f.write(b'more')
+        self.assertFalse(self.index.is_current(self.path,
+                                               os.stat(self.path)))
+        self.assertEqual([], self.index.find(
+            chunks.digest(self.cut(self.data)[0][1]),
+            len(self.cut(self.data)[0][1])))
+        self.assertIsNone(self.index.pieces(self.path, 0, 10))
+
+    def test_other_average_is_another_index(self):
+        self.index.add(self.path)
+        other = chunk_index.ChunkIndex(os.path.dirname(self.index.path),
+                                       AVERAGE * 2)
+        self.addCleanup(other.close)
+        self.assertFalse(other.is_current(self.path, os.stat(self.path)))
+        offset, piece = self.cut(self.data)[0]
+        self.assertEqual([], other.find(chunks.digest(piece), len(piece)))
+
+    def test_vanished_file_is_forgotten(self):
+        self.index.add(self.path)
+        os.unlink(self.path)
+        self.assertIsNone(self.index.add(self.path))
+        self.assertEqual({}, self.index.files())
+
+    def test_change_while_indexing_is_refused(self):
+        grown = []
+
+        def grow():
+            if not grown:
+                grown.append(os.path.getsize(self.path))
+                with open(self.path, 'ab') as f:
+                    f.write(b'x')
+
+        self.assertRaises(chunk_index.Changed, self.index.add, self.path,
+                          pause=grow)
+        self.assertEqual({}, self.index.files())
+
+    def test_impossible_average_refused(self):
+        self.assertRaises(ValueError, chunk_index.ChunkIndex,
+                          self.tempdir, 100)
+
+
+class TestIndexer(ChunkIndexTestCase):
+
+    def indexer(self, busy=lambda: False):
+        indexer = chunk_index.Indexer(self.index,
+                                      FakeStore(self.store_dir), busy)
+        self.addCleanup(indexer.stop)
+        return indexer
+
+    def test_indexes_the_store_at_start_then_what_lands(self):
+        indexer = self.indexer()
+        indexer.start()
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual([self.path], list(self.index.files()))
+        landed = write(os.path.join(self.store_dir, 'b'), self.data[::-1])
+        indexer.landed(landed)
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual({self.path, landed}, set(self.index.files()))
+
+    def test_rescan_forgets_vanished_and_reindexes_changed_files(self):
+        other = write(os.path.join(self.store_dir, 'b'), self.data[:1000])
+        indexer = self.indexer()
+        indexer.start()
+        self.assertTrue(indexer.wait_idle(10))
+        os.unlink(other)
+        write(self.path, self.data[:4096])
+        indexer.rescan()
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual([self.path], list(self.index.files()))
+        self.assertTrue(self.index.is_current(self.path, os.stat(self.path)))
+
+    def test_waits_while_downloads_run(self):
+        busy = threading.Event()
+        busy.set()
+        indexer = self.indexer(busy=busy.is_set)
+        indexer.start()
+        self.assertFalse(indexer.wait_idle(2 * chunk_index.PAUSE_POLL))
+        self.assertEqual({}, self.index.files())
+        busy.clear()
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual([self.path], list(self.index.files()))
+
+    def test_stop_abandons_the_file_being_indexed(self):
+        indexer = self.indexer(busy=lambda: True)
+        indexer.start()
+        indexer.stop()
+        self.assertEqual({}, self.index.files())
+
+
+class TestFromConf(base.TestCase):
+
+    def test_off_by_default(self):
+        self.assertIsNone(chunk_index.Indexer.from_conf(self.conf, None))
+
+    def test_on_under_the_state_path(self):
+        self.flags(state_path=self.tempdir)
+        self.flags(group='chunk_index', enabled=True)
+        indexer = chunk_index.Indexer.from_conf(self.conf, None)
+        self.addCleanup(indexer.index.close)
+        self.assertEqual(os.path.join(self.tempdir, 'chunk-index',
+                                      chunk_index.DB_NAME),
+                         indexer.index.path)
+
+    def test_unusable_directory_is_a_configuration_error(self):
+        path = write(os.path.join(self.tempdir, 'file'), b'')
+        self.flags(group='chunk_index', enabled=True, directory=path)
+        self.assertRaises(exception.ConfigurationError,
+                          chunk_index.Indexer.from_conf, self.conf, None)
