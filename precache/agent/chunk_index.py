@@ -143,15 +143,17 @@ class ChunkIndex(object):
     def pieces(self, path, offset, length):
         """Return the chunks of ``path`` that tile ``[offset, +length)``.
 
+        The chunks the file held when it was indexed, even if it changed
+        since: the caller looks for them wherever they are now.
+
         :returns: a list of ``(offset, length, key)``, or None when the
-            file is not indexed (as it is now) or its chunks do not start
-            and end exactly there.
+            file is not indexed or its chunks do not start and end exactly
+            there.
         """
         conn = self._connect()
-        row = conn.execute('SELECT id, dev, ino, size FROM files '
-                           'WHERE path = ? AND average = ?',
-                           (path, self.average)).fetchone()
-        if row is None or not _unchanged(path, tuple(row[1:])):
+        row = conn.execute('SELECT id FROM files WHERE path = ? AND '
+                           'average = ?', (path, self.average)).fetchone()
+        if row is None:
             return None
         rows = conn.execute(
             'SELECT offset, length, key FROM chunks WHERE file_id = ? AND '

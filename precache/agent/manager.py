@@ -294,7 +294,8 @@ class AgentManager(object):
         self._report(image.id, status, seconds=seconds,
                      generation=meta['generation'],
                      bytes=result.get('bytes_received', 0),
-                     source=result.get('method'))
+                     source=result.get('method'),
+                     delta_base=_delta_base(meta, result))
         return status
 
     def _acquire(self, image, ticket):
@@ -378,3 +379,13 @@ class AgentManager(object):
             self.service_api.heartbeat(rpc.get_context(), self.host, status)
         except Exception:
             LOG.exception('Could not send a heartbeat to the service')
+
+
+def _delta_base(meta, result):
+    """The base id of the ``delta`` source the image came from, or None."""
+    if result.get('method') != 'delta':
+        return None
+    for source in meta['sources']:
+        if source.get('method') == 'delta':
+            return source['base']['id']
+    return None

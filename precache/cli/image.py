@@ -21,6 +21,7 @@ IMAGE_HOST_FIELDS = (
     ('Attempts', 'attempts', None),
     ('Bytes', 'bytes', columns.SizeColumn),
     ('Source', 'source', None),
+    ('Base', 'delta_base', None),
     ('Seconds', 'seconds', columns.SecondsColumn),
     ('Updated', 'updated_at', columns.TimestampColumn),
 )
@@ -63,9 +64,9 @@ class ShowImage(base.ServiceCommand, lister.Lister):
             self.note(parsed_args, failure)
         if image.get('delta_base'):
             self.note(parsed_args, 'Offered as a delta against image %s '
-                      '(Source "delta", Bytes: what travelled) to the hosts '
-                      'holding it, in full to the others.'
-                      % image['delta_base'])
+                      '(Source "delta", Base: the image it was assembled '
+                      'from, Bytes: what travelled) to the hosts holding '
+                      'it, in full to the others.' % image['delta_base'])
         return columns.table(IMAGE_HOST_FIELDS, hosts)
 
 

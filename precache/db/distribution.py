@@ -223,6 +223,7 @@ class DistributionQueries(object):
                       bytes=detail.get('bytes'),
                       seconds=detail.get('seconds'),
                       source=detail.get('source'),
+                      delta_base=detail.get('delta_base'),
                       reported_at=now, updated_at=now)
         if detail.get('generation') is not None:
             values['generation'] = detail['generation']

@@ -100,6 +100,8 @@ class HostImage(BASE, PrecacheBase):
     bytes = sa.Column(sa.BigInteger, nullable=True)
     seconds = sa.Column(sa.Float, nullable=True)
     source = sa.Column(sa.String(32), nullable=True)
+    #: The image the host assembled this one from (``source`` ``delta``).
+    delta_base = sa.Column(sa.String(255), nullable=True)
     generation = sa.Column(sa.BigInteger, nullable=True)
     round_id = sa.Column(sa.Integer, nullable=True)
     cast_at = sa.Column(sa.DateTime, nullable=True)

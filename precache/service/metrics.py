@@ -43,7 +43,7 @@ ROUND_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 RUN_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
 #: The data planes a report's ``source`` may name.
-SOURCES = ('http', 'bittorrent', 'swift', 'glance')
+SOURCES = ('http', 'bittorrent', 'swift', 'glance', 'delta')
 OTHER = 'other'
 #: Codes not raised as a PrecacheException.
 EXTRA_CODES = ('unexpected', 'missing')

@@ -5,7 +5,10 @@ Every round of an image (a fanout, or a batch of targeted casts) emits:
 * ``precache.cache.start`` when its casts are sent;
 * ``precache.cache.progress`` once per host that answers, with ``index``
   and ``total``, ``host``, ``images_cached`` and ``images_failed`` (the
-  shape of Nova's ``aggregate.cache_images.progress``);
+  shape of Nova's ``aggregate.cache_images.progress``); since 1.1 also
+  how the image came: ``source`` (the data plane, ``delta`` for an image
+  assembled from a base the host held), ``delta_base`` (that base's id,
+  else null) and ``bytes`` (what travelled);
 * ``precache.cache.end`` when every host answered, or when the round timed
   out (``unanswered`` names the silent hosts).
 
@@ -32,7 +35,7 @@ END = 'precache.cache.end'
 
 PAYLOAD_VERSIONS = {
     START: ('CacheStartPayload', '1.0'),
-    PROGRESS: ('CacheProgressPayload', '1.0'),
+    PROGRESS: ('CacheProgressPayload', '1.1'),
     END: ('CacheEndPayload', '1.0'),
 }
 
@@ -68,16 +71,25 @@ class RoundNotifier(object):
             'generation': generation, 'kind': kind, 'total': len(hosts),
             'hosts': sorted(hosts)})
 
-    def progress(self, context, answer, host, image_id, status, reason):
-        """``host`` answered: ``answer`` is the round's row dict."""
+    def progress(self, context, answer, host, image_id, status, reason,
+                 detail=None):
+        """``host`` answered: ``answer`` is the round's row dict.
+
+        ``detail`` is the agent's report (``source``, ``bytes``,
+        ``delta_base``).
+        """
         cached = status != 'failed'
+        detail = detail or {}
         self._emit(context, PROGRESS, {
             'round_id': answer['id'], 'image_id': image_id,
             'index': answer['index'], 'total': answer['total'],
             'host': host, 'status': status,
             'images_cached': [image_id] if cached else [],
             'images_failed': [] if cached else [image_id],
-            'reason': reason})
+            'reason': reason,
+            'source': detail.get('source'),
+            'delta_base': detail.get('delta_base'),
+            'bytes': detail.get('bytes')})
 
     def end(self, context, round_row, unanswered=()):
         """A round ended: every host answered, or it timed out."""

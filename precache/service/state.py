@@ -78,7 +78,7 @@ class StateKeeper(object):
         if answer is None:
             return
         self.notifier.progress(context, answer, host, image_id, status,
-                               detail.get('reason'))
+                               detail.get('reason'), detail)
         if answer.get('ended_at') is not None:
             self.notifier.end(context, answer)
 

@@ -84,6 +84,7 @@ def host_image(name, up, targeted, row):
         'bytes': row.get('bytes'),
         'seconds': row.get('seconds'),
         'source': row.get('source'),
+        'delta_base': row.get('delta_base'),
         'updated_at': isotime(row.get('updated_at')),
         'next_attempt_at': isotime(row.get('next_attempt_at')),
     }

@@ -78,11 +78,12 @@ class FakeNotifier(object):
             round_id=round_id, image_id=image_id, generation=generation,
             kind=kind, hosts=sorted(hosts))))
 
-    def progress(self, context, answer, host, image_id, status, reason):
+    def progress(self, context, answer, host, image_id, status, reason,
+                 detail=None):
         self.sent.append(('progress', dict(
             round_id=answer['id'], index=answer['index'],
             total=answer['total'], host=host, image_id=image_id,
-            status=status, reason=reason)))
+            status=status, reason=reason, detail=detail)))
 
     def end(self, context, round_row, unanswered=()):
         self.sent.append(('end', dict(
