@@ -27,6 +27,9 @@ class FakeStore(object):
     def exists(self, image):
         return image.id in self.files
 
+    def path(self, image):
+        return '/store/' + image.id
+
     def touch(self, image):
         self.touched.append(image.id)
 
@@ -65,6 +68,18 @@ class FakeDownloader(object):
         if self.error:
             raise self.error
         return {'method': 'http', 'bytes_received': 4}
+
+
+class FakeIndexer(object):
+    def __init__(self):
+        self.landed_paths = []
+        self.rescans = 0
+
+    def landed(self, path):
+        self.landed_paths.append(path)
+
+    def rescan(self):
+        self.rescans += 1
 
 
 class FakeServiceAPI(object):
@@ -131,6 +146,35 @@ class AgentManagerTest(base.TestCase):
                          (host, image_id, status))
         self.assertEqual(4, detail['bytes'])
         self.assertEqual('http', detail['source'])
+
+    def test_image_from_a_delta_reports_its_base(self):
+        class DeltaDownloader(FakeDownloader):
+            def download(self, *args, **kw):
+                super().download(*args, **kw)
+                return {'method': 'delta', 'bytes_received': 2}
+
+        indexer = FakeIndexer()
+        agent = manager.AgentManager(self.conf, self.api, store=self.store,
+                                     downloader=DeltaDownloader(),
+                                     indexer=indexer)
+        delta_source = {'method': 'delta', 'url': 'http://127.0.0.1/d.zst',
+                        'compression': 'zstd', 'base': {'id': 'img-0'}}
+        self.cache(agent, self.image.id, self.sign(meta_mod.build(
+            self.image, [delta_source] + SOURCES, epoch=base.EPOCH)))
+        (_host, _image_id, status, detail), = self.api.reports
+        self.assertEqual(('cached', 'delta', 'img-0', 2),
+                         (status, detail['source'], detail['delta_base'],
+                          detail['bytes']))
+        # The chunk index learns of the new file; the keep-alive rescans.
+        self.assertEqual(['/store/' + self.image.id], indexer.landed_paths)
+        agent.keep_alive()
+        self.assertEqual(1, indexer.rescans)
+
+    def test_full_download_reports_no_base(self):
+        agent = self.make()
+        self.cache(agent, self.image.id, self.meta())
+        self.assertIsNone(self.api.reports[0][3]['delta_base'])
+        self.assertIsNone(agent.indexer)  # [chunk_index] is off
 
     def test_second_request_reports_existing_and_touches(self):
         agent = self.make()

@@ -14,11 +14,11 @@ GiB = 1024 ** 3
 
 
 def host(name, status=None, up=True, targeted=True, received=0,
-         reason=None, source=None):
+         reason=None, source=None, delta_base=None):
     """One host dict of ``show_image``."""
     return {'host': name, 'up': up, 'targeted': targeted, 'status': status,
             'reason': reason, 'code': None, 'attempts': 1 if status else 0,
-            'source': source,
+            'source': source, 'delta_base': delta_base,
             'bytes': received, 'seconds': 2.5 if status else None,
             'updated_at': '2026-01-02T03:04:05Z' if status else None,
             'next_attempt_at': None}
@@ -252,7 +252,7 @@ class ImageCommandsTest(CLITestCase):
 
     def test_show_names_the_delta_base_and_sources(self):
         result = show_result([host('cmp1', 'cached', received=1000,
-                                   source='delta'),
+                                   source='delta', delta_base='img-0'),
                               host('cmp2', 'cached', received=9000,
                                    source='http')])
         result['image']['delta_base'] = 'img-0'
@@ -261,7 +261,9 @@ class ImageCommandsTest(CLITestCase):
         self.assertEqual(0, status)
         self.assertIn('Offered as a delta against image img-0', out)
         rows = self.run_json('show', 'img-1')
-        self.assertEqual(['delta', 'http'], [r['Source'] for r in rows])
+        self.assertEqual([('delta', 'img-0', 1000), ('http', None, 9000)],
+                         [(r['Source'], r['Base'], r['Bytes'])
+                          for r in rows])
 
     def test_show_says_why_the_service_cannot_fetch_it(self):
         result = show_result([host('cmp1'), host('cmp2')])

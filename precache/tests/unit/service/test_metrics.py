@@ -148,6 +148,8 @@ class ProxiesTest(test_state.StateKeeperTestCase):
                          code='other')
         received = self.delta('precache_agent_received_bytes_total',
                               source='http')
+        from_deltas = self.delta('precache_agent_received_bytes_total',
+                                 source='delta')
         self.beat('h1', at(30))
         self.clock(30)
         self.parts.reconciler.fan_out(None, self.add_image('a'), now=at(30))
@@ -161,8 +163,10 @@ class ProxiesTest(test_state.StateKeeperTestCase):
         endpoint.report(None, 'h1', 'b', states.FAILED,
                         {'code': 'made-up'})
         endpoint.report(None, 'h1', 'b', 'bogus', {})
-        self.assertEqual((1, 1, 99, 1), (cached(), odd(), received(),
-                                         timed()))
+        endpoint.report(None, 'h1', 'c', states.CACHED,
+                        {'bytes': 7, 'source': 'delta', 'delta_base': 'a'})
+        self.assertEqual((2, 1, 99, 7, 1), (cached(), odd(), received(),
+                                            from_deltas(), timed()))
 
 
 class PipelineProxyTest(test_state.StateKeeperTestCase):

@@ -81,6 +81,26 @@ class AgentsTest(StateKeeperTestCase):
                          (end['round_id'], end['total'], end['answered'],
                           end['cached'], end['failed'], end['unanswered']))
 
+    def test_how_each_host_landed_the_image_is_kept_and_told(self):
+        image = self.add_image('a')
+        for host in ('h1', 'h2'):
+            self.beat(host, T0)
+        self.reconciler.fan_out(None, image, now=at(1))
+        self.report('h1', 'a', states.CACHED, 2, source='delta',
+                    delta_base='base-image', bytes=1000)
+        self.report('h2', 'a', states.CACHED, 3, source='http', bytes=9000)
+        told = {p['host']: p['detail']
+                for p in self.notifier.events('progress')}
+        self.assertEqual(('delta', 'base-image', 1000),
+                         (told['h1']['source'], told['h1']['delta_base'],
+                          told['h1']['bytes']))
+        lines = {line['host']: line for line in
+                 self.keeper.show_image(None, 'a')['hosts']}
+        self.assertEqual([('delta', 'base-image', 1000),
+                          ('http', None, 9000)],
+                         [(lines[h]['source'], lines[h]['delta_base'],
+                           lines[h]['bytes']) for h in ('h1', 'h2')])
+
     def test_busy_answers_are_cast_again_soon_without_backoff(self):
         self.flags(group='service', busy_retry_delay=10)
         later = []
