@@ -25,11 +25,15 @@ have the record's digest; only when nothing is found does the source
 fail.
 """
 
+from oslo_log import log as logging
+
 from precache.agent import chunk_index
 from precache.common import compression
 from precache.common import exception
 from precache.objects import chunks
 from precache.objects import delta
+
+LOG = logging.getLogger(__name__)
 
 
 class Assembler(object):
@@ -195,3 +199,10 @@ class Decoder(object):
         """Finish decompressing; check that the delta was whole."""
         self._unpack.close()
         self.assembler.close()
+        assembler = self.assembler
+        LOG.info('Image %(image)s: %(copied)d bytes taken from local files '
+                 '(base %(base)s), %(relocated)d of them found elsewhere '
+                 'through the chunk index', {
+                     'image': assembler.image.id, 'base': assembler.base_id,
+                     'copied': assembler.copied,
+                     'relocated': assembler.relocated})

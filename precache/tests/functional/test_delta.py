@@ -55,7 +55,8 @@ def _write_qcow2(directory, image_id, data):
     return path, raw
 
 
-class DeltaDistributionTest(test_distribution.DistributionTestCase):
+class DeltaTestCase(test_distribution.DistributionTestCase):
+    """v1 and v2 in the images directory, served with deltas."""
 
     def setUp(self):
         super().setUp()
@@ -115,6 +116,9 @@ class DeltaDistributionTest(test_distribution.DistributionTestCase):
 
     def base_file(self, agent):
         return os.path.join(agent.base_path, image_mod.nova_cache_name(V1_ID))
+
+
+class DeltaDistributionTest(DeltaTestCase):
 
     def test_v2_from_delta_where_v1_is_held_in_full_elsewhere(self):
         holders = self.start_agents(2, prefix='holder')
