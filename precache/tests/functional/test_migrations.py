@@ -330,6 +330,31 @@ class MigrationsMixin(test_migrations.ModelsMigrationsSync):
                                   images.c.id == data['id']).values(
                                       failures=None))
 
+    def _check_0004(self, engine):
+        host_images = sa.table('host_images', sa.column('host_id'),
+                               sa.column('image_id'), sa.column('source'),
+                               sa.column('delta_base'))
+        # Rows reported before 0004 name no base.
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(
+                host_images.c.host_id, host_images.c.image_id,
+                host_images.c.delta_base)).all()
+        self.assertTrue(rows)
+        self.assertEqual({None}, {row.delta_base for row in rows})
+        # A Glance image id, or any id up to the images' own length.
+        base_id = 'b' * 255
+        row = rows[0]
+        with engine.begin() as connection:
+            connection.execute(host_images.update().where(
+                host_images.c.host_id == row.host_id,
+                host_images.c.image_id == row.image_id).values(
+                    source='delta', delta_base=base_id))
+        with engine.connect() as connection:
+            self.assertEqual(('delta', base_id), tuple(connection.execute(
+                sa.select(host_images.c.source, host_images.c.delta_base)
+                .where(host_images.c.host_id == row.host_id,
+                       host_images.c.image_id == row.image_id)).one()))
+
 
 class TestMigrationsSQLite(MigrationsMixin, base.FunctionalTestCase):
     BACKEND = 'sqlite'
