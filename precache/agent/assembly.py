@@ -25,6 +25,8 @@ have the record's digest; only when nothing is found does the source
 fail.
 """
 
+import sqlite3
+
 from oslo_log import log as logging
 
 from precache.agent import chunk_index
@@ -97,7 +99,10 @@ class Assembler(object):
             data, reason = None, ('its bytes at offset %d differ from the '
                                   'base the delta was made from' % offset)
         if data is None and self.index is not None:
-            data = self._relocate(offset, length, name)
+            try:
+                data = self._relocate(offset, length, name)
+            except sqlite3.Error as exc:
+                reason += '; the chunk index failed: %s' % exc
             if data is not None:
                 self.relocated += length
         if data is None:

@@ -15,6 +15,9 @@ the source the same way.
 """
 
 import os
+import sqlite3
+
+from oslo_log import log as logging
 
 from precache.agent import assembly
 from precache.agent import chunk_index
@@ -22,6 +25,8 @@ from precache.agent.sources import http
 from precache.common import compression
 from precache.common import plugin
 from precache.objects import image as image_mod
+
+LOG = logging.getLogger(__name__)
 
 
 class DeltaSource(http.HTTPSource):
@@ -45,11 +50,20 @@ class DeltaSource(http.HTTPSource):
 
     @property
     def index(self):
-        """The agent's chunk index (``[chunk_index]``), or None."""
+        """The agent's chunk index (``[chunk_index]``), or None.
+
+        An index that cannot be opened is logged and done without: the
+        base alone serves the delta.
+        """
         if self._index is None and self.conf.chunk_index.enabled:
-            self._index = chunk_index.ChunkIndex(
-                self.conf.chunk_index.directory,
-                self.conf.chunk_index.average_chunk_size)
+            try:
+                self._index = chunk_index.ChunkIndex(
+                    self.conf.chunk_index.directory,
+                    self.conf.chunk_index.average_chunk_size)
+            except (OSError, sqlite3.Error) as exc:
+                LOG.warning('Assembling deltas without the chunk index: '
+                            '[chunk_index] directory %s: %s',
+                            self.conf.chunk_index.directory, exc)
         return self._index
 
     def locator(self, source):

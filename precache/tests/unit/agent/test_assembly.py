@@ -6,6 +6,7 @@ import os
 
 from precache.agent import assembly
 from precache.agent import chunk_index
+from precache.agent.sources import delta as delta_source
 from precache.common import exception
 from precache.objects import chunks
 from precache.objects import delta as delta_format
@@ -117,3 +118,36 @@ class TestAssemblerWithIndex(base.TestCase):
         assembler, image = self.assemble(self.index)
         self.assertEqual(self.v2, image)
         self.assertGreater(assembler.relocated, 200 * KiB)
+
+    def test_broken_index_is_unusable_not_fatal(self):
+        self.index.add(self.base)
+        self.corrupt()
+        os.unlink(self.index.path)
+        os.mkdir(self.index.path)  # sqlite cannot open it any more
+        self.index.close()
+        exc = self.assertRaises(exception.BaseUnusable, self.assemble,
+                                self.index)
+        self.assertIn('the chunk index failed', str(exc))
+
+
+class TestDeltaSourceIndex(base.TestCase):
+
+    def source(self, **options):
+        self.flags(group='chunk_index', **options)
+        source = delta_source.DeltaSource(self.conf)
+        self.addCleanup(source.close)
+        return source
+
+    def test_off_by_default(self):
+        self.assertIsNone(self.source().index)
+
+    def test_opened_when_enabled(self):
+        source = self.source(enabled=True, directory=self.tempdir)
+        self.addCleanup(source.index.close)
+        self.assertEqual(os.path.join(self.tempdir, chunk_index.DB_NAME),
+                         source.index.path)
+
+    def test_unusable_directory_means_no_index(self):
+        path = os.path.join(self.tempdir, 'file')
+        open(path, 'w').close()
+        self.assertIsNone(self.source(enabled=True, directory=path).index)
