@@ -195,8 +195,9 @@ class ChunkIndex(object):
                 (before.st_mtime_ns, self.average)).lastrowid
             count = 0
             batch = []
-            for offset, data in chunks.iter_chunks(_Paused(f, pause),
-                                                   self.average):
+            for offset, data in chunks.iter_chunks(
+                    _Paused(f, pause), self.average,
+                    chunks.small_read_size(self.average)):
                 batch.append((file_id, offset, len(data),
                               key(chunks.digest(data))))
                 if len(batch) >= BATCH:

@@ -28,6 +28,18 @@ class TestChunking(base.TestCase):
         self.assertEqual(whole, streamed)
         self.assertEqual(len(self.v1), sum(n for _o, n in streamed))
 
+    def test_read_size_changes_no_boundary(self):
+        def cut(read_size):
+            return [(offset, len(data)) for offset, data in
+                    chunks.iter_chunks(io.BytesIO(self.v1), 4096,
+                                       read_size)]
+
+        small = chunks.small_read_size(4096)
+        self.assertEqual(1024 * 1024, small)
+        self.assertEqual(2 * 8 * 131072, chunks.small_read_size(131072))
+        self.assertEqual(cut(None), cut(small))
+        self.assertEqual(cut(None), cut(3 * 1024 * 1024 + 1))
+
     def test_boundaries_survive_an_insertion(self):
         v1, v2 = image_pairs.synthetic_pair(3 * 1024 * 1024,
                                             changed_blocks=0)
