@@ -15,8 +15,8 @@
 The index lives in the agent's state directory, never in the store: a
 file in Nova's ``_base`` is an image, nothing else. Per chunk it keeps
 the file, the offset, the length and the first 8 bytes of the chunk's
-BLAKE3 digest (about 70 bytes a chunk on disk with sqlite's indexes,
-some 19 MB for a 4 GiB image of 16 KiB chunks). It is a hint, never
+BLAKE3 digest (about 90 bytes a chunk on disk with sqlite's indexes,
+some 18 MB for a 4 GiB image of 16 KiB chunks). It is a hint, never
 trusted: whoever reads a chunk through it checks the bytes (the key
 here, the full digest of the delta's copy record, the whole image
 against Glance's hash).

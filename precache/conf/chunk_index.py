@@ -22,7 +22,7 @@ chunk_index_opts = [
                      'landings cost no CPU for it.'),
     cfg.StrOpt('directory',
                default='$state_path/chunk-index',
-               help='Directory of the index (a sqlite database of about 70 '
+               help='Directory of the index (a sqlite database of about 90 '
                     'bytes per chunk). Never inside the store: Nova\'s '
                     'image cache holds images only.'),
     cfg.IntOpt('average_chunk_size',
