@@ -37,7 +37,7 @@ class MetaTest(base.TestCase):
     def test_build_round_trips_through_validate(self):
         built = build(make_image(), [HTTP_SOURCE],
                       targets={'hosts': ['cmp-*']}, pin_until=12.5)
-        self.assertEqual('1.3', built['version'])
+        self.assertEqual('1.4', built['version'])
         self.assertEqual(base.EPOCH, built['epoch'])
         self.assertEqual(HASH, built['image']['os_hash_value'])
         self.assertIs(built, meta.validate(built))

@@ -154,7 +154,7 @@ class TestDeltaPublisher(DeltaTestCase):
             n: os.stat(os.path.join(path, n)).st_mtime_ns
             for n in os.listdir(path)})
 
-    def test_needs_the_http_server(self):
+    def test_needs_a_server_carrying_extra_artifacts(self):
         self.flags(group='service', server='glance')
         exc = self.assertRaises(exception.ConfigurationError,
                                 delta.DeltaPublisher, self.conf, self.db,
@@ -253,7 +253,7 @@ class TestPipelineWiring(base.TestCase):
         self.assertEqual(['delta', 'http'],
                          [s['method'] for s in sent['sources']])
 
-    def test_enabled_needs_the_http_server(self):
+    def test_enabled_needs_a_server_carrying_extra_artifacts(self):
         self.flags(group='delta', enabled=True)
         self.assertRaises(exception.ConfigurationError, self.make)
 
