@@ -86,7 +86,7 @@ class DeltaSource(base_mod.ImageSource):
 
     def locator(self, source):
         method = source.get('transport') or DEFAULT_TRANSPORT
-        found = self.sibling(method)
+        found = self.sibling(method) if method != self.method else None
         where = (found.locator(dict(source, method=method)) if found
                  else source.get('url') or method)
         return '%s %s (base %s)' % (method, where, source['base']['id'])
