@@ -24,11 +24,12 @@ from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
 from precache.objects import states
 from precache.service import delta
-from precache.service.servers import swift as swift_server_mod
 from precache.tests.fixtures import image_pairs
 from precache.tests.fixtures import swift as swift_fixture
 from precache.tests.functional import base
+from precache.tests.functional import test_bittorrent
 from precache.tests.functional import test_distribution
+from precache.tests.functional import test_swift_image_server
 
 MiB = 1024 * 1024
 V1_ID = '1d000000-0000-4000-8000-000000000001'
@@ -206,12 +207,7 @@ class DeltaSwarmTest(DeltaDistributionTest):
 
     def configure_service(self):
         super().configure_service()
-        server_cls = plugin.load_plugin_class('precache.servers',
-                                              'bittorrent')
-        self.register_plugin_opts(server_cls)
-        self.flags(group=server_cls.get_config_group(),
-                   listen_host='127.0.0.1', listen_port=0, tracker_port=0,
-                   piece_size_kb=64)
+        test_bittorrent.configure_server(self, piece_size_kb=64)
 
     def agent_options(self):
         # Web seeds never: the delta's bytes come from the swarm.
@@ -239,13 +235,8 @@ class DeltaSwiftTest(DeltaDistributionTest):
 
     def configure_service(self):
         super().configure_service()
-        self.register_plugin_opts(swift_server_mod.SwiftServer)
         self.container = 'delta-%s' % os.path.basename(self.tempdir)[-8:]
-        self.flags(group='swift_server', auth_url=self.swift.auth_url,
-                   auth_version='1', user=self.swift.user,
-                   key=self.swift.key, container=self.container,
-                   retries=0)
-        self.swift.set_tempurl_key('precache-test-key')
+        test_swift_image_server.configure_server(self, self.container)
 
     def agent_options(self):
         return {'agent': {'allowed_origins': [self.swift.proxy_url + '/']}}

@@ -31,6 +31,15 @@ IMAGE_ID = '5d2c7a1e-3b4f-4a6e-9c8d-7e6f5a4b3c2d'
 GRACE = 600
 
 
+def configure_server(test, container):
+    """Set the ``swift`` server's options for ``test.swift``, a key too."""
+    test.register_plugin_opts(swift_server_mod.SwiftServer)
+    test.flags(group='swift_server', auth_url=test.swift.auth_url,
+               auth_version='1', user=test.swift.user, key=test.swift.key,
+               container=container, retries=0)
+    test.swift.set_tempurl_key('precache-test-key')
+
+
 class SwiftImageServerTest(test_distribution.DistributionTestCase):
 
     @classmethod
@@ -40,15 +49,10 @@ class SwiftImageServerTest(test_distribution.DistributionTestCase):
 
     def configure_service(self):
         super().configure_service()
-        self.register_plugin_opts(swift_server_mod.SwiftServer)
         self.container = 'precache-%s' % os.path.basename(self.tempdir)[-8:]
-        self.flags(group='swift_server', auth_url=self.swift.auth_url,
-                   auth_version='1', user=self.swift.user,
-                   key=self.swift.key, container=self.container,
-                   retries=0)
+        configure_server(self, self.container)
         self.flags(group='service', server='swift',
                    retire_grace_period=GRACE)
-        self.swift.set_tempurl_key('precache-test-key')
         self.conn = self.swift.connection()
 
     def make_server(self, **options):
