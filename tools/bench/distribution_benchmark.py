@@ -244,7 +244,8 @@ def print_table(summary):
         rows.append((
             r['strategy'], '%d/%d' % (r['cached'], r['hosts']),
             _fmt(r['last']), _fmt(r['p50']),
-            _fmt(r['last'] and not own and r['last'] / bound, '%.2f'),
+            _fmt(r['last'] / bound if r['last'] and not own else None,
+                 '%.2f'),
             '%.2f' % (r['origin_bytes'] / (own or size)),
             _fmt(_median(r.get('landing')), '%.2f'),
             '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak'])))
