@@ -257,6 +257,15 @@ class DeltaSwiftTest(DeltaDistributionTest):
         self.assertIn('%s/%s' % (V2_ID, name), self.objects())
         # Served again (every run): in place, not uploaded again.
         self.assertEqual(sources, self.serve_v2())
+        # By a restarted service, which looks at the image's objects
+        # again: the delta belongs to the version served and stays.
+        self.server = self.make_server()
+        self.server.serve(self.v2, self.v2_qcow2)
+        conn = self.swift.connection()
+        self.addCleanup(conn.close)
+        headers = conn.head_object(self.container,
+                                   '%s/%s' % (V2_ID, name))
+        self.assertNotIn('x-delete-at', headers)
         # Retired with the image's other objects.
         self.server.retire(V2_ID)
         self.assertEqual([], [o for o in self.objects()
