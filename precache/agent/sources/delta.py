@@ -65,7 +65,7 @@ class DeltaSource(base_mod.ImageSource):
         if method == self.method:
             raise self.failed(image, source, 'a delta cannot travel as a '
                                              'delta')
-        found = self.sibling(method) if self.siblings else self._load(method)
+        found = self._plugin(method)
         if found is None:
             raise self.failed(image, source, 'no source plugin of its '
                                              'transport %s here' % method)
@@ -73,7 +73,10 @@ class DeltaSource(base_mod.ImageSource):
         carried['method'] = method
         return found, carried
 
-    def _load(self, method):
+    def _plugin(self, method):
+        """The Downloader's plugin of ``method``, or one loaded here."""
+        if self.siblings is not None:
+            return self.sibling(method)
         with self._lock:
             if method not in self._own:
                 try:
@@ -86,9 +89,10 @@ class DeltaSource(base_mod.ImageSource):
 
     def locator(self, source):
         method = source.get('transport') or DEFAULT_TRANSPORT
-        found = self.sibling(method) if method != self.method else None
-        where = (found.locator(dict(source, method=method)) if found
-                 else source.get('url') or method)
+        found = self._plugin(method) if method != self.method else None
+        # The transport's locator keeps its secrets (a TempURL's
+        # signature) out of messages.
+        where = found.locator(dict(source, method=method)) if found else '-'
         return '%s %s (base %s)' % (method, where, source['base']['id'])
 
     def iter_chunks(self, image, source):

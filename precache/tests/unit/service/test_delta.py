@@ -445,3 +445,18 @@ class TestAssemblerErrors(base.TestCase):
         self.assertTrue(broken.called)
         self.assertIn('EIO', str(exc))
         self.assertEqual([], sink)
+
+
+class TestDeltaLocator(base.TestCase):
+
+    def test_a_tempurl_signature_stays_out_of_messages(self):
+        self.useFixture(fixtures.MockPatch(
+            'precache.common.plugin.load_plugin_class',
+            test_download._setup_cfg_plugin_class))
+        plugin = delta_source.DeltaSource(self.conf)
+        self.addCleanup(plugin.close)
+        locator = plugin.locator({
+            'method': 'delta', 'transport': 'swift', 'base': {'id': 'b'},
+            'url': 'http://swift/v1/AUTH_a/c/o?temp_url_sig=secret'})
+        self.assertEqual('swift http://swift/v1/AUTH_a/c/o (base b)',
+                         locator)
