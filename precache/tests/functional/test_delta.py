@@ -25,7 +25,6 @@ from precache.objects import meta as meta_mod
 from precache.objects import states
 from precache.service import delta
 from precache.tests.fixtures import image_pairs
-from precache.tests.fixtures import swift as swift_fixture
 from precache.tests.functional import base
 from precache.tests.functional import test_bittorrent
 from precache.tests.functional import test_distribution
@@ -221,22 +220,17 @@ class DeltaSwarmTest(DeltaDistributionTest):
                       agent.log_tail(400))
 
 
-class DeltaSwiftTest(DeltaDistributionTest):
+class DeltaSwiftTest(test_swift_image_server.SwiftTestMixin,
+                     DeltaDistributionTest):
     """The delta object beside the full one in a real Swift."""
 
     server_name = 'swift'
     full_methods = ['swift']
     delta_transports = ['swift']
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.swift = cls.use_class_fixture(swift_fixture.SwiftServerFixture())
-
     def configure_service(self):
         super().configure_service()
-        self.container = 'delta-%s' % os.path.basename(self.tempdir)[-8:]
-        test_swift_image_server.configure_server(self, self.container)
+        self.configure_swift_server('delta')
 
     def agent_options(self):
         return {'agent': {'allowed_origins': [self.swift.proxy_url + '/']}}
