@@ -15,6 +15,7 @@ fetched by TempURL, deleted with the image's objects).
 """
 
 import os
+import re
 import subprocess
 
 from precache.agent import rpcapi as agent_rpcapi
@@ -168,6 +169,7 @@ class DeltaDistributionTest(test_distribution.DistributionTestCase):
             self.assertDeltaTravelled(agent, delta_source)
         self.assertLandedV2(fresh, full_source['method'],
                             full_source['size'])
+        self.holders = holders
         return sources
 
     def assertDeltaTravelled(self, agent, source):
@@ -218,6 +220,20 @@ class DeltaSwarmTest(DeltaDistributionTest):
         super().assertDeltaTravelled(agent, source)
         self.assertIn('torrent %s downloaded' % source['info_hash'],
                       agent.log_tail(400))
+
+    def test_v2_from_delta_where_v1_is_held_in_full_elsewhere(self):
+        sources = super(
+        ).test_v2_from_delta_where_v1_is_held_in_full_elsewhere()
+        # The tracker handed out the delta's first copies, as for a full
+        # artifact: its pieces left the origin's web server for agents.
+        first_copies = re.compile(r'Torrent %s: (\d+) first cop(y|ies) '
+                                  r'fetched' % sources[0]['info_hash'])
+        fetched = 0
+        for agent in self.holders:
+            with open(agent.log_file) as f:
+                fetched += sum(int(found.group(1)) for found in
+                               first_copies.finditer(f.read()))
+        self.assertGreater(fetched, 0)
 
 
 class DeltaSwiftTest(test_swift_image_server.SwiftTestMixin,
