@@ -278,7 +278,12 @@ class HTTPServer(base.ImageServer):
         """Describe an extra artifact written in ``document_root``.
 
         :returns: one ``http`` source dict.
+        :raises ServeFailed: the file is not there.
         """
+        if not os.path.isfile(artifact.path):
+            raise exception.ServeFailed(
+                image_id=image.id, reason='its extra artifact %s is missing'
+                                          % artifact.path)
         return [self.extra_source(image, artifact)]
 
     def extra_source(self, image, artifact):

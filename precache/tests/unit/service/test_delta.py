@@ -303,6 +303,15 @@ class TestExtraArtifacts(DeltaTestCase):
                               self.server.extra_artifact_path, self.image2,
                               name)
 
+    def test_a_missing_extra_artifact_is_not_served(self):
+        path = self.server.extra_artifact_path(
+            self.image2, self.image2.os_hash_value[:16] + '.delta-x.zst')
+        exc = self.assertRaises(
+            exception.ServeFailed, self.server.serve_extra, self.image2,
+            servers_base.ExtraArtifact(os.path.basename(path), path, 'zstd',
+                                       1, 'sha256', 'ab'))
+        self.assertIn('is missing', str(exc))
+
     def test_base_class_carries_none(self):
         class Minimal(servers_base.ImageServer):
             def serve(self, image, path):
