@@ -175,6 +175,7 @@ class Downloader(object):
                 try:
                     self._plugins[method] = plugin.load_plugin(
                         NAMESPACE, method, self.conf)
+                    self._plugins[method].siblings = self._plugin
                 except exception.PluginNotFound as exc:
                     # No option of this agent names the method: the
                     # service's cache request does.

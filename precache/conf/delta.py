@@ -8,7 +8,9 @@ delta_group = cfg.OptGroup(
          'the content-defined chunks that a previous version, already held '
          'by the hosts, lacks. Hosts without that version, or whose copy '
          'changed, download the full artifact as before. Works with the '
-         'http server (the delta is served beside the full artifact).')
+         'http, bittorrent and swift servers: the delta travels like the '
+         'full artifact (beside it on the web server, its own torrent, an '
+         'object beside it in Swift).')
 
 delta_opts = [
     cfg.BoolOpt('enabled',

@@ -55,6 +55,12 @@ Version history:
   copy the delta is made against, see :mod:`precache.objects.delta`). An
   agent without a ``delta`` source plugin skips the source and takes the
   next one, the full artifact.
+* 1.4 - ``delta`` sources name their ``transport``: the method of the
+  source that carries the delta artifact (``http`` when absent, as in
+  1.3; ``bittorrent``, ``swift``), whose fields they carry as well (a
+  ``bittorrent`` one its ``torrent``, ``info_hash``, ``peers``,
+  ``inject_url``). Every ``delta`` source keeps a ``url`` (for
+  ``bittorrent``, the web seed's), so agents of 1.3 fetch it over HTTP.
 """
 
 import time
@@ -65,7 +71,7 @@ import jsonschema
 from precache.common import exception
 from precache.objects import image as image_mod
 
-VERSION = '1.3'
+VERSION = '1.4'
 MAJOR_VERSION = 1
 
 METHODS = ('delta', 'http', 'glance', 'swift', 'bittorrent')
@@ -119,6 +125,8 @@ SOURCE_SCHEMA = {
         'info_hash': {'type': 'string', 'pattern': '^[0-9a-fA-F]{40}$'},
         'peers': {'type': 'array', 'items': _PEER},
         'inject_url': {'type': 'string', 'pattern': '^https?://'},
+        'transport': {'type': 'string', 'minLength': 1,
+                      'not': {'const': 'delta'}},
         'base': {
             'type': 'object',
             'required': ['id'],
@@ -137,6 +145,10 @@ SOURCE_SCHEMA = {
          'then': {'required': ['url', 'compression', 'base']}},
         {'if': {'properties': {'method': {'const': 'bittorrent'}}},
          'then': {'required': ['torrent', 'info_hash', 'compression']}},
+        {'if': {'required': ['transport'],
+                'properties': {'method': {'const': 'delta'},
+                               'transport': {'const': 'bittorrent'}}},
+         'then': {'required': ['torrent', 'info_hash']}},
     ],
 }
 

@@ -7,24 +7,28 @@
          ├─ base = the image of the same name that most hosts hold
          │         (host inventories in the database), indexed too
          ▼
-    delta.write_delta(image bytes, base index) ──► zstd ──► document_root
-         ▼
-    {"method": "delta", "base": {"id": ...}, "url": ...} put before the
-    full artifact's source
+    delta.write_delta(image bytes, base index) ──► zstd ──► the server's
+         ▼                                   extra_artifact_path
+    server.serve_extra: its transports' sources (http, bittorrent + http,
+         ▼              swift [+ http]), each made a delta source:
+    {"method": "delta", "transport": "bittorrent", "base": {"id": ...},
+     <the transport's fields>} put before the full artifact's sources
 
-The delta artifact sits beside the image's full artifact in the ``http``
-server's ``document_root`` (``<hash prefix>.delta-<base hash
-prefix>.zst``) and is served, cached by proxies and resumed like it. A
+The delta artifact (``<hash prefix>.delta-<base hash prefix>.zst``) is
+an extra artifact of the image (see
+:mod:`precache.service.servers.base`): the ImageServer publishes it
+through the same transports as the full artifact (the ``http`` server
+and the proxies in front of it, the ``bittorrent`` server's own torrent
+with the http web seed, the ``swift`` server's object and TempURL). A
 host that lacks the base, or whose copy changed, falls back to the next
-source: the full artifact. A delta that would not be smaller than the
-full artifact is not offered.
+source: in the end the full artifact. A delta that would not be smaller
+than the full artifact is not offered.
 """
 
 import hashlib
 import json
 import os
 import time
-import urllib.parse
 
 from oslo_log import log as logging
 import zstandard
@@ -34,14 +38,17 @@ from precache.common import fileutils
 from precache.objects import delta as delta_format
 from precache.objects import states
 from precache.service import chunk_indexes
-from precache.service.servers import http
-from precache.service.servers import httpd
+from precache.service.servers import base as servers_base
 
 LOG = logging.getLogger(__name__)
 
 METHOD = 'delta'
 HASH_ALGO = 'sha256'
 SUFFIX = '.zst'
+#: Between the image's hash prefix and the base's in a delta's name.
+INFIX = '.delta-'
+#: Before the name of a delta's record, beside it.
+RECORD_PREFIX = '.'
 
 
 class DeltaPublisher(object):
@@ -49,17 +56,17 @@ class DeltaPublisher(object):
 
     :param conf: the process's ConfigOpts (``[delta]``).
     :param db: the :class:`~precache.db.api.StateDB` (inventories).
-    :param server: the ``http`` ImageServer (or one built on it): its
-        ``document_root`` and ``base_url`` serve the deltas.
+    :param server: the ImageServer; it must carry extra artifacts
+        (``http``, ``bittorrent``, ``swift``).
     :raises ConfigurationError: the server cannot serve deltas.
     """
 
     def __init__(self, conf, db, server):
-        if not isinstance(server, http.HTTPServer):
+        if not server.carries_extra_artifacts:
             raise exception.ConfigurationError(
-                reason='[delta] enabled needs the http server (or one built '
-                       'on it) as [service] server, not %s'
-                       % conf.service.server)
+                reason='[delta] enabled needs a server that carries extra '
+                       'artifacts (http, bittorrent or swift) as [service] '
+                       'server, not %s' % conf.service.server)
         self.options = conf.delta
         self.db = db
         self.server = server
@@ -78,7 +85,7 @@ class DeltaPublisher(object):
             base = self.choose_base(image)
             if base is None:
                 return sources
-            source = self._publish(image, path, *base)
+            deltas = self._publish(image, path, *base)
         except exception.PrecacheException as exc:
             LOG.warning('No delta for image %s: %s', image.id, exc)
             return sources
@@ -86,14 +93,17 @@ class DeltaPublisher(object):
             LOG.exception('No delta for image %s: building it failed',
                           image.id)
             return sources
+        if not deltas:
+            return sources
         full = min((s.get('size') for s in sources
                     if s.get('size') is not None), default=None)
-        if full is not None and source['size'] >= full:
+        size = deltas[0]['size']
+        if full is not None and size >= full:
             LOG.info('Image %s: the delta against %s (%d bytes) is not '
                      'smaller than the full artifact (%d bytes)', image.id,
-                     source['base']['id'], source['size'], full)
+                     base[0], size, full)
             return sources
-        return [source] + list(sources)
+        return deltas + list(sources)
 
     def choose_base(self, image):
         """Return ``(base id, hash prefix, index)`` or None.
@@ -116,28 +126,23 @@ class DeltaPublisher(object):
         return best[1:] if best else None
 
     def _publish(self, image, path, base_id, base_prefix, base_index):
-        root = self.server.options.document_root
-        name = '%s%s%s%s' % (chunk_indexes.hash_prefix(image),
-                             http.DELTA_INFIX, base_prefix, SUFFIX)
-        directory = os.path.join(root, image.id)
-        final = os.path.join(directory, name)
-        record_path = os.path.join(
-            directory, '%s%s.json' % (httpd.HIDDEN_PREFIX, name))
+        """Write the delta unless it is in place; return its sources."""
+        name = '%s%s%s%s' % (chunk_indexes.hash_prefix(image), INFIX,
+                             base_prefix, SUFFIX)
+        final = self.server.extra_artifact_path(image, name)
+        directory, _ = os.path.split(final)
+        record_path = os.path.join(directory,
+                                   '%s%s.json' % (RECORD_PREFIX, name))
         record = _load_record(record_path, final)
         if record is None:
-            os.makedirs(directory, exist_ok=True)
             record = self._write(image, path, base_id, base_index, final)
             with fileutils.atomic_write(record_path) as out:
                 out.write(json.dumps(record).encode())
-        return {'method': METHOD,
-                'url': '%s/%s/%s' % (self.server.base_url,
-                                     urllib.parse.quote(image.id, safe=''),
-                                     name),
-                'compression': 'zstd',
-                'size': record['size'],
-                'hash_algo': HASH_ALGO,
-                'hash_value': record['hash_value'],
-                'base': {'id': base_id}}
+        artifact = servers_base.ExtraArtifact(
+            name=name, path=final, compression='zstd', size=record['size'],
+            hash_algo=HASH_ALGO, hash_value=record['hash_value'])
+        return delta_sources(self.server.serve_extra(image, artifact),
+                             base_id, image.id)
 
     def _write(self, image, path, base_id, base_index, final):
         started = time.monotonic()
@@ -155,6 +160,33 @@ class DeltaPublisher(object):
         return {'size': counted.size, 'hash_algo': HASH_ALGO,
                 'hash_value': counted.digest.hexdigest(), 'base': base_id,
                 'image_bytes': writer.size, 'copied_bytes': writer.copied}
+
+
+def delta_sources(transports, base_id, image_id=None):
+    """Turn the sources of a delta artifact into ``delta`` sources.
+
+    Each keeps its transport's fields, names the transport in
+    ``transport`` and the base in ``base``. A source without a ``url``
+    gets the first one another source has (the http web seed or
+    fallback): agents of meta 1.3 know ``delta`` over HTTP only and
+    need one. Without any URL there are no delta sources.
+
+    :param transports: what :meth:`ImageServer.serve_extra` returned.
+    :returns: the list of ``delta`` source dicts, in the same order.
+    """
+    url = next((s['url'] for s in transports if s.get('url')), None)
+    if url is None:
+        if transports:
+            LOG.warning('No delta for image %s: the server gave no URL of '
+                        'it, which agents of meta 1.3 need', image_id)
+        return []
+    sources = []
+    for source in transports:
+        made = dict(source, method=METHOD, transport=source['method'],
+                    base={'id': base_id})
+        made.setdefault('url', url)
+        sources.append(made)
+    return sources
 
 
 class _HashingWriter(object):

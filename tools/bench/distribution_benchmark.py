@@ -12,7 +12,10 @@ b. ``parallel``: every host at once, straight from the origin (one fanout);
 c. ``squid``: every host at once through K cold Squid proxies configured
    by ``etc/squid/precache-squid.conf`` (``[agent] proxies``, consistent
    hashing, ``start_delay_window`` jitter);
-d. ``bittorrent``: the ``bittorrent`` ImageServer and ImageSource plugins.
+d. ``bittorrent``: the ``bittorrent`` ImageServer and ImageSource plugins;
+e. ``bittorrent-delta`` (only when named, with ``--delta-pair DIR``): v1
+   of an image pair in full by BitTorrent, then v2 as a delta to the
+   hosts holding v1, in the same round (see ``delta_round.py``).
 
 For each it prints the completion time of the last host and the median,
 their ratio to the bound S_c/B_host + decompression (S_c the compressed
@@ -33,6 +36,7 @@ the testbed is removed on exit, failure or Ctrl-C
 """
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -47,11 +51,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'testbed'))
 
+import delta_round  # noqa: E402
 import imagegen  # noqa: E402
 import netns  # noqa: E402
 import scratch  # noqa: E402
 
 STRATEGIES = ('sequential', 'parallel', 'squid', 'bittorrent')
+#: Run only when named in --strategies.
+DELTA = 'bittorrent-delta'
 IMAGE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'precache:testbed-image'))
 BITTORRENT = 'bittorrent'
 MiB = 1024 * 1024
@@ -127,41 +134,52 @@ class Benchmark(object):
         #: Called after each strategy's result is recorded.
         self.on_result = lambda: None
 
-    def timeout(self):
+    def timeout(self, size=None):
         """A bound on one strategy: all hosts served one by one, twice."""
         hosts = len(self.cluster.testbed.hosts)
-        one = self.size * 8 / min(self.host_bps, self.origin_bps)
+        one = (size or self.size) * 8 / min(self.host_bps, self.origin_bps)
         return 2 * hosts * one + 120
 
     def run(self, strategy, metas, agent_options, sequential=False):
         import cluster as cluster_mod
-        meta = metas[IMAGE_ID]
-        hosts = [n.short for n in self.cluster.testbed.hosts]
         with cluster_mod.Round(self.cluster, strategy, agent_options) as rnd:
-            origin_before = self.cluster.testbed.origin.counters()[0]
-            proxies_before = self.cluster.proxy_counters()
-            deadline = time.monotonic() + self.timeout()
-            with cluster_mod.CpuMonitor() as cpu:
-                start = time.monotonic()
-                if sequential:
-                    for host in hosts:
-                        rnd.cast(IMAGE_ID, meta, host=host)
-                        left = deadline - time.monotonic()
-                        if not rnd.wait([host], max(left, 0)):
-                            break
-                else:
-                    rnd.cast(IMAGE_ID, meta)
-                    rnd.wait(hosts, self.timeout())
-            origin_sent = (self.cluster.testbed.origin.counters()[0] -
-                           origin_before)
-            proxies_sent = sum(self.cluster.proxy_counters()) - sum(
-                proxies_before)
-        return self._record(strategy, hosts, rnd.arrivals, start,
+            return self.timed(rnd, strategy, IMAGE_ID, metas[IMAGE_ID],
+                              sequential)
+
+    def timed(self, rnd, strategy, image_id, meta, sequential=False,
+              size=None):
+        """Cast ``meta`` in the round ``rnd``; time it until all reported.
+
+        :param size: the bytes of the artifact cast, when it is not the
+            benchmark's image (the figures are relative to it).
+        """
+        import cluster as cluster_mod
+        hosts = [n.short for n in self.cluster.testbed.hosts]
+        rnd.expect(image_id)
+        origin_before = self.cluster.testbed.origin.counters()[0]
+        proxies_before = self.cluster.proxy_counters()
+        deadline = time.monotonic() + self.timeout(size)
+        with cluster_mod.CpuMonitor() as cpu:
+            start = time.monotonic()
+            if sequential:
+                for host in hosts:
+                    rnd.cast(image_id, meta, host=host)
+                    left = deadline - time.monotonic()
+                    if not rnd.wait([host], max(left, 0)):
+                        break
+            else:
+                rnd.cast(image_id, meta)
+                rnd.wait(hosts, self.timeout(size))
+        origin_sent = (self.cluster.testbed.origin.counters()[0] -
+                       origin_before)
+        proxies_sent = sum(self.cluster.proxy_counters()) - sum(
+            proxies_before)
+        return self._record(strategy, hosts, dict(rnd.arrivals), start,
                             origin_sent, proxies_sent, cpu,
-                            rnd.landing_seconds(IMAGE_ID))
+                            rnd.landing_seconds(image_id), size)
 
     def _record(self, strategy, hosts, arrivals, start, origin_sent,
-                proxies_sent, cpu, landing):
+                proxies_sent, cpu, landing, size=None):
         done = {h: (t - start, report) for h, (t, report) in
                 arrivals.items()}
         cached = sorted(t for t, report in done.values()
@@ -177,17 +195,24 @@ class Benchmark(object):
             'p50': _median(cached),
             'sources': sorted({r.get('source') for _t, r in done.values()
                                if r.get('source')}),
+            'source_counts': dict(collections.Counter(
+                r.get('source') for _t, r in done.values()
+                if r.get('source'))),
             'origin_bytes': origin_sent, 'proxy_bytes': proxies_sent,
             'cpu_average': cpu.average, 'cpu_peak': cpu.peak,
             # One a second from the cast: where in the round the CPU peaked.
             'cpu_samples': [round(v, 1) for v in cpu.samples],
-            'times': sorted(cached), 'landing': sorted(landing.values())}
+            'times': sorted(cached), 'landing': sorted(landing.values()),
+            'bytes_per_host': _median([r['bytes'] for _t, r in done.values()
+                                       if r.get('bytes') is not None])}
+        if size:
+            result['artifact_bytes'] = size
         self.results.append(result)
         self.on_result()
         print('  %s: %d/%d cached, last %.1fs, origin sent %.2f x S_c, '
               'landing p50 %s s, CPU %.0f%% (peak %.0f%%)' % (
                   strategy, len(cached), len(hosts), result['last'] or 0,
-                  origin_sent / self.size,
+                  origin_sent / (size or self.size),
                   _fmt(_median(result['landing']), '%.2f'), cpu.average,
                   cpu.peak),
               flush=True)
@@ -214,11 +239,14 @@ def print_table(summary):
             rows.append((r['strategy'], '-', '-', '-', '-', '-', '-',
                          'not run: ' + r['skipped']))
             continue
+        # Another image (the delta round's): no bound of the same image.
+        own = r.get('artifact_bytes')
         rows.append((
             r['strategy'], '%d/%d' % (r['cached'], r['hosts']),
             _fmt(r['last']), _fmt(r['p50']),
-            _fmt(r['last'] and r['last'] / bound, '%.2f'),
-            '%.2f' % (r['origin_bytes'] / size),
+            _fmt(r['last'] / bound if r['last'] and not own else None,
+                 '%.2f'),
+            '%.2f' % (r['origin_bytes'] / (own or size)),
             _fmt(_median(r.get('landing')), '%.2f'),
             '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak'])))
     widths = [max(len(str(row[i])) for row in rows) for i in range(7)]
@@ -226,6 +254,8 @@ def print_table(summary):
         print('  '.join(str(c).rjust(w) if i else str(c).ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths))) +
               '  ' + str(row[7]))
+    if summary.get('delta'):
+        delta_round.print_summary(summary['delta'])
     for r in summary['results']:
         for host, reason in sorted((r.get('failures') or {}).items()):
             print('%s: %s failed: %s' % (r['strategy'], host, reason))
@@ -321,6 +351,12 @@ def _run_strategies(args, cluster, image_path, work_dir):
             bench.results.append({
                 'strategy': BITTORRENT,
                 'skipped': 'the bittorrent plugins are not installed'})
+    if DELTA in wanted:
+        options = {'agent': dict(no_proxy['agent'])}
+        for (group, name), value in args.agent_option:
+            options.setdefault(group, {})[name] = value
+        summary['delta'] = delta_round.run(bench, cluster, args, work_dir,
+                                           options)
     _save(args.json, summary)
     print_table(summary)
     return 0 if all(r.get('skipped') or not r['failures']
@@ -365,6 +401,10 @@ def main(argv=None):
                         help='an option of the agents in the bittorrent '
                              'strategy (e.g. bittorrent_source.'
                              'stream_window=0); may be repeated')
+    parser.add_argument('--delta-pair', metavar='DIR',
+                        help='v1.qcow2 and v2.qcow2 of an image pair '
+                             '(tools/bench/image_pairs.py), for strategy '
+                             '%s' % DELTA)
     parser.add_argument('--work-dir',
                         help='kept afterwards; default: a new directory in '
                              '/var/tmp, removed at the end of the run')
@@ -374,9 +414,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for rate in (args.host_rate, args.origin_rate, args.proxy_rate):
         rate_bps(rate)
-    unknown = set(args.strategies) - set(STRATEGIES)
+    unknown = set(args.strategies) - set(STRATEGIES + (DELTA,))
     if unknown:
         parser.error('unknown strategies: %s' % ', '.join(sorted(unknown)))
+    if DELTA in args.strategies:
+        if not args.delta_pair:
+            parser.error('strategy %s needs --delta-pair' % DELTA)
+        args.delta_pair = delta_round.check_pair(parser, args.delta_pair)
     if os.geteuid() != 0:
         parser.error('needs root (network namespaces, tc)')
     if args.json:

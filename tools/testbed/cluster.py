@@ -146,6 +146,8 @@ class Round(object):
         self.base_dir = os.path.join(cluster.work_dir, name)
         self.agent_options = agent_options
         self.arrivals = {}
+        #: Reports of other images are ignored when set (:meth:`expect`).
+        self.image_id = None
         self.agents = []
         self._lock = threading.Condition()
         self._fixtures = []
@@ -191,8 +193,16 @@ class Round(object):
         if kind != 'report' or payload['status'] in states.IN_PROGRESS:
             return
         with self._lock:
+            if self.image_id and payload.get('image_id') != self.image_id:
+                return
             self.arrivals[host] = (time.monotonic(), payload)
             self._lock.notify_all()
+
+    def expect(self, image_id):
+        """Forget the arrivals so far; count reports of ``image_id`` only."""
+        with self._lock:
+            self.image_id = image_id
+            self.arrivals = {}
 
     def landing_seconds(self, image_id):
         """Return ``{host: seconds}``: each agent's :func:`landing_seconds`."""
@@ -257,28 +267,37 @@ class Cluster(object):
     def origin_url(self):
         return 'http://%s:%d' % (self.testbed.origin.address, ORIGIN_PORT)
 
-    def start_origin(self, server, extra_config=None, piece_size_kb=1024):
+    def start_origin(self, server, extra_config=None, piece_size_kb=1024,
+                     images_dir=None, name=None, options=None,
+                     origin_args=()):
         """Start the service's server side with ImageServer ``server``.
 
         The ``bittorrent`` server seeds on the origin's address with
         pieces of ``piece_size_kb``; ``extra_config`` (a config file) can
         set any other option.
 
+        :param images_dir: the images to serve; the cluster's by default.
+        :param name: names the origin's directory (``origin-<name>``,
+            ``server`` by default): a new name, a new database.
+        :param options: more ``{group: {option: value}}``.
+        :param origin_args: more arguments of ``origin.py``.
         :returns: ``{image id: meta}`` as the service would cast it.
         """
         self.stop_origin()
-        directory = os.path.join(self.work_dir, 'origin-%s' % server)
+        images_dir = images_dir or self.images_dir
+        directory = os.path.join(self.work_dir, 'origin-%s' % (name or
+                                                               server))
         os.makedirs(directory, exist_ok=True)
         config = os.path.join(directory, 'origin.conf')
         meta_file = os.path.join(directory, 'meta.json')
-        control_plane.write_config(config, {
+        groups = {
             'DEFAULT': {'host': 'origin', 'log_file':
                         os.path.join(directory, 'origin.log')},
             'service': {'listers': 'directory', 'fetcher': 'file',
                         'server': server, 'staging_dir':
                         os.path.join(self.work_dir, 'staging')},
-            'directory_lister': {'path': self.images_dir},
-            'file_fetcher': {'image_dir': self.images_dir},
+            'directory_lister': {'path': images_dir},
+            'file_fetcher': {'image_dir': images_dir},
             'http_server': {'document_root':
                             os.path.join(self.work_dir, 'www'),
                             'bind_host': self.testbed.origin.address,
@@ -286,14 +305,17 @@ class Cluster(object):
                             'base_url': self.origin_url},
             'bittorrent_server': {'listen_host': self.testbed.origin.address,
                                   'piece_size_kb': piece_size_kb},
-        })
+        }
+        for group, values in (options or {}).items():
+            groups.setdefault(group, {}).update(values)
+        control_plane.write_config(config, groups)
         args = ['--config-file', config]
         if extra_config:
             args += ['--config-file', extra_config]
         self._origin = subprocess.Popen(
             self.testbed.origin.exec_args(
                 [sys.executable, ORIGIN_SCRIPT] + args +
-                ['--meta-file', meta_file]),
+                ['--meta-file', meta_file] + list(origin_args)),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(directory, 'stderr.log'), 'w'),
             start_new_session=True)

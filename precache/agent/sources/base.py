@@ -37,6 +37,17 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
     #: name).
     method = None
 
+    #: Set by the Downloader that loaded this plugin: a function that
+    #: returns the Downloader's plugin of another method (or None when
+    #: there is none). A plugin that downloads through another one's
+    #: transport (``delta``) uses it through :meth:`sibling`, so both
+    #: share one session, seeding pool and proxy order.
+    siblings = None
+
+    def sibling(self, method):
+        """Return the Downloader's plugin of ``method``, or None."""
+        return self.siblings(method) if self.siblings is not None else None
+
     @abc.abstractmethod
     def iter_chunks(self, image, source):
         """Yield the artifact's bytes in order, as they travel.

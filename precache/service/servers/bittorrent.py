@@ -13,6 +13,12 @@ is served by this process).
 after it as the fallback of agents without BitTorrent or whose swarm
 stalls.
 
+Extra artifacts (a delta, see :mod:`precache.service.servers.base`) get
+the same: the ``http`` server writes and serves the file, and it is
+seeded as a torrent of its own, with the same tracker, first copies,
+web seed and passkey scheme; it is seeded while its version of the
+image is served and forgotten with the image.
+
 How agents find peers, without DHT or a public tracker:
 
 * the service runs its own small tracker (:mod:`precache.torrent.tracker`,
@@ -55,6 +61,7 @@ from precache.common import exception
 from precache.common import plugin
 from precache.common import webserver
 from precache.service.servers import base
+from precache.service.servers import http
 from precache.torrent import metainfo
 from precache.torrent import registry
 from precache.torrent import session as session_mod
@@ -191,6 +198,8 @@ class BitTorrentServer(base.ImageServer):
     :raises ConfigurationError: the options contradict each other.
     """
 
+    carries_extra_artifacts = True
+
     def __init__(self, conf):
         super().__init__(conf)
         self.piece_size = metainfo.check_piece_size(
@@ -300,24 +309,59 @@ class BitTorrentServer(base.ImageServer):
     def serve(self, image, path):
         """Publish the artifact over HTTP and seed its torrent.
 
+        Torrents of the image's extra artifacts of older versions stop
+        being seeded.
+
         :returns: ``[bittorrent source, http source]``.
         :raises ServeFailed: the artifact or its torrent could not be
             made, or the server is not started.
         """
+        self._check_started(image)
+        http_source, = self.http.serve(image, path)
+        artifact = self.http.artifact_path(image)
+        source = self._seed(image, artifact, http_source)
+        self.seeder.forget(image.id, keep=self._current(image))
+        return [source, http_source]
+
+    def extra_artifact_path(self, image, name):
+        """Where the ``http`` server keeps it (see there)."""
+        return self.http.extra_artifact_path(image, name)
+
+    def serve_extra(self, image, artifact):
+        """Serve an extra artifact over HTTP and seed its own torrent.
+
+        :returns: ``[bittorrent source, http source]``.
+        :raises ServeFailed: its torrent could not be made, or the server
+            is not started.
+        """
+        self._check_started(image)
+        http_source, = self.http.serve_extra(image, artifact)
+        return [self._seed(image, artifact.path, http_source,
+                           artifact.name), http_source]
+
+    def _check_started(self, image):
         if self.seeder is None:
             raise exception.ServeFailed(image_id=image.id,
                                         reason='the bittorrent server is '
                                                'not started')
-        http_source, = self.http.serve(image, path)
-        artifact = self.http.artifact_path(image)
+
+    def _current(self, image):
+        """Whether a seeded artifact belongs to the served version."""
+        prefix = http.Artifact(self.http.options.document_root, image,
+                               self.http.options.compression).version_prefix
+        return lambda name: name is None or name.startswith(prefix)
+
+    def _seed(self, image, path, http_source, name=None):
+        """Seed the file at ``path``; return its ``bittorrent`` source."""
         try:
             torrent, key, passkey = self.seeder.seed(
-                image.id, artifact, http_source['hash_value'],
-                self.piece_size, http_source['url'], self.options.trackers)
+                image.id, path, http_source['hash_value'],
+                self.piece_size, http_source['url'], self.options.trackers,
+                artifact=name)
         except Exception as exc:
             raise exception.ServeFailed(
                 image_id=image.id,
-                reason='seeding %s failed: %s' % (artifact, exc)) from exc
+                reason='seeding %s failed: %s' % (path, exc)) from exc
         source = {'method': 'bittorrent',
                   'torrent': metainfo.encode(torrent),
                   'info_hash': key,
@@ -325,9 +369,9 @@ class BitTorrentServer(base.ImageServer):
         if self.tracker is not None:
             source['inject_url'] = with_passkey(
                 self.tracker_url(tracker_mod.INJECT_PATH), passkey)
-        for name in ('compression', 'size', 'hash_algo', 'hash_value'):
-            source[name] = http_source[name]
-        return [source, http_source]
+        for field in ('compression', 'size', 'hash_algo', 'hash_value'):
+            source[field] = http_source[field]
+        return source
 
     def retire(self, image_id):
         """Stop seeding the image's torrent, then remove its artifacts."""
@@ -342,7 +386,10 @@ def with_passkey(url, passkey):
 
 
 class Seeder(object):
-    """The torrents a session seeds, one per image.
+    """The torrents a session seeds: one per image and artifact.
+
+    An image's full artifact and each of its extra artifacts (named by
+    their file names) have a torrent each.
 
     :param session: a :class:`precache.torrent.session.Session`; closed
         by :meth:`stop`.
@@ -358,31 +405,36 @@ class Seeder(object):
         self.swarms = swarms
         self.announce_url = announce_url
         self._lock = threading.Lock()
-        #: image id -> (what the torrent was made of, bytes, info-hash,
-        #: handle, passkey)
+        #: (image id, artifact name or None) -> (what the torrent was made
+        #: of, bytes, info-hash, handle, passkey)
         self._torrents = {}
 
     @property
     def port(self):
         return self.session.port
 
-    def seed(self, image_id, path, digest, piece_size, web_seed, trackers):
-        """Seed the file at ``path`` as image ``image_id``'s torrent.
+    def seed(self, image_id, path, digest, piece_size, web_seed, trackers,
+             artifact=None):
+        """Seed the file at ``path`` as a torrent of image ``image_id``.
 
         The torrent is made once per artifact and kept while it does not
-        change; an image's previous torrent stops being seeded.
+        change; the previous torrent of the same artifact stops being
+        seeded.
 
         :param digest: the artifact's hash: a torrent is made again when
             it changes.
         :param trackers: the operator's announce URLs, written after the
             built-in tracker's.
+        :param artifact: the name of an extra artifact; None for the full
+            one.
 
         :returns: ``(bencoded torrent, hex info-hash, passkey)``; the
             passkey is None without the built-in tracker.
         """
         recipe = (path, digest, piece_size, web_seed, tuple(trackers))
+        slot = (image_id, artifact)
         with self._lock:
-            current = self._torrents.get(image_id)
+            current = self._torrents.get(slot)
             if current is not None and current[0] == recipe:
                 return current[1], current[2], current[4]
             passkey = None
@@ -410,29 +462,39 @@ class Seeder(object):
                 self.session.remove_torrent(current[3])
                 if self.swarms is not None:
                     self.swarms.untrack(current[2])
-            self._torrents[image_id] = (recipe, torrent, key, handle,
-                                        passkey)
+            self._torrents[slot] = (recipe, torrent, key, handle, passkey)
         LOG.info('Seeding image %s: %s, %d pieces of %d KiB, info-hash %s',
                  image_id, path, params.ti.num_pieces(),
                  piece_size // metainfo.KiB, key)
         return torrent, key, passkey
 
-    def forget(self, image_id):
-        """Stop seeding ``image_id``'s torrent; the tracker forgets it."""
-        with self._lock:
-            current = self._torrents.pop(image_id, None)
-            if current is None:
-                return
-            self.session.remove_torrent(current[3])
-            if self.swarms is not None:
-                self.swarms.untrack(current[2])
-        LOG.info('Stopped seeding image %s (info-hash %s)', image_id,
-                 current[2])
+    def forget(self, image_id, keep=None):
+        """Stop seeding ``image_id``'s torrents; the tracker forgets them.
 
-    def handle(self, image_id):
-        """Return the torrent handle seeding ``image_id``, or None."""
+        :param keep: called with each torrent's artifact name (None for
+            the full artifact): those for which it returns True are kept.
+            None forgets every torrent of the image.
+        """
         with self._lock:
-            current = self._torrents.get(image_id)
+            slots = [slot for slot in self._torrents if slot[0] == image_id
+                     and not (keep is not None and keep(slot[1]))]
+            gone = [self._torrents.pop(slot) for slot in slots]
+            for current in gone:
+                self.session.remove_torrent(current[3])
+                if self.swarms is not None:
+                    self.swarms.untrack(current[2])
+        for current in gone:
+            LOG.info('Stopped seeding a torrent of image %s (info-hash %s)',
+                     image_id, current[2])
+
+    def handle(self, image_id, artifact=None):
+        """Return the handle seeding an artifact of ``image_id``, or None.
+
+        :param artifact: the name of an extra artifact; None for the full
+            one.
+        """
+        with self._lock:
+            current = self._torrents.get((image_id, artifact))
         return current[3] if current else None
 
     def stop(self):

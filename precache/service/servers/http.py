@@ -7,6 +7,11 @@ of the origin never serves stale bytes under a current URL. A hidden
 sidecar record (``.<artifact name>.json``) keeps the artifact's size and
 sha256, so an unchanged image costs one ``stat`` per run.
 
+Extra artifacts of an image (a delta, see
+:mod:`precache.service.servers.base`) are written beside its full
+artifact, under names that start with the same hash prefix, and served
+the same way; they are kept while that version of the image is served.
+
 The artifacts are served by the built-in server
 (:mod:`precache.service.servers.httpd`) or by any web server pointed at
 ``document_root``.
@@ -46,9 +51,6 @@ WRITE_SIZE = 1024 * 1024
 #: The hash of the artifact's bytes put in the source dict.
 HASH_ALGO = 'sha256'
 ARTIFACT_EXTENSION = '.img'
-#: Between the image's hash prefix and the base's in a delta artifact's
-#: name (see :mod:`precache.service.delta`).
-DELTA_INFIX = '.delta-'
 _WILDCARD_HOSTS = ('', '0.0.0.0', '::')
 
 http_server_opts = [
@@ -146,6 +148,8 @@ class HTTPServer(base.ImageServer):
     :param conf: the process's ConfigOpts.
     :raises ConfigurationError: the options contradict each other.
     """
+
+    carries_extra_artifacts = True
 
     def __init__(self, conf):
         super().__init__(conf)
@@ -251,6 +255,44 @@ class HTTPServer(base.ImageServer):
                                         reason=exc) from exc
         return artifact, record
 
+    def extra_artifact_path(self, image, name):
+        """Return where the extra artifact ``name`` of ``image`` goes.
+
+        Beside the image's full artifact in ``document_root``.
+
+        :raises ServeFailed: ``name`` is not a valid artifact name.
+        """
+        artifact = Artifact(self.options.document_root, image,
+                            self.options.compression)
+        if (not name or '/' in name or httpd.is_hidden(name) or
+                not name.startswith(artifact.version_prefix) or
+                name.startswith(artifact.version_prefix +
+                                ARTIFACT_EXTENSION)):
+            raise exception.ServeFailed(
+                image_id=image.id,
+                reason='%r is not a valid name for an extra artifact' % name)
+        os.makedirs(artifact.directory, exist_ok=True)
+        return os.path.join(artifact.directory, name)
+
+    def serve_extra(self, image, artifact):
+        """Describe an extra artifact written in ``document_root``.
+
+        :returns: one ``http`` source dict.
+        :raises ServeFailed: the file is not there.
+        """
+        if not os.path.isfile(artifact.path):
+            raise exception.ServeFailed(
+                image_id=image.id, reason='its extra artifact %s is missing'
+                                          % artifact.path)
+        return [self.extra_source(image, artifact)]
+
+    def extra_source(self, image, artifact):
+        """Return the ``http`` source dict of an extra artifact."""
+        return dict(extra_fields(artifact), method='http',
+                    url='%s/%s/%s' % (self.base_url,
+                                      urllib.parse.quote(image.id, safe=''),
+                                      urllib.parse.quote(artifact.name)))
+
     def retire(self, image_id):
         """Remove the image's directory: its artifacts and records."""
         if httpd.is_hidden(image_id) or '/' in image_id:
@@ -331,8 +373,9 @@ class Artifact(object):
         self.name = '%s%s%s' % (value[:16].lower(), ARTIFACT_EXTENSION,
                                 compression.SUFFIXES[algorithm])
         self.path = os.path.join(self.directory, self.name)
-        #: Delta artifacts of this version start with it.
-        self.delta_prefix = value[:16].lower() + DELTA_INFIX
+        #: Every artifact of this version starts with it (the extra
+        #: ones too, see :meth:`HTTPServer.extra_artifact_path`).
+        self.version_prefix = value[:16].lower()
         self.record_name = '%s%s.json' % (httpd.HIDDEN_PREFIX, self.name)
         self.record_path = os.path.join(self.directory, self.record_name)
         self.url_path = '%s/%s' % (urllib.parse.quote(image.id, safe=''),
@@ -361,19 +404,31 @@ class Artifact(object):
             out.write(json.dumps(record).encode())
         return record
 
+    def keeps(self, name):
+        """Whether the file ``name`` belongs to this version (or a write).
+
+        This artifact and its record, the extra artifacts of the same
+        version and their records, and temporary files.
+        """
+        if name in (self.name, self.record_name) or name.startswith(
+                fileutils.TEMP_PREFIX):
+            return True
+        if name.startswith(httpd.HIDDEN_PREFIX):
+            name = name[len(httpd.HIDDEN_PREFIX):]
+        return (name.startswith(self.version_prefix) and
+                not name.startswith(self.version_prefix +
+                                    ARTIFACT_EXTENSION))
+
     def remove_others(self):
         """Remove the artifacts and records of the image's older versions.
 
-        Delta artifacts of this version (:data:`DELTA_INFIX`) are kept.
+        The extra artifacts of this version (a delta) are kept.
 
         Temporary files are left alone: they may belong to a write in
         progress; :meth:`HTTPServer.start` removes those a crash left.
         """
-        keep = (self.name, self.record_name)
-        deltas = (self.delta_prefix, httpd.HIDDEN_PREFIX + self.delta_prefix)
         for name in os.listdir(self.directory):
-            if name not in keep and not name.startswith(
-                    (fileutils.TEMP_PREFIX,) + deltas):
+            if not self.keeps(name):
                 LOG.info('Removing %s, left from an older version of '
                          'image %s', name, self.image_id)
                 fileutils.remove_quietly(os.path.join(self.directory, name))
@@ -389,6 +444,16 @@ def artifact_source(artifact, record):
             'size': record['size'],
             'hash_algo': HASH_ALGO,
             'hash_value': record['hash_value']}
+
+
+def extra_fields(artifact):
+    """The fields of a source dict that describe an extra artifact's bytes.
+
+    :param artifact: a :data:`~precache.service.servers.base.ExtraArtifact`.
+    """
+    return {'compression': artifact.compression, 'size': artifact.size,
+            'hash_algo': artifact.hash_algo,
+            'hash_value': artifact.hash_value}
 
 
 def compress_file(path, out, algorithm, level=None, threads=0):

@@ -15,7 +15,13 @@ steps so a meta changes only when its URL needs renewing). With
 ``http_fallback`` the service's own ``http`` source follows it, for
 agents that cannot reach Swift or hold an expired URL.
 
-Cleanup: when an image changes, the objects of its older version get
+Extra artifacts (a delta, see :mod:`precache.service.servers.base`)
+are written beside the local copy by the service and uploaded the same
+way, as ``<image id>/<extra artifact name>``: a ``swift`` source with
+their TempURL, then the ``http`` one with ``http_fallback``.
+
+Cleanup: when an image changes, the objects of its older version (its
+extra artifacts included) get
 ``X-Delete-After: [service] retire_grace_period`` (Swift removes them
 then; agents still fetching the old version finish); when an image is no
 longer served, :meth:`SwiftServer.retire` deletes every object under
@@ -106,6 +112,8 @@ class SwiftServer(base.ImageServer):
     :raises ConfigurationError: the options contradict each other.
     """
 
+    carries_extra_artifacts = True
+
     def __init__(self, conf):
         super().__init__(conf)
         opts = self.options
@@ -123,6 +131,8 @@ class SwiftServer(base.ImageServer):
         self._account = None
         #: image id -> (object name, sha256) uploaded or found in place.
         self._in_place = {}
+        #: (object name, sha256) of the extra artifacts in place.
+        self._extras_in_place = set()
 
     @classmethod
     def get_config_group(cls):
@@ -151,22 +161,63 @@ class SwiftServer(base.ImageServer):
             or no TempURL key is known.
         """
         artifact, record = self.http.publish(image, path)
-        name = '%s/%s' % (image.id, artifact.name)
+        return self._serve_object(
+            image.id, artifact.name, artifact.path,
+            http.artifact_source(artifact, record), artifact.keeps,
+            lambda: self.http.source(artifact, record))
+
+    def extra_artifact_path(self, image, name):
+        """Beside the local copy of the full artifact (see ``http``)."""
+        return self.http.extra_artifact_path(image, name)
+
+    def serve_extra(self, image, artifact):
+        """Upload an extra artifact unless in place; sign its TempURL.
+
+        :returns: ``[swift source]``, then the ``http`` one with
+            ``http_fallback``.
+        :raises ServeFailed: the artifact could not be uploaded, or no
+            TempURL key is known.
+        """
+        return self._serve_object(
+            image.id, artifact.name, artifact.path,
+            http.extra_fields(artifact), None,
+            lambda: self.http.extra_source(image, artifact))
+
+    def _serve_object(self, image_id, artifact_name, path, fields, keeps,
+                      http_source):
+        """Upload ``path`` as ``<image id>/<artifact name>`` unless there.
+
+        :param fields: the artifact's ``compression``, ``size``,
+            ``hash_algo`` and ``hash_value``, as in a source dict.
+        :param keeps: for the full artifact, tells which other objects
+            of the image to keep when this one is uploaded or found (see
+            :meth:`_expire_others`); Swift deletes the rest after the
+            grace. None (extra artifacts) leaves them alone.
+        :param http_source: returns the ``http`` fallback's source dict.
+        :returns: the source dicts.
+        """
+        name = '%s/%s' % (image_id, artifact_name)
+        placed = (name, fields['hash_value'])
         conn = self._connector.connection()
         try:
             storage_url, key = self._account_of(conn)
-            if self._in_place.get(image.id) != (name, record['hash_value']):
-                self._upload_unless_in_place(conn, image.id, name,
-                                             artifact.path, record)
-                self._expire_others(conn, image.id, name)
-                self._in_place[image.id] = (name, record['hash_value'])
+            known = (self._in_place.get(image_id) == placed if keeps
+                     else placed in self._extras_in_place)
+            if not known:
+                self._upload_unless_in_place(conn, image_id, name, path,
+                                             fields)
+                if keeps:
+                    self._expire_others(conn, image_id, keeps)
+                    self._in_place[image_id] = placed
+                else:
+                    self._extras_in_place.add(placed)
         except swift_exc.ClientException as exc:
-            raise self._failed(image.id, 'Swift refused %s/%s: %s'
+            raise self._failed(image_id, 'Swift refused %s/%s: %s'
                                % (self.options.container, name, exc)) from exc
         except exception.PrecacheException:
             raise
         except Exception as exc:
-            raise self._failed(image.id, 'uploading to %s/%s failed: %s'
+            raise self._failed(image_id, 'uploading to %s/%s failed: %s'
                                % (self.options.container, name, exc)) from exc
         finally:
             conn.close()
@@ -175,10 +226,9 @@ class SwiftServer(base.ImageServer):
             opts.agent_storage_url or storage_url, opts.container, name, key,
             tempurl.expiry(opts.tempurl_lifetime,
                            opts.tempurl_min_remaining))
-        sources = [dict(http.artifact_source(artifact, record),
-                        method='swift', url=url)]
+        sources = [dict(fields, method='swift', url=url)]
         if opts.http_fallback:
-            sources.append(self.http.source(artifact, record))
+            sources.append(http_source())
         return sources
 
     def retire(self, image_id):
@@ -198,6 +248,9 @@ class SwiftServer(base.ImageServer):
             LOG.info('Deleted %d Swift object(s) of image %s, no longer '
                      'served', len(names), image_id)
         self._in_place.pop(image_id, None)
+        self._extras_in_place = {
+            placed for placed in self._extras_in_place
+            if not placed[0].startswith(image_id + '/')}
         self.http.retire(image_id)
 
     @staticmethod
@@ -292,16 +345,19 @@ class SwiftServer(base.ImageServer):
                              'etag': etag, 'size_bytes': length})
         return manifest
 
-    def _expire_others(self, conn, image_id, name):
+    def _expire_others(self, conn, image_id, keeps):
         """Let Swift delete the image's older objects after the grace.
 
         Agents may still be fetching an older version; Swift's object
         expiry removes it ``[service] retire_grace_period`` seconds later.
+
+        :param keeps: tells, from an artifact's name (an object's name
+            after ``<image id>/``, segments counting as their SLO), which
+            objects belong to the version served: those stay.
         """
         grace = self.conf.service.retire_grace_period
-        mine = (name, name + SEGMENT_INFIX)
         for other in self._names(conn, image_id):
-            if other == name or other.startswith(mine[1]):
+            if keeps(other[len(image_id) + 1:].split(SEGMENT_INFIX)[0]):
                 continue
             headers = conn.head_object(self.options.container, other)
             if 'x-delete-at' in headers:

@@ -36,6 +36,14 @@ _TRANSFER = re.compile(r'torrent \w+ (downloaded|abandoned); about (\d+) '
                        r'connections closed unsampled')
 
 
+def configure_server(test, **options):
+    """Set the ``bittorrent`` server's options: 127.0.0.1, free ports."""
+    server_cls = plugin.load_plugin_class('precache.servers', 'bittorrent')
+    test.register_plugin_opts(server_cls)
+    test.flags(group=server_cls.get_config_group(), listen_host='127.0.0.1',
+               listen_port=0, tracker_port=0, **options)
+
+
 class SwarmTestCase(test_distribution.DistributionTestCase):
     """The pipeline serves with ``bittorrent``; agents run BitTorrent."""
 
@@ -44,13 +52,8 @@ class SwarmTestCase(test_distribution.DistributionTestCase):
 
     def configure_service(self):
         super().configure_service()
-        server_cls = plugin.load_plugin_class('precache.servers',
-                                              'bittorrent')
-        self.register_plugin_opts(server_cls)
-        self.flags(group=server_cls.get_config_group(),
-                   listen_host='127.0.0.1', listen_port=0, tracker_port=0,
-                   piece_size_kb=1024,
-                   upload_rate_limit=self.seed_upload_rate)
+        configure_server(self, piece_size_kb=1024,
+                         upload_rate_limit=self.seed_upload_rate)
         self.flags(group='service', server='bittorrent')
 
     def start_swarm_agents(self, **source_options):

@@ -31,24 +31,33 @@ IMAGE_ID = '5d2c7a1e-3b4f-4a6e-9c8d-7e6f5a4b3c2d'
 GRACE = 600
 
 
-class SwiftImageServerTest(test_distribution.DistributionTestCase):
+class SwiftTestMixin(object):
+    """A real Swift for the test class; the ``swift`` server's options."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.swift = cls.use_class_fixture(swift_fixture.SwiftServerFixture())
 
-    def configure_service(self):
-        super().configure_service()
+    def configure_swift_server(self, prefix):
+        """Set the server's options, a container of its own, a key."""
+        self.container = '%s-%s' % (prefix,
+                                    os.path.basename(self.tempdir)[-8:])
         self.register_plugin_opts(swift_server_mod.SwiftServer)
-        self.container = 'precache-%s' % os.path.basename(self.tempdir)[-8:]
         self.flags(group='swift_server', auth_url=self.swift.auth_url,
                    auth_version='1', user=self.swift.user,
-                   key=self.swift.key, container=self.container,
-                   retries=0)
+                   key=self.swift.key, container=self.container, retries=0)
+        self.swift.set_tempurl_key('precache-test-key')
+
+
+class SwiftImageServerTest(SwiftTestMixin,
+                           test_distribution.DistributionTestCase):
+
+    def configure_service(self):
+        super().configure_service()
+        self.configure_swift_server('precache')
         self.flags(group='service', server='swift',
                    retire_grace_period=GRACE)
-        self.swift.set_tempurl_key('precache-test-key')
         self.conn = self.swift.connection()
 
     def make_server(self, **options):

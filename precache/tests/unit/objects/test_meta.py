@@ -37,7 +37,7 @@ class MetaTest(base.TestCase):
     def test_build_round_trips_through_validate(self):
         built = build(make_image(), [HTTP_SOURCE],
                       targets={'hosts': ['cmp-*']}, pin_until=12.5)
-        self.assertEqual('1.3', built['version'])
+        self.assertEqual('1.4', built['version'])
         self.assertEqual(base.EPOCH, built['epoch'])
         self.assertEqual(HASH, built['image']['os_hash_value'])
         self.assertIs(built, meta.validate(built))
@@ -144,3 +144,45 @@ class BitTorrentSourceSchemaTest(base.TestCase):
         built = build(make_image(), [HTTP_SOURCE])
         built['version'] = '1.0'
         self.assertIs(built, meta.validate(built))
+
+
+class DeltaSourceSchemaTest(base.TestCase):
+
+    def delta(self, transport, **changes):
+        source = dict(transport, method='delta',
+                      transport=transport['method'], base={'id': 'older'},
+                      url='http://127.0.0.1/d.zst', **changes)
+        return build(make_image(), [source, HTTP_SOURCE])
+
+    def test_every_transport_is_valid(self):
+        for transport in (HTTP_SOURCE, BITTORRENT_SOURCE,
+                          dict(HTTP_SOURCE, method='swift')):
+            built = self.delta(transport)
+            self.assertEqual(transport['method'],
+                             built['sources'][0]['transport'])
+
+    def test_meta_1_3_delta_without_transport_is_valid(self):
+        source = dict(HTTP_SOURCE, method='delta', base={'id': 'older'})
+        build(make_image(), [source])
+
+    def test_a_bittorrent_delta_needs_its_torrent(self):
+        for key in ('torrent', 'info_hash'):
+            transport = dict(BITTORRENT_SOURCE)
+            del transport[key]
+            exc = self.assertRaises(exception.InvalidMeta, self.delta,
+                                    transport)
+            self.assertIn("'%s' is a required property" % key, str(exc))
+
+    def test_every_delta_needs_a_url_and_its_base(self):
+        for key in ('url', 'base'):
+            source = dict(BITTORRENT_SOURCE, method='delta',
+                          transport='bittorrent', base={'id': 'older'},
+                          url='http://127.0.0.1/d.zst')
+            del source[key]
+            self.assertRaises(exception.InvalidMeta, build, make_image(),
+                              [source])
+
+    def test_a_delta_cannot_travel_as_a_delta(self):
+        exc = self.assertRaises(exception.InvalidMeta, self.delta,
+                                dict(HTTP_SOURCE, method='delta'))
+        self.assertIn('sources/0/transport', str(exc))

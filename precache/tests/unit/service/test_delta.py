@@ -13,6 +13,8 @@ import fixtures
 
 from precache.agent import assembly
 from precache.agent import download
+from precache.agent.sources import bittorrent as bt_source
+from precache.agent.sources import delta as delta_source
 from precache.agent.stores import directory as directory_store
 from precache.common import exception
 from precache.objects import chunks
@@ -21,6 +23,8 @@ from precache.objects import image as image_mod
 from precache.objects import meta as meta_mod
 from precache.objects import states
 from precache.service import delta
+from precache.service.servers import base as servers_base
+from precache.service.servers import bittorrent as bt_server
 from precache.service.servers import http as http_server
 from precache.service import views
 from precache.tests import base
@@ -99,7 +103,8 @@ class DeltaTestCase(base.TestCase):
         """Serve v1, let ``hosts`` hold it, serve v2: v2's sources."""
         self.db.images = [{'id': 'img-v1', 'name': 'golden'},
                           {'id': 'img-v2', 'name': 'golden'}]
-        self.assertEqual(1, len(self.serve(self.image1, self.v1)))
+        self.assertNotIn('delta', [s['method'] for s in
+                                   self.serve(self.image1, self.v1)])
         self.db.holders['img-v1'] = list(hosts)
         return self.serve(self.image2, self.v2)
 
@@ -154,7 +159,7 @@ class TestDeltaPublisher(DeltaTestCase):
             n: os.stat(os.path.join(path, n)).st_mtime_ns
             for n in os.listdir(path)})
 
-    def test_needs_the_http_server(self):
+    def test_needs_a_server_carrying_extra_artifacts(self):
         self.flags(group='service', server='glance')
         exc = self.assertRaises(exception.ConfigurationError,
                                 delta.DeltaPublisher, self.conf, self.db,
@@ -206,6 +211,162 @@ class TestDeltaDownload(DeltaTestCase):
         self.assertEqual(0, os.path.getsize(target))
 
 
+class TestDeltaOverBitTorrent(DeltaTestCase):
+    """The bittorrent server seeds the delta; the source swarms it."""
+
+    def setUp(self):
+        super().setUp()
+        for cls in (bt_server.BitTorrentServer, bt_source.BitTorrentSource):
+            self.register_plugin_opts(cls)
+        self.flags(group=bt_server.GROUP, listen_host='127.0.0.1',
+                   listen_port=0, piece_size_kb=64, tracker=False,
+                   tracker_port=0)
+        self.flags(group=bt_source.GROUP,
+                   download_dir=os.path.join(self.tempdir, 'torrents'),
+                   listen_host='127.0.0.1', listen_port=0, seed_time=60,
+                   stall_timeout=5, web_seed_delay=-1)
+        self.server.stop()
+        self.server = bt_server.BitTorrentServer(self.conf)
+        self.server.start()
+        self.addCleanup(self.server.stop)
+        self.publisher = delta.DeltaPublisher(self.conf, self.db,
+                                              self.server)
+
+    def test_delta_torrent_then_delta_http_then_full(self):
+        sources = self.serve_both()
+        self.assertEqual(
+            [('delta', 'bittorrent'), ('delta', 'http'),
+             ('bittorrent', None), ('http', None)],
+            [(s['method'], s.get('transport')) for s in sources])
+        torrent, web = sources[:2]
+        # A torrent of its own, the delta's URL as its web seed and url.
+        self.assertNotEqual(torrent['info_hash'], sources[2]['info_hash'])
+        self.assertEqual(web['url'], torrent['url'])
+        self.assertIn('.delta-', web['url'])
+        for key in ('size', 'hash_value', 'base'):
+            self.assertEqual(web[key], torrent[key])
+        meta_mod.validate(meta_mod.build(self.image2, sources,
+                                         epoch=base.EPOCH))
+        name = web['url'].rsplit('/', 1)[1]
+        self.assertIsNotNone(self.server.seeder.handle('img-v2', name))
+
+    def test_assembled_from_the_swarm(self):
+        sources = self.serve_both()
+        self.hold_v1()
+        result = self.download(sources)
+        self.assertEqual('delta', result['method'])
+        self.assertEqual(sources[0]['size'], result['bytes_received'])
+        self.assertIn('bittorrent info-hash %s (base img-v1)'
+                      % sources[0]['info_hash'], result['locator'])
+
+    def test_without_base_no_byte_travels_and_the_full_swarm_serves(self):
+        sources = self.serve_both()
+        result = self.download(sources)
+        self.assertEqual('bittorrent', result['method'])
+
+    def test_retire_forgets_every_torrent_of_the_image(self):
+        sources = self.serve_both()
+        name = sources[1]['url'].rsplit('/', 1)[1]
+        self.server.retire('img-v2')
+        self.assertIsNone(self.server.seeder.handle('img-v2'))
+        self.assertIsNone(self.server.seeder.handle('img-v2', name))
+        self.assertFalse(os.path.exists(
+            os.path.join(self.tempdir, 'www', 'img-v2')))
+
+    def test_a_new_version_stops_seeding_the_old_deltas(self):
+        sources = self.serve_both()
+        name = sources[1]['url'].rsplit('/', 1)[1]
+        v3 = image_pairs.synthetic_image(2 * 1024 * 1024, seed=5)
+        self.server.serve(_record(v3, 'img-v2'), self.stage(v3, 'v3'))
+        self.assertIsNotNone(self.server.seeder.handle('img-v2'))
+        self.assertIsNone(self.server.seeder.handle('img-v2', name))
+
+
+class TestExtraArtifacts(DeltaTestCase):
+
+    def test_extras_of_the_version_stay_others_go(self):
+        self.serve_both()
+        directory = os.path.join(self.tempdir, 'www', 'img-v2')
+        names = sorted(os.listdir(directory))
+        self.assertEqual(4, len(names), names)  # two artifacts, two records
+        self.server.serve(self.image2, self.stage(self.v2, 'again'))
+        self.assertEqual(names, sorted(os.listdir(directory)))
+        v3 = image_pairs.synthetic_image(2 * 1024 * 1024, seed=5)
+        self.server.serve(_record(v3, 'img-v2'), self.stage(v3, 'v3'))
+        self.assertEqual(2, len(os.listdir(directory)))
+
+    def test_invalid_names_are_refused(self):
+        prefix = self.image2.os_hash_value[:16]
+        for name in ('', '.hidden', 'a/b', 'other.delta-x.zst',
+                     prefix + '.img.zst'):
+            self.assertRaises(exception.ServeFailed,
+                              self.server.extra_artifact_path, self.image2,
+                              name)
+
+    def test_a_missing_extra_artifact_is_not_served(self):
+        path = self.server.extra_artifact_path(
+            self.image2, self.image2.os_hash_value[:16] + '.delta-x.zst')
+        exc = self.assertRaises(
+            exception.ServeFailed, self.server.serve_extra, self.image2,
+            servers_base.ExtraArtifact(os.path.basename(path), path, 'zstd',
+                                       1, 'sha256', 'ab'))
+        self.assertIn('is missing', str(exc))
+
+    def test_base_class_carries_none(self):
+        class Minimal(servers_base.ImageServer):
+            def serve(self, image, path):
+                return []
+
+        server = Minimal(self.conf)
+        self.assertFalse(server.carries_extra_artifacts)
+        self.assertRaises(NotImplementedError, server.extra_artifact_path,
+                          self.image2, 'x')
+
+    def test_sources_without_url_borrow_the_first(self):
+        made = delta.delta_sources(
+            [{'method': 'bittorrent', 'size': 1},
+             {'method': 'http', 'url': 'http://o/d', 'size': 1}], 'b')
+        self.assertEqual(['http://o/d'] * 2, [s['url'] for s in made])
+        self.assertEqual(['bittorrent', 'http'],
+                         [s['transport'] for s in made])
+        self.assertEqual([], delta.delta_sources(
+            [{'method': 'bittorrent', 'size': 1}], 'b'))
+
+
+class TestDeltaSourceTransport(DeltaTestCase):
+
+    def test_meta_1_3_delta_travels_over_http(self):
+        sources = self.serve_both()
+        legacy = dict(sources[0])
+        del legacy['transport']
+        self.hold_v1()
+        result = self.download([legacy])
+        self.assertEqual('delta', result['method'])
+        self.assertIn('http http://', result['locator'])
+
+    def test_unknown_or_recursive_transport_fails_the_source(self):
+        sources = self.serve_both()
+        self.hold_v1()
+        for transport in ('carrier-pigeon', 'delta'):
+            odd = dict(sources[0], transport=transport)
+            result = self.download([odd, sources[1]])
+            self.assertEqual('http', result['method'])
+
+    def test_transport_is_the_downloaders_own_plugin(self):
+        plugin = self.downloader._plugin('delta')
+        self.assertIs(self.downloader._plugin('http'),
+                      plugin.transport(self.image2, {
+                          'method': 'delta', 'transport': 'http',
+                          'base': {'id': 'b'}})[0])
+
+    def test_alone_it_loads_and_closes_its_transport(self):
+        plugin = delta_source.DeltaSource(self.conf)
+        transport, carried = plugin.transport(self.image2, {
+            'method': 'delta', 'url': 'http://o/d', 'base': {'id': 'b'}})
+        self.assertEqual({'method': 'http', 'url': 'http://o/d'}, carried)
+        plugin.close()
+
+
 class TestDeltaFormat(base.TestCase):
 
     def test_chunk_index_cut_like_the_agent(self):
@@ -253,7 +414,7 @@ class TestPipelineWiring(base.TestCase):
         self.assertEqual(['delta', 'http'],
                          [s['method'] for s in sent['sources']])
 
-    def test_enabled_needs_the_http_server(self):
+    def test_enabled_needs_a_server_carrying_extra_artifacts(self):
         self.flags(group='delta', enabled=True)
         self.assertRaises(exception.ConfigurationError, self.make)
 
@@ -293,3 +454,18 @@ class TestAssemblerErrors(base.TestCase):
         self.assertTrue(broken.called)
         self.assertIn('EIO', str(exc))
         self.assertEqual([], sink)
+
+
+class TestDeltaLocator(base.TestCase):
+
+    def test_a_tempurl_signature_stays_out_of_messages(self):
+        self.useFixture(fixtures.MockPatch(
+            'precache.common.plugin.load_plugin_class',
+            test_download._setup_cfg_plugin_class))
+        plugin = delta_source.DeltaSource(self.conf)
+        self.addCleanup(plugin.close)
+        locator = plugin.locator({
+            'method': 'delta', 'transport': 'swift', 'base': {'id': 'b'},
+            'url': 'http://swift/v1/AUTH_a/c/o?temp_url_sig=secret'})
+        self.assertEqual('swift http://swift/v1/AUTH_a/c/o (base b)',
+                         locator)

@@ -69,6 +69,7 @@ class BlockingFetcher(FakeFetcher):
 
 class FakeServer(object):
     needs_local_copy = True
+    carries_extra_artifacts = False
 
     def __init__(self):
         self.served = []
