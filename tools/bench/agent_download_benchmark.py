@@ -71,6 +71,26 @@ server.serve_forever()
 """
 
 
+# Seeds the artifact with the bittorrent server's Seeder on 127.0.0.1:
+# artifact path, piece size and web seed URL as arguments; prints the
+# source's torrent, info-hash and peer, then seeds until stdin closes.
+PRECACHE_SEED = """
+import json
+import sys
+from precache.service.servers import bittorrent
+from precache.torrent import metainfo
+from precache.torrent import session
+seed = session.Session(session.settings('127.0.0.1', 0), name='bench-seed')
+torrent, key, _passkey = bittorrent.Seeder(seed).seed(
+    'bench-image', sys.argv[1], 'artifact', int(sys.argv[2]), sys.argv[3], [])
+print(json.dumps({'torrent': metainfo.encode(torrent), 'info_hash': key,
+                  'peers': [metainfo.format_peer('127.0.0.1', seed.port)]}),
+      flush=True)
+sys.stdin.read()
+seed.close()
+"""
+
+
 def _file_digest(path, algorithm):
     digest = hashlib.new(algorithm)
     with open(path, 'rb') as source:
@@ -135,6 +155,7 @@ class Bench(object):
         self.base = os.path.join(self.workdir, 'instances', '_base')
         os.makedirs(self.base, exist_ok=True)
         self.server = None
+        self.seeder = None
 
     def prepare(self):
         size = self.args.size_mib * 1024 * 1024
@@ -177,7 +198,23 @@ class Bench(object):
         # Same page cache state for every run.
         _file_digest(self.artifact, 'md5')
 
+    def seed(self):
+        """Seed the artifact over BitTorrent from a process of its own."""
+        env = dict(os.environ, PYTHONPATH=REPO)
+        self.seeder = subprocess.Popen(
+            [sys.executable, '-c', PRECACHE_SEED, self.artifact,
+             str(self.args.piece_size_kb * 1024), self.url],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        line = self.seeder.stdout.readline()
+        if not line:
+            raise RuntimeError('the BitTorrent seed did not start')
+        self.torrent = json.loads(line)
+
     def stop(self):
+        if self.seeder is not None:
+            self.seeder.stdin.close()
+            self.seeder.wait()
         if self.server is not None:
             self.server.terminate()
             self.server.wait()
@@ -232,13 +269,22 @@ class Bench(object):
     def run_precache_hash_once(self):
         return self.run_precache(artifact_sha256=None)
 
-    def run_precache(self, artifact_sha256=True):
+    def run_precache_fsync_at_end(self):
+        return self.run_precache(writeback=False)
+
+    def run_precache_bittorrent(self):
+        return self.run_precache(bittorrent=self.torrent)
+
+    def run_precache(self, artifact_sha256=True, writeback=True,
+                     bittorrent=None):
         if artifact_sha256 is True:
             artifact_sha256 = self.artifact_sha256
         request = {'url': self.url, 'size': self.size, 'sha512': self.sha512,
                    'artifact_size': self.artifact_size,
                    'artifact_sha256': artifact_sha256,
-                   'base': self.base}
+                   'base': self.base, 'writeback': writeback,
+                   'bittorrent': bittorrent,
+                   'torrents': os.path.join(self.workdir, 'torrents')}
         env = dict(os.environ)
         paths = [REPO, _entry_points_path(self.workdir),
                  env.get('PYTHONPATH')]
@@ -265,15 +311,19 @@ class Bench(object):
         medians = {}
         for name, _run in methods:
             seconds = [r['seconds'] for r in runs[name]]
-            shown = ' '.join('%.2fs' % s for s in seconds)
-            print('  %-34s %s' % (name, shown))
+            cpu = [r['cpu_seconds'] for r in runs[name]]
+            print('  %-38s %s  (CPU %s)' % (
+                name, ' '.join('%.2fs' % s for s in seconds),
+                ' '.join('%.2fs' % c for c in cpu)))
             median = statistics.median_low(seconds)
-            medians[name] = runs[name][seconds.index(median)]
+            medians[name] = dict(runs[name][seconds.index(median)],
+                                 cpu_seconds=statistics.median_low(cpu))
         return medians
 
     def run(self):
         self.prepare()
         self.serve()
+        self.seed()
         print('Server: %s, URL %s; %d run(s) each, interleaved (median '
               'shown)' % (self.server_name, self.url, self.args.repeat))
         print('Load average before: %s' % ' '.join(
@@ -284,18 +334,24 @@ class Bench(object):
             (SHELL, self.run_shell_agent),
             ('(n) curl -s -o FILE (network only)', self.run_curl),
             (PRECACHE, self.run_precache),
+            ('(c0) precache, all writeback at fsync',
+             self.run_precache_fsync_at_end),
             ('(c1) precache, artifact not hashed',
-             self.run_precache_hash_once)])
+             self.run_precache_hash_once),
+            (BITTORRENT, self.run_precache_bittorrent)])
         print('Load average after: %s' % ' '.join(
             '%.2f' % x for x in os.getloadavg()))
         print()
         print(format_table(runs, self.size))
-        print('(c) details: %s' % json.dumps(runs[PRECACHE], sort_keys=True))
+        for name in (PRECACHE, BITTORRENT):
+            print('%s details: %s' % (name.split()[0], json.dumps(
+                runs[name], sort_keys=True)))
 
 
 FLOOR = '(a) curl | zstd -d | openssl sha512'
 SHELL = '(b) shell: sha256, zstd, sha512, dd'
 PRECACHE = '(c) precache, incl. fsync'
+BITTORRENT = '(t) precache, BitTorrent source'
 
 
 def shell_agent_script(url, scratch, target):
@@ -370,6 +426,8 @@ def format_table(runs, size):
 def child(request):
     """Download like the agent does; print a JSON result line."""
     from precache.agent import download
+    from precache.agent.sources import bittorrent
+    from precache.agent.stores import writeback
     from precache.common import fileutils
     from precache.conf import CONF
     from precache.objects import image as image_mod
@@ -380,6 +438,18 @@ def child(request):
         os_hash_algo='sha512', os_hash_value=request['sha512'])
     source = {'method': 'http', 'url': request['url'],
               'compression': 'zstd', 'size': request['artifact_size']}
+    if request.get('bittorrent'):
+        source = dict(request['bittorrent'], method='bittorrent',
+                      compression='zstd', size=request['artifact_size'])
+        # One local seed, no tracker: every byte comes from the seed.
+        CONF.register_opts(bittorrent.bittorrent_source_opts,
+                           group=bittorrent.GROUP)
+        for name, value in (('download_dir', request['torrents']),
+                            ('listen_host', '127.0.0.1'),
+                            ('listen_port', 0), ('seed_time', 0),
+                            ('web_seed_delay', -1),
+                            ('first_copies', False)):
+            CONF.set_override(name, value, group=bittorrent.GROUP)
     if request['artifact_sha256']:
         source.update(hash_algo='sha256',
                       hash_value=request['artifact_sha256'])
@@ -389,8 +459,12 @@ def child(request):
                                 dir=request['base'])
     cpu_before = _self_cpu()
     started = time.monotonic()
-    with os.fdopen(fd, 'wb') as fileobj:
-        result = download.Downloader(CONF).download(image, sources, fileobj)
+    fileobj = os.fdopen(fd, 'wb')
+    if request.get('writeback', True):
+        fileobj = writeback.WritebackFile(fileobj)
+    downloader = download.Downloader(CONF)
+    with fileobj:
+        result = downloader.download(image, sources, fileobj)
         downloaded = time.monotonic()
         os.fsync(fileobj.fileno())
     os.rename(temp, final)
@@ -403,6 +477,7 @@ def child(request):
         fsync_seconds=finished - downloaded,
         cpu_seconds=_self_cpu() - cpu_before,
         maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    downloader.close()  # BitTorrent: stops seeding, removes its data
     print(json.dumps(result))
 
 
@@ -420,6 +495,9 @@ def main():
                         default='auto',
                         help='the web server: precache\'s httpd (sendfile) '
                              'when present, else python3 -m http.server')
+    parser.add_argument('--piece-size-kb', type=int, default=1024,
+                        help='piece size of the BitTorrent source\'s '
+                             'torrent (the bittorrent server\'s default)')
     parser.add_argument('--keep', action='store_true',
                         help='do not remove the temporary work directory')
     parser.add_argument('--child', help=argparse.SUPPRESS)
