@@ -8,12 +8,15 @@ fsync, after the download: for a 1 GiB image, a few tenths of a second up
 to seconds of disk time added to every landing.
 
 :class:`WritebackFile` wraps the temporary file: every :data:`STEP` bytes
-written, a background thread asks the kernel to start writing out what
-the file holds so far (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which
-queues the writeback and returns without waiting for it), so the disk
-works while the download goes on and the final fsync finds little left.
-The writer never waits for the disk: when the thread is still busy, the
-next request is merged into the one pending.
+written, a background thread asks the kernel to start writing out the
+file up to one step behind the writes
+(``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which queues the writeback
+and returns without waiting for it), so the disk works while the
+download goes on and the final fsync finds little left. The writer never
+waits for the thread (a request made while it is busy is merged into the
+one pending), nor for a page being written out: the step still being
+written is left alone, since a write into a page under writeback may
+have to wait for it to end.
 
 This changes no guarantee: nothing is durable before the store's fsync,
 which still runs before the rename; a failed download's file is removed
@@ -22,7 +25,6 @@ closing or removing the file never races it).
 """
 
 import ctypes
-import ctypes.util
 import os
 import threading
 
@@ -40,11 +42,9 @@ SYNC_FILE_RANGE_WRITE = 2
 
 def _sync_file_range():
     """Return libc's ``sync_file_range`` or None where there is none."""
-    name = ctypes.util.find_library('c')
-    if name is None:
-        return None
     try:
-        function = ctypes.CDLL(name, use_errno=True).sync_file_range
+        # The C library the interpreter is linked with (dlopen(NULL)).
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
         return None
     function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
