@@ -10,7 +10,10 @@ Each arrow is a bounded queue (see :mod:`precache.common.streams`): memory
 stays at a few chunks whatever the image's size, and reading,
 decompressing (and writing) and hashing run on different CPUs. Hashing
 the image (sha512 by default) is the most expensive step; it has a thread
-of its own.
+of its own. It is also the only hash computed when it is a strong one: a
+source's hash of its artifact (``hash_value``) would be checked at the
+same moment, the end of the stream, and adds nothing then; it is checked
+only for an image whose sole hash is Glance's md5 ``checksum``.
 
 Nothing a source sends is trusted to be reasonable. While it streams, a
 download from one source ends as soon as:
@@ -211,8 +214,12 @@ class Downloader(object):
         try:
             unpack = source_plugin.decoder(
                 image, source, streams.Tee(hasher, writer), WRITE_SIZE)
-            chunks = self._throttled(source_plugin.stream(image, source),
-                                     watchdog)
+            # The artifact's hash is checked at the end of the stream,
+            # like the image's: only a weak image hash (md5) needs it.
+            chunks = self._throttled(
+                source_plugin.stream(image, source,
+                                     check_hash=not verifier.strong),
+                watchdog)
             with streams.Prefetcher(chunks, name='precache-read',
                                     cancel=pacer) as reader:
                 for chunk in reader:

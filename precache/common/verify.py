@@ -4,6 +4,12 @@ import hashlib
 
 from precache.common import exception
 
+#: Hashes that alone guard what lands: once the image's bytes are checked
+#: against one of them, a source's hash of its artifact adds nothing.
+STRONG_ALGORITHMS = frozenset(('sha256', 'sha384', 'sha512', 'sha3_256',
+                               'sha3_384', 'sha3_512', 'blake2b',
+                               'blake2s'))
+
 
 class Verifier(object):
     """Hash and count bytes as they stream by, then check them.
@@ -27,6 +33,11 @@ class Verifier(object):
                 image_id=image.id, algo=self.algo,
                 actual='(unsupported algorithm)', expected=self.expected)
         self.bytes = 0
+
+    @property
+    def strong(self):
+        """True if the image's hash is in :data:`STRONG_ALGORITHMS`."""
+        return self.algo.lower() in STRONG_ALGORITHMS
 
     def update(self, data):
         """Account for the next chunk of the image's bytes."""

@@ -11,30 +11,38 @@ else ``python3 -m http.server``):
     (through hashlib);
 (a0) ``curl | zstd -d | sha512sum``: the former yardstick (coreutils'
     sha512, slower than OpenSSL's), for comparison with older figures;
-(b) a shell pipe doing all the agent's work: sha256 of the artifact,
-    decompression, sha512 of the image, a sparse write
-    (``dd conv=sparse``) and an fsync (``conv=fsync``);
+(b) a shell pipe doing all the agent's work: decompression, sha512 of
+    the image, a sparse write (``dd conv=sparse``) and an fsync
+    (``conv=fsync``);
 (n) ``curl -s -o FILE URL``: the network alone;
 (c) precache's Downloader, end to end, in a child process: download,
-    zstd decompression, sha256 of what travels, sha512 of the image, sparse
-    write into a temp file of a Nova-like ``_base`` directory, fsync,
+    zstd decompression, sha512 of the image, sparse write into a temp
+    file of a Nova-like ``_base`` directory whose writeback starts while
+    it is written (the store's
+    :class:`~precache.agent.stores.writeback.WritebackFile`), fsync,
     rename;
-(c1) the same without the artifact's sha256 (a source without
-    ``hash_value``): what hashing only once would buy.
+(c0) the same with all the writeback left to the final fsync (as before
+    the store started it early): what the early writeback buys;
+(c1) the same with the source's sha256 of the artifact checked as well
+    (as before the image's sha512 sufficed): what hashing once buys;
+(t) (c) from a BitTorrent source: the artifact seeded on 127.0.0.1 by
+    the bittorrent server's Seeder in a process of its own, fetched by
+    the agent's libtorrent session (its CPU counts for the agent), one
+    seed, no tracker, no web seed.
 
 Each is run ``--repeat`` times, interleaved; the table shows the median
 wall time, the MB/s of raw image bytes, the speed relative to (a) and (b)
-(their time divided by ours: above 1 is faster), the CPU seconds (user +
-system of every process of the method; for precache, its process from
-the start of the download to the end of the fsync) per GiB landed and
-relative to (a)'s, the peak RSS and the allocated versus apparent size of
+(their time divided by ours: above 1 is faster), the median CPU seconds
+(user + system of every process of the method; for precache, its process
+from the start of the download to the end of the fsync) per GiB landed
+and relative to (a)'s, the peak RSS and the allocated versus apparent size of
 what was written. On a compute host those CPU seconds are taken from the
 guests.
 
 Usage::
 
     python tools/bench/agent_download_benchmark.py [--size-mib 1024]
-        [--repeat 3] [--workdir DIR] [--keep]
+        [--repeat 3] [--piece-size-kb 1024] [--workdir DIR] [--keep]
 
 Not a test: it takes a minute and needs curl, zstd, openssl and dd.
 """
@@ -68,6 +76,26 @@ from precache.service.servers import httpd
 import sys
 server = httpd.Server(('127.0.0.1', int(sys.argv[2])), sys.argv[1], 60, 64)
 server.serve_forever()
+"""
+
+
+# Seeds the artifact with the bittorrent server's Seeder on 127.0.0.1:
+# artifact path, piece size and web seed URL as arguments; prints the
+# source's torrent, info-hash and peer, then seeds until stdin closes.
+PRECACHE_SEED = """
+import json
+import sys
+from precache.service.servers import bittorrent
+from precache.torrent import metainfo
+from precache.torrent import session
+seed = session.Session(session.settings('127.0.0.1', 0), name='bench-seed')
+torrent, key, _passkey = bittorrent.Seeder(seed).seed(
+    'bench-image', sys.argv[1], 'artifact', int(sys.argv[2]), sys.argv[3], [])
+print(json.dumps({'torrent': metainfo.encode(torrent), 'info_hash': key,
+                  'peers': [metainfo.format_peer('127.0.0.1', seed.port)]}),
+      flush=True)
+sys.stdin.read()
+seed.close()
 """
 
 
@@ -135,6 +163,7 @@ class Bench(object):
         self.base = os.path.join(self.workdir, 'instances', '_base')
         os.makedirs(self.base, exist_ok=True)
         self.server = None
+        self.seeder = None
 
     def prepare(self):
         size = self.args.size_mib * 1024 * 1024
@@ -177,7 +206,23 @@ class Bench(object):
         # Same page cache state for every run.
         _file_digest(self.artifact, 'md5')
 
+    def seed(self):
+        """Seed the artifact over BitTorrent from a process of its own."""
+        env = dict(os.environ, PYTHONPATH=REPO)
+        self.seeder = subprocess.Popen(
+            [sys.executable, '-c', PRECACHE_SEED, self.artifact,
+             str(self.args.piece_size_kb * 1024), self.url],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        line = self.seeder.stdout.readline()
+        if not line:
+            raise RuntimeError('the BitTorrent seed did not start')
+        self.torrent = json.loads(line)
+
     def stop(self):
+        if self.seeder is not None:
+            self.seeder.stdin.close()
+            self.seeder.wait()
         if self.server is not None:
             self.server.terminate()
             self.server.wait()
@@ -213,11 +258,7 @@ class Bench(object):
         landed = os.path.join(self.base, 'shell-image')
         out, result = self._shell(shell_agent_script(
             self.url, os.path.join(self.workdir, 'shell'), landed))
-        sha256, sha512 = out.split()
-        if sha256 != self.artifact_sha256:
-            raise RuntimeError('the shell pipe computed another sha256: %s'
-                               % sha256)
-        self._check_sha512(sha512, 'the shell pipe')
+        self._check_sha512(out, 'the shell pipe')
         result.update(_written(landed))
         os.unlink(landed)
         return result
@@ -229,16 +270,24 @@ class Bench(object):
         os.unlink(target)
         return result
 
-    def run_precache_hash_once(self):
-        return self.run_precache(artifact_sha256=None)
+    def run_precache_hash_twice(self):
+        return self.run_precache(hash_artifact=True)
 
-    def run_precache(self, artifact_sha256=True):
-        if artifact_sha256 is True:
-            artifact_sha256 = self.artifact_sha256
+    def run_precache_fsync_at_end(self):
+        return self.run_precache(writeback=False)
+
+    def run_precache_bittorrent(self):
+        return self.run_precache(bittorrent=self.torrent)
+
+    def run_precache(self, hash_artifact=False, writeback=True,
+                     bittorrent=None):
         request = {'url': self.url, 'size': self.size, 'sha512': self.sha512,
                    'artifact_size': self.artifact_size,
-                   'artifact_sha256': artifact_sha256,
-                   'base': self.base}
+                   'artifact_sha256': self.artifact_sha256,
+                   'hash_artifact': hash_artifact,
+                   'base': self.base, 'writeback': writeback,
+                   'bittorrent': bittorrent,
+                   'torrents': os.path.join(self.workdir, 'torrents')}
         env = dict(os.environ)
         paths = [REPO, _entry_points_path(self.workdir),
                  env.get('PYTHONPATH')]
@@ -265,15 +314,19 @@ class Bench(object):
         medians = {}
         for name, _run in methods:
             seconds = [r['seconds'] for r in runs[name]]
-            shown = ' '.join('%.2fs' % s for s in seconds)
-            print('  %-34s %s' % (name, shown))
+            cpu = [r['cpu_seconds'] for r in runs[name]]
+            print('  %-38s %s  (CPU %s)' % (
+                name, ' '.join('%.2fs' % s for s in seconds),
+                ' '.join('%.2fs' % c for c in cpu)))
             median = statistics.median_low(seconds)
-            medians[name] = runs[name][seconds.index(median)]
+            medians[name] = dict(runs[name][seconds.index(median)],
+                                 cpu_seconds=statistics.median_low(cpu))
         return medians
 
     def run(self):
         self.prepare()
         self.serve()
+        self.seed()
         print('Server: %s, URL %s; %d run(s) each, interleaved (median '
               'shown)' % (self.server_name, self.url, self.args.repeat))
         print('Load average before: %s' % ' '.join(
@@ -284,39 +337,41 @@ class Bench(object):
             (SHELL, self.run_shell_agent),
             ('(n) curl -s -o FILE (network only)', self.run_curl),
             (PRECACHE, self.run_precache),
-            ('(c1) precache, artifact not hashed',
-             self.run_precache_hash_once)])
+            ('(c0) precache, all writeback at fsync',
+             self.run_precache_fsync_at_end),
+            ('(c1) precache, artifact hashed too',
+             self.run_precache_hash_twice),
+            (BITTORRENT, self.run_precache_bittorrent)])
         print('Load average after: %s' % ' '.join(
             '%.2f' % x for x in os.getloadavg()))
         print()
         print(format_table(runs, self.size))
-        print('(c) details: %s' % json.dumps(runs[PRECACHE], sort_keys=True))
+        for name in (PRECACHE, BITTORRENT):
+            print('%s details: %s' % (name.split()[0], json.dumps(
+                runs[name], sort_keys=True)))
 
 
 FLOOR = '(a) curl | zstd -d | openssl sha512'
-SHELL = '(b) shell: sha256, zstd, sha512, dd'
+SHELL = '(b) shell: zstd, sha512, dd'
 PRECACHE = '(c) precache, incl. fsync'
+BITTORRENT = '(t) precache, BitTorrent source'
 
 
 def shell_agent_script(url, scratch, target):
     """A bash script doing the agent's work with standard tools.
 
-    The artifact's sha256 and the image's sha512 are computed by OpenSSL
-    beside the pipe (through FIFOs, so that the script waits for them);
-    ``dd conv=sparse,fsync`` writes zero blocks as holes and fsyncs.
-    Prints the sha256, then the sha512.
+    The image's sha512 is computed by OpenSSL; ``dd conv=sparse,fsync``,
+    fed through a FIFO (so that the script waits for it), writes zero
+    blocks as holes and fsyncs. Like the agent beside an image's sha512,
+    it does not hash the artifact. Prints the sha512.
     """
     return """
-rm -rf {s}; mkdir -p {s}; mkfifo {s}/artifact {s}/image
-openssl dgst -sha256 -r < {s}/artifact > {s}/sha256 &
-hash256=$!
+rm -rf {s}; mkdir -p {s}; mkfifo {s}/image
 dd if={s}/image of={t} bs=64K iflag=fullblock conv=sparse,fsync \\
     status=none &
 write=$!
-curl -s -f {u} | tee {s}/artifact | zstd -d | tee {s}/image \\
-    | openssl dgst -sha512 -r > {s}/sha512
-wait $hash256 $write
-cut -d' ' -f1 {s}/sha256 {s}/sha512
+curl -s -f {u} | zstd -d | tee {s}/image | openssl dgst -sha512 -r
+wait $write
 rm -rf {s}
 """.format(s=scratch, t=target, u=url)
 
@@ -370,7 +425,10 @@ def format_table(runs, size):
 def child(request):
     """Download like the agent does; print a JSON result line."""
     from precache.agent import download
+    from precache.agent.sources import bittorrent
+    from precache.agent.stores import writeback
     from precache.common import fileutils
+    from precache.common import verify
     from precache.conf import CONF
     from precache.objects import image as image_mod
 
@@ -380,17 +438,35 @@ def child(request):
         os_hash_algo='sha512', os_hash_value=request['sha512'])
     source = {'method': 'http', 'url': request['url'],
               'compression': 'zstd', 'size': request['artifact_size']}
-    if request['artifact_sha256']:
-        source.update(hash_algo='sha256',
-                      hash_value=request['artifact_sha256'])
+    if request.get('bittorrent'):
+        source = dict(request['bittorrent'], method='bittorrent',
+                      compression='zstd', size=request['artifact_size'])
+        # One local seed, no tracker: every byte comes from the seed.
+        CONF.register_opts(bittorrent.bittorrent_source_opts,
+                           group=bittorrent.GROUP)
+        for name, value in (('download_dir', request['torrents']),
+                            ('listen_host', '127.0.0.1'),
+                            ('listen_port', 0), ('seed_time', 0),
+                            ('web_seed_delay', -1),
+                            ('first_copies', False)):
+            CONF.set_override(name, value, group=bittorrent.GROUP)
+    source.update(hash_algo='sha256', hash_value=request['artifact_sha256'])
+    if request['hash_artifact']:
+        # As before the image's sha512 sufficed: the source's sha256 of
+        # the artifact is checked as well.
+        verify.Verifier.strong = False
     sources = [source]
     final = os.path.join(request['base'], image.cache_name)
     fd, temp = tempfile.mkstemp(prefix=fileutils.TEMP_PREFIX,
                                 dir=request['base'])
     cpu_before = _self_cpu()
     started = time.monotonic()
-    with os.fdopen(fd, 'wb') as fileobj:
-        result = download.Downloader(CONF).download(image, sources, fileobj)
+    fileobj = os.fdopen(fd, 'wb')
+    if request.get('writeback', True):
+        fileobj = writeback.WritebackFile(fileobj)
+    downloader = download.Downloader(CONF)
+    with fileobj:
+        result = downloader.download(image, sources, fileobj)
         downloaded = time.monotonic()
         os.fsync(fileobj.fileno())
     os.rename(temp, final)
@@ -403,6 +479,7 @@ def child(request):
         fsync_seconds=finished - downloaded,
         cpu_seconds=_self_cpu() - cpu_before,
         maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    downloader.close()  # BitTorrent: stops seeding, removes its data
     print(json.dumps(result))
 
 
@@ -420,6 +497,9 @@ def main():
                         default='auto',
                         help='the web server: precache\'s httpd (sendfile) '
                              'when present, else python3 -m http.server')
+    parser.add_argument('--piece-size-kb', type=int, default=1024,
+                        help='piece size of the BitTorrent source\'s '
+                             'torrent (the bittorrent server\'s default)')
     parser.add_argument('--keep', action='store_true',
                         help='do not remove the temporary work directory')
     parser.add_argument('--child', help=argparse.SUPPRESS)

@@ -100,7 +100,7 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
                                       locator=self.locator(source),
                                       reason=reason)
 
-    def stream(self, image, source):
+    def stream(self, image, source, check_hash=True):
         """Yield the artifact's bytes and check them against ``source``.
 
         Wraps :meth:`iter_chunks`: counts and hashes what travels and, at
@@ -108,11 +108,16 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
         ``source['hash_value']`` (``hash_algo``, sha256 by default) when
         the source gives them.
 
+        :param check_hash: False leaves ``hash_value`` unchecked (and the
+            artifact unhashed): the Downloader passes it when the image's
+            own bytes are checked against a strong hash, which the
+            artifact's hash, checked at the same moment (the end of the
+            stream), would only repeat.
         :raises SourceFailed: :meth:`iter_chunks` failed, or the bytes are
             not those the source announced.
         """
         size = source.get('size')
-        expected = source.get('hash_value')
+        expected = source.get('hash_value') if check_hash else None
         algo = source.get('hash_algo') or DEFAULT_HASH_ALGO
         digest = None
         if expected:

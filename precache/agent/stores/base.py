@@ -29,6 +29,7 @@ from oslo_utils import units
 
 from precache.agent.stores import images
 from precache.agent.stores import owner
+from precache.agent.stores import writeback
 from precache.common import exception
 from precache.common import fileutils
 from precache.common import plugin
@@ -433,9 +434,19 @@ class ImageStore(plugin.Plugin, metaclass=abc.ABCMeta):
                     self.discard_temp_file(path)
 
     def _receive(self, image, tmp_path, write):
-        """Let ``write`` fill ``tmp_path``, then make the bytes durable."""
+        """Let ``write`` fill ``tmp_path``, then make the bytes durable.
+
+        The writeback to disk starts while ``write`` runs (see
+        :mod:`precache.agent.stores.writeback`), so the fsync at the end
+        has little left to write.
+        """
         with self._store_errors(image, tmp_path):
-            fileobj = open(tmp_path, 'wb')
+            raw = open(tmp_path, 'wb')
+            try:
+                fileobj = writeback.WritebackFile(raw)
+            except BaseException:
+                raw.close()
+                raise
         done = False
         try:
             try:

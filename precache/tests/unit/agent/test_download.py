@@ -276,11 +276,32 @@ class TestCompressions(DownloadTestCase):
 
 class TestSourceFailover(DownloadTestCase):
 
+    def md5_only(self):
+        """Make the image one whose sole hash is Glance's md5 checksum."""
+        self.image = image_mod.ImageRecord(
+            id=self.image.id, disk_format='raw', size=len(self.data),
+            checksum=hashlib.md5(self.data).hexdigest())
+
     def test_wrong_transfer_hash_uses_next_source(self):
+        self.md5_only()
         bad = self.source(path='/bad.zst', hash_value='ab' * 32)
         good = self.source(path='/good.zst')
         result = self.download(bad, good)
         self.assertEqual(good['url'], result['locator'])
+
+    def test_transfer_hash_is_not_checked_beside_a_strong_image_hash(self):
+        # The image's sha512 alone decides: the artifact is not hashed.
+        source = self.source(hash_value='ab' * 32)
+        self.assertEqual(source['url'], self.download(source)['locator'])
+
+    def test_wrong_bytes_with_a_strong_image_hash_use_next_source(self):
+        artifact = _compress(self.data[:-1] + b'X', 'zstd')
+        bad = dict(self.source(path='/bad.zst'),
+                   url=self.httpd.add('/forged.zst', artifact),
+                   size=len(artifact),
+                   hash_value=hashlib.sha256(artifact).hexdigest())
+        good = self.source(path='/good.zst')
+        self.assertEqual(good['url'], self.download(bad, good)['locator'])
 
     def test_wrong_transfer_size_uses_next_source(self):
         bad = self.source(path='/bad.zst', size=1)
@@ -308,6 +329,7 @@ class TestSourceFailover(DownloadTestCase):
         self.assertEqual('http', result['method'])
 
     def test_all_sources_fail(self):
+        self.md5_only()
         missing = {'method': 'http', 'url': self.httpd.url + '/missing',
                    'compression': 'zstd'}
         bad = self.source(path='/bad.zst', hash_value='ab' * 32)
@@ -384,9 +406,6 @@ class TestCancel(DownloadTestCase):
                 return 'nowhere'
 
             def iter_chunks(self, image, source):
-                pass
-
-            def stream(self, image, source):
                 reading.set()
                 yield b'x' * 10
                 threading.Event().wait(30)  # a read that never returns

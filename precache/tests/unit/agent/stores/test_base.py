@@ -22,6 +22,7 @@ from precache.common import fileutils
 from precache.objects.image import ImageRecord
 from precache.objects import states
 from precache.tests import base
+from precache.tests.unit.agent.stores import test_writeback
 
 DATA = b'precache' * 8192
 MiB = 1024 * 1024
@@ -109,6 +110,28 @@ class LandingTests(object):
         self.assertTrue(self.store.exists(image))
         self.assertEqual([os.path.basename(self.store.path(image))],
                          self.cache_files(self.store))
+
+    def test_land_starts_the_writeback_while_writing(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'precache.agent.stores.writeback.STEP', 16 * 1024))
+        recorded = self.useFixture(test_writeback.RecordedWriteback())
+        data = random.Random(5).randbytes(MiB)
+
+        def write(fileobj):
+            for start in range(0, len(data), 8192):
+                fileobj.write(data[start:start + 8192])
+            # The first requests are made while the file is written.
+            self.assertTrue(recorded.called.wait(5))
+
+        image = make_image(data=data)
+        self.assertEqual(states.CACHED, self.store.land(image, write))
+        with open(self.store.path(image), 'rb') as landed:
+            self.assertEqual(data, landed.read())
+        # One step behind the writes at most; requests made while the
+        # thread was busy are merged.
+        ends = [end for _offset, end in recorded.calls]
+        self.assertEqual(sorted(ends), ends)
+        self.assertLessEqual(ends[-1], len(data) - 16 * 1024)
 
     def test_land_mode_0644(self):
         self.addCleanup(os.umask, os.umask(0o077))
