@@ -249,15 +249,16 @@ class Reconciler(object):
         """Apply targets and caps to what is lacking, in its order.
 
         ``lacking`` is read only as far as the caps need: once the pass
-        has its ``max_casts_per_cycle`` casts and has counted as many
-        deferred ones, the rest is left unread (what a pass reads grows
-        with what it casts, not with what the fleet lacks), and the
-        deferred count is then a lower bound. What is left is found
-        again by the next pass.
+        has its ``max_casts_per_cycle`` casts, the next lacking row (one
+        more target host) ends the read, counted as deferred; the rest
+        is left unread, so what a pass reads grows with what it casts,
+        not with what the fleet lacks. ``deferred`` is then a lower
+        bound (the rows passed over for ``max_casts_per_host`` before,
+        plus that one). What is left is found again by the next pass.
 
         :returns: ``({image: targets}, deferred, stopped)``; ``targets``
             items are ``(host_id, name, has_row)``; ``stopped`` tells that
-            the read stopped at the caps.
+            the read stopped at the caps with more left.
         """
         matchers = {image_id: targets_mod.TargetMatcher(row['targets'])
                     for image_id, row in images.items()}
@@ -269,10 +270,10 @@ class Reconciler(object):
         for row in lacking:
             if not matchers[row.image_id].matches(row.name, row.labels):
                 continue
-            if total >= cycle_cap or per_host[row.host_id] >= per_host_cap:
+            if total >= cycle_cap:
+                return plan, deferred + 1, True
+            if per_host[row.host_id] >= per_host_cap:
                 deferred += 1
-                if total >= cycle_cap and deferred >= cycle_cap:
-                    return plan, deferred, True
                 continue
             per_host[row.host_id] += 1
             total += 1
