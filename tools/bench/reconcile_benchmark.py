@@ -459,9 +459,9 @@ def _follower_cycles(bench, follower, cycles):
             sent = []
 
             def ramp():
+                sent.append((follower.counts()[1], time.monotonic()))
                 follower.set_busy(True)
                 time.sleep(FOLLOWER_RAMP)
-                sent.append((follower.counts()[1], time.monotonic()))
 
             busy.append(bench.cycle(before=ramp, **kwargs))
             handled, started = sent[0]
