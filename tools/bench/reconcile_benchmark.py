@@ -53,6 +53,20 @@ Usage::
 ``--private-postgresql`` runs a PostgreSQL cluster of its own (initdb on a
 free port of 127.0.0.1, removed afterwards: the functional tests'
 ``PostgreSQLClusterFixture``), so no server needs to be running.
+
+``--follower-rate R`` (a server database only) times the passes at the
+largest ``--hosts`` size with a second service instance on the same
+database: a follower in a process of its own, answering on a real
+RabbitMQ (``--transport-url``, or a private node removed afterwards)
+what followers answer (heartbeats, reports, ``desired``, the CLI's
+``get_status``) sent by a load process at R messages per second (see
+:mod:`follower`). Each scenario's cycles alternate between the follower
+idle and busy; the table puts the medians side by side with their
+ratio and the rate the follower handled, and the run fails if the
+follower sent a single ``cache`` cast::
+
+    python tools/bench/reconcile_benchmark.py --private-postgresql \
+        --hosts 10000 --cycles 5 --follower-rate 40
 """
 
 import argparse
