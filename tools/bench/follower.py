@@ -32,8 +32,6 @@ import oslo_messaging as messaging
 
 from precache.agent import rpcapi as agent_rpcapi
 from precache.common import rpc
-from precache import conf as precache_conf
-from precache.conf import defaults as conf_defaults
 from precache.db import api as db_api
 from precache.objects import states
 from precache.service import factory
@@ -42,6 +40,7 @@ from precache.service import notifications
 from precache.service import rpcapi
 
 import benchdb
+import benchrpc
 
 FOLLOWER_HOST = 'bench-follower'
 LEADER_HOST = 'bench-leader'
@@ -55,15 +54,6 @@ STARTUP_TIMEOUT = 60
 def hosts(count, host_total):
     """Host numbers (1-based ids) the load speaks for: every tenth one."""
     return list(range(1, host_total + 1, 10))[:count]
-
-
-def _configure(transport_url, host):
-    conf = precache_conf.CONF
-    conf_defaults.set_defaults(conf)
-    conf([], project='precache', default_config_files=[])
-    conf.set_override('host', host)
-    rpc.init(conf, url=transport_url)
-    return conf
 
 
 class NeverLeads(object):
@@ -94,7 +84,7 @@ class CountingAgentAPI(object):
 
 def follower_main(transport_url, db_url, ready, stop, casts, handled):
     """The follower process: serve the service topic until ``stop``."""
-    conf = _configure(transport_url, FOLLOWER_HOST)
+    conf = benchrpc.configure(transport_url, FOLLOWER_HOST)
     db = db_api.StateDB(db_url)
     parts = factory.build(
         conf, db,
@@ -125,7 +115,7 @@ def follower_main(transport_url, db_url, ready, stop, casts, handled):
 def load_main(transport_url, rate, host_names, image_ids, ready, busy, stop,
               sent, calls):
     """The load process: send :data:`MIX` at ``rate``/s while ``busy``."""
-    conf = _configure(transport_url, 'bench-follower-load')
+    conf = benchrpc.configure(transport_url, 'bench-follower-load')
     api = rpcapi.ServiceAPI(conf, timeout=60)
     context = rpc.get_context()
     inventory = benchdb.inventory(image_ids)

@@ -284,18 +284,21 @@ class BoundedReadTest(ReconcilerTestCase):
         self.useFixture(fixtures.MockPatchObject(
             self.db, 'lacking_rows', side_effect=counting))
 
-    def pass_(self, now, hosts=None):
-        del self.read[:]
-        return self.reconcile(now, hosts=hosts)
-
-    def test_the_read_stops_at_the_caps(self):
-        # 4 images x 4 hosts lacking, 3 casts a pass: the pass reads the
-        # 3 it casts and one more, not the 16 rows.
+    def four_by_four(self):
+        """4 images x 4 hosts lacking, 3 casts a pass."""
         self.flags(group='service', max_casts_per_cycle=3)
         for image_id in 'abcd':
             self.add_image(image_id)
         for host in ('h1', 'h2', 'h3', 'h4'):
             self.beat(host, T0)
+
+    def pass_(self, now, hosts=None):
+        del self.read[:]
+        return self.reconcile(now, hosts=hosts)
+
+    def test_the_read_stops_at_the_caps(self):
+        # The pass reads the 3 it casts and one more, not the 16 rows.
+        self.four_by_four()
         result = self.pass_(at(10))
         self.assertEqual((3, 1, True), (result['casts'], result['deferred'],
                                         result['stopped_at_caps']))
@@ -305,11 +308,7 @@ class BoundedReadTest(ReconcilerTestCase):
         self.assertEqual({first}, {c[0] for c in self.agent_api.casts})
 
     def test_deferred_work_is_done_by_later_passes(self):
-        self.flags(group='service', max_casts_per_cycle=3)
-        for image_id in 'abcd':
-            self.add_image(image_id)
-        for host in ('h1', 'h2', 'h3', 'h4'):
-            self.beat(host, T0)
+        self.four_by_four()
         sent = []
         for second in range(10, 70, 10):
             result = self.pass_(at(second))
