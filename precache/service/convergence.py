@@ -12,6 +12,11 @@ storm the broker or the origin. A host that answers ``busy`` (its queue
 is full) is asked again after ``busy_retry_delay`` seconds by a pass of
 its own, and the answer does not count as a failed attempt.
 
+A pass reads what is lacking as a stream, in the order the caps apply
+it, and stops once ``max_casts_per_cycle`` is reached; a pass for some
+hosts reads their rows alone. What a pass costs therefore follows the
+casts it sends, not the size of the fleet.
+
 Every meta is signed (:mod:`precache.objects.signing`) as it is cast, so
 the signature is always the current key's; the database keeps metas
 unsigned. Generations are ``(epoch, counter)``: the database's epoch and
@@ -41,10 +46,10 @@ from precache.service.servers import tempurl
 LOG = logging.getLogger(__name__)
 
 FANOUT = 'fanout'
+TARGETED = 'targeted'
 #: The most host names a pass for some hosts hands the database as a
 #: filter (an ``IN`` list); a pass for more filters what it reads.
 HOST_FILTER_MAX = 500
-TARGETED = 'targeted'
 
 
 def _seconds(value):
