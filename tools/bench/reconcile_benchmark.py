@@ -348,16 +348,32 @@ def run_interleaved(benches, cycles):
                 results[index].append(bench.cycle(**current[index][2]))
         for bench, (name, expected, _k), out, table in zip(
                 benches, current, results, rows):
-            outcomes = {(casts, deferred) for casts, deferred, _s in out}
+            outcomes, deferred = _outcome(out)
             if len(outcomes) != 1:
                 raise SystemExit('cycles on the same state differ: %s'
                                  % sorted(outcomes))
-            (casts, deferred), = outcomes
+            (casts, _d), = outcomes
             seconds = [s for _c, _d, s in out]
             table.append((name, casts, expected, deferred, seconds))
             print('  %6d hosts  %-38s %6d casts %.3fs' % (
                 bench.args.hosts, name, casts, statistics.median(seconds)),
                 flush=True)
+
+
+def _outcome(cycles):
+    """What cycles on the same state must agree on, and their deferred.
+
+    :param cycles: ``[(casts, deferred, seconds)]``.
+    :returns: the set of ``(casts, deferred)`` of the cycles and the
+        deferred figure to show. A pass that stopped reading at its caps
+        (``N+``) knows a lower bound, which depends on the order the
+        database gave its rows in (the rows to retry come unordered):
+        such cycles must agree on their casts and on having stopped, and
+        the smallest bound is shown.
+    """
+    outcomes = {(c, '+' if d.endswith('+') else d) for c, d, _s in cycles}
+    bounds = [int(d[:-1]) for _c, d, _s in cycles if d.endswith('+')]
+    return outcomes, ('%d+' % min(bounds) if bounds else cycles[0][1])
 
 
 def _minutes(n):
@@ -482,7 +498,7 @@ def _follower_cycles(bench, follower, cycles):
             rates.append((follower.counts()[1] - handled) /
                          (time.monotonic() - started))
             follower.set_busy(False)
-        outcomes = {(c, d) for c, d, _s in idle + busy}
+        outcomes, _deferred = _outcome(idle + busy)
         if len(outcomes) != 1:
             raise SystemExit('cycles on the same state differ (the '
                              "follower's load changed it?): %s"

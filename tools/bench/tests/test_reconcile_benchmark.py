@@ -72,3 +72,17 @@ class FollowerReportTest(base.TestCase):
         import follower
         self.assertEqual([1, 11, 21], follower.hosts(3, 10000))
         self.assertEqual([1, 11], follower.hosts(5, 20))
+
+
+class OutcomeTest(base.TestCase):
+
+    def test_exact_deferred_must_agree(self):
+        outcomes, deferred = bench._outcome([(5, '3', 0.1), (5, '3', 0.2)])
+        self.assertEqual(({(5, '3')}, '3'), (outcomes, deferred))
+        outcomes, _d = bench._outcome([(5, '3', 0.1), (5, '4', 0.2)])
+        self.assertEqual(2, len(outcomes))
+
+    def test_lower_bounds_agree_on_having_stopped(self):
+        outcomes, deferred = bench._outcome([(2000, '23+', 0.1),
+                                             (2000, '18+', 0.2)])
+        self.assertEqual(({(2000, '+')}, '18+'), (outcomes, deferred))
