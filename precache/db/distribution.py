@@ -6,6 +6,9 @@ transactions and ``_host_row``), kept apart so each module holds one
 family of queries.
 """
 
+import collections
+import contextlib
+
 import sqlalchemy as sa
 
 from precache.db import sql
@@ -15,6 +18,15 @@ HOSTS = sql.HOSTS
 IMAGES = sql.IMAGES
 HOST_IMAGES = sql.HOST_IMAGES
 ROUNDS = sql.ROUNDS
+
+#: Rows a streamed read of :meth:`DistributionQueries.lacking_rows`
+#: fetches at a time.
+_ROW_BUFFER = 500
+
+#: What a live host lacks: a host without a row for the image, or whose
+#: row is to be retried (``has_row``).
+Lacking = collections.namedtuple(
+    'Lacking', 'host_id name labels image_id has_row')
 
 
 class DistributionQueries(object):
@@ -56,6 +68,15 @@ class DistributionQueries(object):
         with self._read() as conn:
             return {code: count for code, count in conn.execute(query)}
 
+    def host_ids(self, names):
+        """Return the ids of the known hosts among ``names``."""
+        ids = []
+        with self._read() as conn:
+            for chunk in sql.chunks(names):
+                ids.extend(conn.execute(sa.select(HOSTS.c.id).where(
+                    HOSTS.c.name.in_(chunk))).scalars())
+        return ids
+
     def open_rounds(self):
         """Return ``{kind: count}`` of the rounds not ended yet."""
         query = (sa.select(ROUNDS.c.kind, sa.func.count())
@@ -64,13 +85,33 @@ class DistributionQueries(object):
         with self._read() as conn:
             return dict(conn.execute(query).all())
 
-    def lacking(self, image_ids, up_since, now, report_deadline):
+    def lacking(self, image_ids, up_since, now, report_deadline,
+                host_ids=None):
         """Return what live hosts lack: ``[(host_id, image_id, has_row)]``.
+
+        Everything :meth:`lacking_rows` yields, read to the end.
+        """
+        with self.lacking_rows(image_ids, up_since, now, report_deadline,
+                               host_ids=host_ids) as rows:
+            return [(r.host_id, r.image_id, r.has_row) for r in rows]
+
+    @contextlib.contextmanager
+    def lacking_rows(self, image_ids, up_since, now, report_deadline,
+                     host_ids=None):
+        """Iterate over what live hosts lack, read as it is consumed.
 
         A live host lacks an image when it has no row for it, when its row
         is failed or missing and its backoff ``next_attempt_at`` has
         passed, or when a cast went unanswered since before
         ``report_deadline`` (and its backoff has passed too).
+
+        Yields :class:`Lacking` items (each with the host's name and
+        labels, so the reader needs no list of every live host): first
+        the hosts without a row, image by image in ``image_ids``' order,
+        then the rows to retry. The database sends rows as the caller
+        takes them (a server-side cursor where the driver has one): a
+        caller that stops early, once its caps are full, has not made the
+        database read the rest.
 
         In the steady state every host has a row for every image and few
         rows are retried: both are found through indexes (the
@@ -78,12 +119,31 @@ class DistributionQueries(object):
         host x image pair. Whether an image has a row on every host is
         counted once and then remembered with the hosts' count and highest
         id (see :meth:`_images_with_every_row`).
+
+        :param host_ids: only these hosts (a host back up); every host by
+            default.
         """
         image_ids = list(image_ids)
-        if not image_ids:
-            return []
+        if not image_ids or (host_ids is not None and not host_ids):
+            yield iter(())
+            return
+        with self._read() as conn:
+            conn = conn.execution_options(stream_results=True,
+                                          max_row_buffer=_ROW_BUFFER)
+            rows = self._lacking(conn, image_ids, up_since, now,
+                                 report_deadline, host_ids)
+            try:
+                yield rows
+            finally:
+                # Ends a query left half read before its connection.
+                rows.close()
+
+    def _lacking(self, conn, image_ids, up_since, now, report_deadline,
+                 host_ids):
         hi = HOST_IMAGES
         live = HOSTS.c.last_heartbeat >= up_since
+        if host_ids is not None:
+            live = sa.and_(live, HOSTS.c.id.in_(host_ids))
         backoff_over = sa.or_(hi.c.next_attempt_at.is_(None),
                               hi.c.next_attempt_at <= now)
         # An in-progress row without a cast was reported by an agent
@@ -96,29 +156,25 @@ class DistributionQueries(object):
                     sa.or_(asked.is_(None), asked <= report_deadline),
                     backoff_over))
         retried = (states.FAILED, states.MISSING, *states.IN_PROGRESS)
-        lacking = []
-        with self._read() as conn:
-            complete = self._images_with_every_row(conn, image_ids)
-            for image_id in image_ids:
-                if image_id in complete:
-                    continue
-                has_row = sa.exists().where(hi.c.host_id == HOSTS.c.id,
-                                            hi.c.image_id == image_id)
-                lacking.extend(
-                    (host_id, image_id, False) for host_id, in conn.execute(
-                        sa.select(HOSTS.c.id).where(live, ~has_row)))
-            lacking.extend(
-                (host_id, image_id, True) for host_id, image_id in
-                conn.execute(sa.select(hi.c.host_id, hi.c.image_id)
-                             .select_from(hi.join(
-                                 HOSTS, HOSTS.c.id == hi.c.host_id))
-                             .where(hi.c.image_id.in_(image_ids),
-                                    # Redundant with ``retry``: lets the
-                                    # planner search the (image_id, status)
-                                    # index on both columns.
-                                    hi.c.status.in_(retried), live,
-                                    retry)))
-        return lacking
+        complete = self._images_with_every_row(conn, image_ids)
+        host = (HOSTS.c.id, HOSTS.c.name, HOSTS.c.labels)
+        for image_id in image_ids:
+            if image_id in complete:
+                continue
+            has_row = sa.exists().where(hi.c.host_id == HOSTS.c.id,
+                                        hi.c.image_id == image_id)
+            for host_id, name, labels in _rows(
+                    conn, sa.select(*host).where(live, ~has_row)):
+                yield Lacking(host_id, name, labels or [], image_id, False)
+        retries = (sa.select(*host, hi.c.image_id)
+                   .select_from(hi.join(HOSTS, HOSTS.c.id == hi.c.host_id))
+                   .where(hi.c.image_id.in_(image_ids),
+                          # Redundant with ``retry``: lets the planner
+                          # search the (image_id, status) index on both
+                          # columns.
+                          hi.c.status.in_(retried), live, retry))
+        for host_id, name, labels, image_id in _rows(conn, retries):
+            yield Lacking(host_id, name, labels or [], image_id, True)
 
     def _images_with_every_row(self, conn, image_ids):
         """Return the set of ``image_ids`` that have a row on every host.
@@ -323,3 +379,12 @@ class DistributionQueries(object):
                     ROUNDS.c.id == row['id']).values(ended_at=now))
                 row['ended_at'] = now
         return rows
+
+
+def _rows(conn, query):
+    """Yield ``query``'s rows; end the query when the caller stops."""
+    result = conn.execute(query)
+    try:
+        yield from result
+    finally:
+        result.close()

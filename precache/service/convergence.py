@@ -12,6 +12,11 @@ storm the broker or the origin. A host that answers ``busy`` (its queue
 is full) is asked again after ``busy_retry_delay`` seconds by a pass of
 its own, and the answer does not count as a failed attempt.
 
+A pass reads what is lacking as a stream, in the order the caps apply
+it, and stops once ``max_casts_per_cycle`` is reached; a pass for some
+hosts reads their rows alone. What a pass costs therefore follows the
+casts it sends, not the size of the fleet.
+
 Every meta is signed (:mod:`precache.objects.signing`) as it is cast, so
 the signature is always the current key's; the database keeps metas
 unsigned. Generations are ``(epoch, counter)``: the database's epoch and
@@ -42,6 +47,9 @@ LOG = logging.getLogger(__name__)
 
 FANOUT = 'fanout'
 TARGETED = 'targeted'
+#: The most host names a pass for some hosts hands the database as a
+#: filter (an ``IN`` list); a pass for more filters what it reads.
+HOST_FILTER_MAX = 500
 
 
 def _seconds(value):
@@ -188,31 +196,34 @@ class Reconciler(object):
         """Send targeted casts of what live target hosts lack.
 
         :param hosts: only consider these host names (a host that came
-            back up); every live host by default.
-        :returns: ``{'casts': n, 'deferred': n, 'seconds': s}``.
+            back up, busy hosts asking again); every live host by default.
+            The database reads only their rows (up to
+            ``HOST_FILTER_MAX`` names; more are filtered as they are read).
+        :returns: ``{'casts': n, 'deferred': n, 'stopped_at_caps': bool,
+            'seconds': s}``; ``deferred`` is a lower bound when
+            ``stopped_at_caps`` (see :meth:`_plan`).
         """
         started = time.monotonic()
         now = now or db_api.utcnow()
         with self._lock:
             if not self._may_cast('a convergence pass'):
-                return {'casts': 0, 'deferred': 0, 'seconds': 0.0}
+                return {'casts': 0, 'deferred': 0, 'stopped_at_caps': False,
+                        'seconds': 0.0}
             self._end_timed_out_rounds(context, now)
             images = {row['id']: row
                       for row in self.db.desired_images(now)}
-            lacking = self.db.lacking(
-                images, self.up_since(now), now,
-                now - _seconds(self._opts.report_timeout))
-            plan, deferred = {}, 0
-            # The live hosts (every one, with its labels) are read only
-            # when something is lacking: a steady-state pass costs the
-            # lacking() queries alone, whatever the number of hosts.
-            if lacking:
-                live = self.db.live_hosts(self.up_since(now))
-                if hosts is not None:
-                    wanted = set(hosts)
-                    live = [h for h in live if h[1] in wanted]
-                names = {host_id: name for host_id, name, _ in live}
-                plan, deferred = self._plan(images, live, names, lacking)
+            host_ids = only = None
+            if hosts is not None:
+                host_ids = self.db.host_ids(hosts)
+                if len(host_ids) > HOST_FILTER_MAX:
+                    host_ids, only = None, set(host_ids)
+            with self.db.lacking_rows(
+                    images, self.up_since(now), now,
+                    now - _seconds(self._opts.report_timeout),
+                    host_ids=host_ids) as lacking:
+                if only is not None:
+                    lacking = (r for r in lacking if r.host_id in only)
+                plan, deferred, stopped = self._plan(images, lacking)
             casts = 0
             for image_id, targets in plan.items():
                 if not self._may_cast('the casts of image %s' % image_id):
@@ -226,9 +237,11 @@ class Reconciler(object):
                 casts += len(targets)
         seconds = time.monotonic() - started
         if casts or deferred:
-            LOG.info('Convergence: %d targeted cast(s), %d deferred to the '
-                     'next pass, in %.3fs', casts, deferred, seconds)
-        return {'casts': casts, 'deferred': deferred, 'seconds': seconds}
+            LOG.info('Convergence: %d targeted cast(s), %s%d deferred to '
+                     'the next pass, in %.3fs', casts,
+                     'at least ' if stopped else '', deferred, seconds)
+        return {'casts': casts, 'deferred': deferred,
+                'stopped_at_caps': stopped, 'seconds': seconds}
 
     def _may_cast(self, what):
         """Whether this instance leads; logs what it leaves when not."""
@@ -237,30 +250,40 @@ class Reconciler(object):
         LOG.info('Not the leader: %s is left to the leading instance', what)
         return False
 
-    def _plan(self, images, live, names, lacking):
-        """Apply targets and caps; return ``({image: targets}, deferred)``.
+    def _plan(self, images, lacking):
+        """Apply targets and caps to what is lacking, in its order.
 
-        ``targets`` items are ``(host_id, name, has_row)``.
+        ``lacking`` is read only as far as the caps need: once the pass
+        has its ``max_casts_per_cycle`` casts, the next lacking row (one
+        more target host) ends the read, counted as deferred; the rest
+        is left unread, so what a pass reads grows with what it casts,
+        not with what the fleet lacks. ``deferred`` is then a lower
+        bound (the rows passed over for ``max_casts_per_host`` before,
+        plus that one). What is left is found again by the next pass.
+
+        :returns: ``({image: targets}, deferred, stopped)``; ``targets``
+            items are ``(host_id, name, has_row)``; ``stopped`` tells that
+            the read stopped at the caps with more left.
         """
         matchers = {image_id: targets_mod.TargetMatcher(row['targets'])
                     for image_id, row in images.items()}
-        labels = {host_id: host_labels for host_id, _, host_labels in live}
+        per_host_cap = self._opts.max_casts_per_host
+        cycle_cap = self._opts.max_casts_per_cycle
         per_host = collections.Counter()
         plan = collections.defaultdict(list)
         deferred = total = 0
-        for host_id, image_id, has_row in lacking:
-            name = names.get(host_id)
-            if name is None or not matchers[image_id].matches(
-                    name, labels[host_id]):
+        for row in lacking:
+            if not matchers[row.image_id].matches(row.name, row.labels):
                 continue
-            if (per_host[host_id] >= self._opts.max_casts_per_host or
-                    total >= self._opts.max_casts_per_cycle):
+            if total >= cycle_cap:
+                return plan, deferred + 1, True
+            if per_host[row.host_id] >= per_host_cap:
                 deferred += 1
                 continue
-            per_host[host_id] += 1
+            per_host[row.host_id] += 1
             total += 1
-            plan[image_id].append((host_id, name, has_row))
-        return plan, deferred
+            plan[row.image_id].append((row.host_id, row.name, row.has_row))
+        return plan, deferred, False
 
     # Rounds ---------------------------------------------------------------
 

@@ -107,3 +107,9 @@ class ServiceManager(object):
     @messaging.expected_exceptions(exception.ImageNotFound)
     def release(self, context, image_id):
         return self._state().release(context, image_id)
+
+    # Instances (1.2) ------------------------------------------------------
+
+    def serve_request(self, context, image_id):
+        if self.state is not None:
+            self.state.serve_request(context, image_id)

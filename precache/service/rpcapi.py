@@ -14,6 +14,8 @@ class ServiceAPI(object):
     * 1.1 - ``desired`` (agents at start-up) and the operator calls of the
       ``precache`` CLI: ``get_status``, ``list_hosts``, ``list_images``,
       ``show_image``, ``request_cache`` and ``release``.
+    * 1.2 - ``serve_request``: a fanout cast from the instance that took
+      an on-demand request to every instance; the leader serves it.
 
     A method newer than 1.0 checks the version cap first and raises
     :class:`~precache.common.exception.RPCVersionPinned` when
@@ -27,7 +29,7 @@ class ServiceAPI(object):
         default oslo.messaging's ``rpc_response_timeout``.
     """
 
-    RPC_API_VERSION = '1.1'
+    RPC_API_VERSION = '1.2'
 
     def __init__(self, conf, version_cap=None, timeout=None):
         target = messaging.Target(topic=conf.rpc.service_topic, version='1.0')
@@ -137,6 +139,22 @@ class ServiceAPI(object):
         return self._call(context, 'request_cache', '1.1', image_id=image_id,
                           hosts=hosts or [], labels=labels or [],
                           pin_until=pin_until)
+
+    def serve_request(self, context, image_id):
+        """Tell every instance that ``image_id`` was requested (1.2).
+
+        Sent by a follower that recorded an on-demand request: the
+        leading instance serves it at once instead of at its next run;
+        the others ignore it. A fanout cast: nothing waits for it, and
+        one lost is made good by the leader's next run, which serves
+        every recorded request.
+
+        :raises RPCVersionPinned: ``[upgrade_levels] service`` is below
+            1.2.
+        """
+        rpc.check_version(self.client, '1.2', 'serve_request', 'service')
+        self.client.prepare(version='1.2', fanout=True).cast(
+            context, 'serve_request', image_id=image_id)
 
     def release(self, context, image_id):
         """Withdraw an on-demand request; returns the image summary.

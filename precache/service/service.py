@@ -10,6 +10,7 @@ from precache.common import rpc
 from precache.service import coordination
 from precache.service import factory
 from precache.service import metrics
+from precache.service import rpcapi
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class PrecacheService(service.Service):
         self.pipeline = self.parts.pipeline
         self.reconciler = self.parts.reconciler
         self.rpcserver = None
+        self.service_api = rpcapi.ServiceAPI(conf)
         self._stopping = False
 
     def start(self):
@@ -100,15 +102,30 @@ class PrecacheService(service.Service):
             except queue.Empty:
                 continue
             if not self.leadership.is_leader():
-                # Recorded in the database: the leader's next run serves it.
-                LOG.info('Image %s requested: the leading instance will '
-                         'serve it in its next run', image_id)
+                self._wake_the_leader(image_id)
                 continue
             try:
                 self.pipeline.process_request(rpc.get_context(), image_id)
             except Exception:
                 LOG.exception('On-demand request of image %s failed',
                               image_id)
+
+    def _wake_the_leader(self, image_id):
+        """Have the leading instance serve a request this one recorded.
+
+        The request is in the database: should the cast be lost or
+        refused (``[upgrade_levels] service`` below 1.2 while instances
+        are upgraded), the leader's next run serves it.
+        """
+        try:
+            self.service_api.serve_request(rpc.get_context(), image_id)
+        except Exception as exc:
+            LOG.warning('Image %s requested: the leading instance will '
+                        'serve it in its next run (it could not be told '
+                        'now: %s)', image_id, exc)
+            return
+        LOG.info('Image %s requested: the leading instance was told to '
+                 'serve it', image_id)
 
     def stop(self, graceful=False):
         LOG.info('precache-service stopping')

@@ -182,6 +182,22 @@ class StateKeeper(object):
             self.requests.put(image_id)
         return self.list_image(image_id)
 
+    def serve_request(self, context, image_id):
+        """Serve a request another instance recorded, if this one leads.
+
+        The other instances' casts reach every instance; a follower
+        (this one included, when it sent the cast) leaves the request to
+        the leader.
+        """
+        if self.requests is None or (self.leadership is not None and
+                                     not self.leadership.is_leader()):
+            LOG.debug('Image %s requested on another instance: left to '
+                      'the leading instance', image_id)
+            return
+        LOG.info('Image %s requested on another instance: serving it',
+                 image_id)
+        self.requests.put(image_id)
+
     def release(self, context, image_id):
         self.db.release(image_id, self._now())
         LOG.info('Image %s released', image_id)

@@ -61,11 +61,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import benchdb  # noqa: E402
+import benchrpc  # noqa: E402
 
 from precache.common import process as process_group  # noqa: E402
 from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
-from precache.conf import defaults as conf_defaults  # noqa: E402
 from precache.db import api as db_api  # noqa: E402
 from precache.service import factory  # noqa: E402
 from precache.service import manager as service_manager  # noqa: E402
@@ -82,15 +82,6 @@ def _percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def _configure(transport_url, host):
-    conf = precache_conf.CONF
-    conf_defaults.set_defaults(conf)
-    conf([], project='precache', default_config_files=[])
-    conf.set_override('host', host)
-    rpc.init(conf, url=transport_url)
-    return conf
-
-
 # Clients ------------------------------------------------------------------
 
 def client(index, args, image_ids, start, sent, late):
@@ -101,7 +92,7 @@ def client(index, args, image_ids, start, sent, late):
     :param sent: this client's slot of a shared counter array.
     :param late: shared array: the worst lateness of a cast, in ms.
     """
-    conf = _configure(args.transport_url, 'bench-client-%d' % index)
+    conf = benchrpc.configure(args.transport_url, 'bench-client-%d' % index)
     api = rpcapi.ServiceAPI(conf)
     context = rpc.get_context()
     inventory = benchdb.inventory(image_ids)
@@ -177,7 +168,7 @@ class Service(object):
 
     def __init__(self, args, url):
         self.args = args
-        self.conf = _configure(args.transport_url, SERVICE_HOST)
+        self.conf = benchrpc.configure(args.transport_url, SERVICE_HOST)
         self.db = db_api.StateDB(url)
         self.now = db_api.utcnow().replace(microsecond=0)
         records, seconds = benchdb.fill(self.db, args.agents, args.images,

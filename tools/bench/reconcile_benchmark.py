@@ -53,6 +53,20 @@ Usage::
 ``--private-postgresql`` runs a PostgreSQL cluster of its own (initdb on a
 free port of 127.0.0.1, removed afterwards: the functional tests'
 ``PostgreSQLClusterFixture``), so no server needs to be running.
+
+``--follower-rate R`` (a server database only) times the passes at the
+largest ``--hosts`` size with a second service instance on the same
+database: a follower in a process of its own, answering on a real
+RabbitMQ (``--transport-url``, or a private node removed afterwards)
+what followers answer (heartbeats, reports, ``desired``, the CLI's
+``get_status``) sent by a load process at R messages per second (see
+:mod:`follower`). Each scenario's cycles alternate between the follower
+idle and busy; the table puts the medians side by side with their
+ratio and the rate the follower handled, and the run fails if the
+follower sent a single ``cache`` cast::
+
+    python tools/bench/reconcile_benchmark.py --private-postgresql \
+        --hosts 10000 --cycles 5 --follower-rate 40
 """
 
 import argparse
@@ -75,7 +89,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import benchdb  # noqa: E402
+import follower as follower_mod  # noqa: E402
 
+from precache.common import process as process_group  # noqa: E402
 from precache.common import rpc  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
@@ -90,6 +106,8 @@ GOAL = 1.0
 STEADY_RATIO_GOAL = 1.5
 STEADY = 'steady (all cached)'
 RAISED = 10 ** 7
+#: Seconds the follower's load runs before a timed pass.
+FOLLOWER_RAMP = 1.0
 FAILED_CODE = 'bench-failed'
 DOWN_CODE = 'bench-down'
 HI = db_api.HOST_IMAGES
@@ -119,6 +137,9 @@ class Bench(object):
             with_pipeline=False, signer=benchdb.signer()).reconciler
         self.context = rpc.get_context()
         self.rng = random.Random(4)
+        #: Host ids no scenario changes (a follower's load speaks for
+        #: them).
+        self.reserved = set()
 
     # Setup ----------------------------------------------------------------
 
@@ -197,14 +218,25 @@ class Bench(object):
         picks = self.rng.sample(range(hosts * images),
                                 int(hosts * images * fraction))
         return [(p // images + 1, self.records[p % images].id)
-                for p in picks]
+                for p in picks if p // images + 1 not in self.reserved]
+
+    def sample_hosts(self, count):
+        """``count`` host ids (1-based), none of them reserved."""
+        return self.rng.sample([h for h in range(1, self.args.hosts + 1)
+                                if h not in self.reserved], count)
 
     # Measurement ----------------------------------------------------------
 
-    def cycle(self, between=None, hosts=None):
-        """Run one pass; return ``(casts, deferred, seconds)``."""
+    def cycle(self, between=None, hosts=None, before=None):
+        """Run one pass; return ``(casts, deferred, seconds)``.
+
+        :param before: called after ``between`` (the state's reset),
+            right before the timed pass.
+        """
         if between is not None:
             between()
+        if before is not None:
+            before()
         self.agent_api.casts.clear()
         started = time.perf_counter()
         result = self.reconciler.reconcile(self.context, hosts=hosts,
@@ -214,7 +246,10 @@ class Bench(object):
             raise SystemExit('reconcile() said %d casts, sent %d'
                              % (result['casts'],
                                 self.agent_api.casts['targeted']))
-        return result['casts'], result['deferred'], seconds
+        # A pass that stopped reading at its caps knows a lower bound.
+        deferred = '%d%s' % (result['deferred'],
+                             '+' if result['stopped_at_caps'] else '')
+        return result['casts'], deferred, seconds
 
     def scenarios(self):
         """Set up each scenario in turn and yield it, then undo it.
@@ -259,7 +294,7 @@ class Bench(object):
         self.unmark(FAILED_CODE)
         self.clear_rounds()
 
-        down = self.rng.sample(range(1, hosts + 1), hosts * 2 // 100)
+        down = self.sample_hosts(hosts * 2 // 100)
         self.set_heartbeat(down, self.now - datetime.timedelta(days=1))
         self.mark([(h, r.id) for h in down for r in self.records],
                   states.FAILED, DOWN_CODE)
@@ -271,7 +306,7 @@ class Bench(object):
         self.set_heartbeat(down, self.now)
         self.caps(raised=False)
 
-        back = self.rng.randrange(1, hosts + 1)
+        back, = self.sample_hosts(1)
         self.mark([(back, r.id) for r in self.records[:5]], states.MISSING,
                   FAILED_CODE)
 
@@ -313,16 +348,32 @@ def run_interleaved(benches, cycles):
                 results[index].append(bench.cycle(**current[index][2]))
         for bench, (name, expected, _k), out, table in zip(
                 benches, current, results, rows):
-            outcomes = {(casts, deferred) for casts, deferred, _s in out}
+            outcomes, deferred = _outcome(out)
             if len(outcomes) != 1:
                 raise SystemExit('cycles on the same state differ: %s'
                                  % sorted(outcomes))
-            (casts, deferred), = outcomes
+            (casts, _d), = outcomes
             seconds = [s for _c, _d, s in out]
             table.append((name, casts, expected, deferred, seconds))
             print('  %6d hosts  %-38s %6d casts %.3fs' % (
                 bench.args.hosts, name, casts, statistics.median(seconds)),
                 flush=True)
+
+
+def _outcome(cycles):
+    """What cycles on the same state must agree on, and their deferred.
+
+    :param cycles: ``[(casts, deferred, seconds)]``.
+    :returns: the set of ``(casts, deferred)`` of the cycles and the
+        deferred figure to show. A pass that stopped reading at its caps
+        (``N+``) knows a lower bound, which depends on the order the
+        database gave its rows in (the rows to retry come unordered):
+        such cycles must agree on their casts and on having stopped, and
+        the smallest bound is shown.
+    """
+    outcomes = {(c, '+' if d.endswith('+') else d) for c, d, _s in cycles}
+    bounds = [int(d[:-1]) for _c, d, _s in cycles if d.endswith('+')]
+    return outcomes, ('%d+' % min(bounds) if bounds else cycles[0][1])
 
 
 def _minutes(n):
@@ -343,7 +394,7 @@ def report(rows, backend, args, hosts):
         good = median < GOAL and casts == expected
         ok = ok and good
         note = '' if casts == expected else ' (expected %d)' % expected
-        print('| %s | %d%s | %d | %.3f | %.3f | %s |'
+        print('| %s | %d%s | %s | %.3f | %.3f | %s |'
               % (name, casts, note, deferred, median, max(seconds),
                  'yes' if good else '**no**'))
     return ok
@@ -398,6 +449,109 @@ def report_scaling(rows, backend, small_hosts, large_hosts):
     return ok
 
 
+def run_with_follower(args, transport_url):
+    """Time the passes without and with a busy follower, side by side.
+
+    One fleet (the largest ``--hosts``); a :class:`follower.Follower` on
+    its database. Each scenario's cycles alternate: the follower idle,
+    then busy (its load switched on ``FOLLOWER_RAMP`` seconds before the
+    timed pass, and kept on through it).
+
+    :returns: ``[(name, casts, expected, seconds idle, seconds busy,
+        messages/s while busy)]`` and the follower's casts.
+    """
+    hosts = max(args.hosts)
+    with benchdb.database(args.connection) as url:
+        bench = Bench(argparse.Namespace(**dict(vars(args), hosts=hosts)),
+                      url)
+        bench.reserved = set(follower_mod.hosts(args.follower_hosts, hosts))
+        bench.fill()
+        names = [benchdb.host_name(h - 1) for h in sorted(bench.reserved)]
+        follower = follower_mod.Follower(
+            transport_url, url, args.follower_rate, names,
+            [r.id for r in bench.records])
+        try:
+            rows = _follower_cycles(bench, follower, args.cycles)
+            casts = follower.casts.value
+        finally:
+            follower.close()
+            bench.db.engine.dispose()
+    return rows, casts
+
+
+def _follower_cycles(bench, follower, cycles):
+    rows = []
+    for name, expected, kwargs in bench.scenarios():
+        idle, busy, rates = [], [], []
+        for _ in range(cycles):
+            follower.set_busy(False)
+            idle.append(bench.cycle(**kwargs))
+            sent = []
+
+            def ramp():
+                sent.append((follower.counts()[1], time.monotonic()))
+                follower.set_busy(True)
+                time.sleep(FOLLOWER_RAMP)
+
+            busy.append(bench.cycle(before=ramp, **kwargs))
+            handled, started = sent[0]
+            rates.append((follower.counts()[1] - handled) /
+                         (time.monotonic() - started))
+            follower.set_busy(False)
+        outcomes, _deferred = _outcome(idle + busy)
+        if len(outcomes) != 1:
+            raise SystemExit('cycles on the same state differ (the '
+                             "follower's load changed it?): %s"
+                             % sorted(outcomes))
+        (casts, _d), = outcomes
+        rows.append((name, casts, expected, [x for _c, _d, x in idle],
+                     [x for _c, _d, x in busy], statistics.median(rates)))
+        print('  %-38s %6d casts idle %.3fs busy %.3fs' % (
+            name, casts, statistics.median(rows[-1][3]),
+            statistics.median(rows[-1][4])), flush=True)
+    return rows
+
+
+def report_follower(rows, follower_casts, backend, args):
+    """Print the side-by-side table; return whether the checks hold."""
+    print()
+    print('%s, %d hosts x %d images, %d cycles per scenario; a follower '
+          'process on the same database, its load offered at %g '
+          'messages/s' % (backend, max(args.hosts), args.images,
+                          args.cycles, args.follower_rate))
+    print()
+    print('| scenario | casts | median s, follower idle | median s, '
+          'follower busy | ratio | follower messages/s handled |')
+    print('|---|---|---|---|---|---|')
+    ok = True
+    for name, casts, expected, idle, busy, rate in rows:
+        good = casts == expected
+        ok = ok and good
+        note = '' if good else ' (expected %d)' % expected
+        print('| %s | %d%s | %.3f | %.3f | %.2f | %.1f |' % (
+            name, casts, note, statistics.median(idle),
+            statistics.median(busy),
+            statistics.median(busy) / statistics.median(idle), rate))
+    print()
+    print('casts sent by the follower: %d (must be 0)' % follower_casts)
+    return ok and follower_casts == 0
+
+
+def _run_follower(args):
+    with contextlib.ExitStack() as stack:
+        transport_url = args.transport_url
+        if not transport_url:
+            from precache.tests.fixtures import rabbitmq
+            broker = stack.enter_context(rabbitmq.RabbitMQFixture())
+            transport_url = broker.transport_url
+        try:
+            rows, casts = run_with_follower(args, transport_url)
+        finally:
+            rpc.cleanup()
+    backend = sa.engine.make_url(args.connection).get_backend_name()
+    return 0 if report_follower(rows, casts, backend, args) else 1
+
+
 def host_counts(text):
     """Parse ``--hosts``: ``10000`` or ``1000,10000``."""
     try:
@@ -426,7 +580,24 @@ def main():
     parser.add_argument('--private-postgresql', action='store_true',
                         help='run a private PostgreSQL cluster for the '
                              'run (needs the Debian package "postgresql")')
+    parser.add_argument('--follower-rate', type=float, default=0,
+                        help='with a follower: messages per second its '
+                             'load sends while busy (0: no follower)')
+    parser.add_argument('--follower-hosts', type=int, default=200,
+                        help='hosts the follower\'s load speaks for')
+    parser.add_argument('--transport-url',
+                        help='with a follower: the broker (default: a '
+                             'private RabbitMQ node)')
     args = parser.parse_args()
+    if args.follower_rate and not (args.connection or
+                                   args.private_postgresql):
+        parser.error('--follower-rate needs a server database '
+                     '(--connection or --private-postgresql): several '
+                     'instances cannot share sqlite')
+    if args.follower_rate:
+        # Before oslo.messaging names a queue (see
+        # precache.common.process).
+        process_group.ensure_own_process_group()
     if args.private_postgresql:
         if args.connection:
             parser.error('--connection and --private-postgresql exclude '
@@ -444,6 +615,8 @@ def run(args):
     conf_defaults.set_defaults(conf)
     conf([], project='precache', default_config_files=[])
     rpc.init(conf, url='fake:/')
+    if args.follower_rate:
+        return _run_follower(args)
     sizes = args.hosts
     try:
         with contextlib.ExitStack() as stack:

@@ -14,6 +14,7 @@ so the new leader must continue the distribution.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,8 +41,12 @@ INTERVAL = 4
 LEASE = 3
 
 
-class ServiceHATest(test_convergence.CliTestMixin,
-                    test_distribution.BrokerTestCase):
+class TwoInstancesTestCase(test_convergence.CliTestMixin,
+                           test_distribution.BrokerTestCase):
+    """Two instances on Redis, RabbitMQ and PostgreSQL, a shared origin."""
+
+    #: ``[service] interval`` of both instances.
+    interval = INTERVAL
 
     def setUp(self):
         super().setUp()
@@ -76,7 +81,7 @@ class ServiceHATest(test_convergence.CliTestMixin,
 
     def _service_options(self):
         return {
-            'service': {'interval': INTERVAL, 'reconcile_interval': 2,
+            'service': {'interval': self.interval, 'reconcile_interval': 2,
                         'service_down_time': 6, 'inventory_grace': 5,
                         'retry_backoff': 5, 'retry_backoff_max': 5,
                         'report_timeout': 60},
@@ -98,6 +103,15 @@ class ServiceHATest(test_convergence.CliTestMixin,
                    'is now the leader' in servers.log_tail(
                        instance.log_file, 100000)]
         return leaders[-1] if len(leaders) == 1 else None
+
+    def wait_for_leader(self):
+        """Return ``(leader, follower)`` once one instance leads."""
+        leader_name = self.wait_until(self.leader, 'one leader')
+        follower_name, = set(self.instances) - {leader_name}
+        return self.instances[leader_name], self.instances[follower_name]
+
+
+class ServiceHATest(TwoInstancesTestCase):
 
     def _keep_asking(self, stop, failures, answers):
         """``precache status`` in a loop; record every failure."""
@@ -122,10 +136,7 @@ class ServiceHATest(test_convergence.CliTestMixin,
         self.wait_until(lambda: early <= {
             h['Host'] for h in self.precache_json('hosts')
             if h['State'] is True}, 'three agents up')
-        leader_name = self.wait_until(self.leader, 'one leader')
-        leader = self.instances[leader_name]
-        follower_name, = set(self.instances) - {leader_name}
-        follower = self.instances[follower_name]
+        leader, follower = self.wait_for_leader()
         status, output = self.precache('status')
         self.assertEqual(0, status, output)
         self.assertIn('Leader: %s' % leader.host, output)
@@ -188,3 +199,47 @@ class ServiceHATest(test_convergence.CliTestMixin,
         self.assertEqual(1, len(fanouts), rounds)
         self.assertEqual(3, fanouts[0]['total'], rounds)
         self.assertEqual(1, len({r['generation'] for r in rounds}), rounds)
+
+
+class FollowerRequestTest(TwoInstancesTestCase):
+    """``precache cache`` answered by a follower is served at once.
+
+    The periodic runs are far apart (``interval``): only the follower's
+    wake-up makes the leader serve the request before its next run.
+    """
+
+    interval = 600
+    #: Requests sent until one reaches the follower (the instances take
+    #: the service topic's calls in turn).
+    attempts = 8
+
+    def test_a_request_on_the_follower_is_served_by_the_leader_now(self):
+        leader, follower = self.wait_for_leader()
+        self.wait_until(lambda: 'Pipeline run done' in servers.log_tail(
+            leader.log_file, 100000), "the leader's first run")
+        qcow2, _raw = test_distribution.make_qcow2(self.tempdir, 'golden')
+        for attempt in range(self.attempts):
+            image_id = 'golden-request-%d' % attempt
+            # Listed by no run yet: the next one is ten minutes away.
+            shutil.copy(qcow2, os.path.join(self.images_dir, image_id))
+            asked_at = time.monotonic()
+            status, output = self.precache('cache', image_id)
+            self.assertEqual(0, status, output)
+            taken = 'Image %s requested (targets' % image_id
+            if taken in servers.log_tail(follower.log_file, 100000):
+                break
+            self.assertIn(taken, servers.log_tail(leader.log_file, 100000))
+        else:
+            self.fail('No request reached the follower in %d tries:\n%s'
+                      % (self.attempts, self.service_log()))
+        fanned_out = 'Image %s fanned out' % image_id
+        self.wait_until(lambda: fanned_out in servers.log_tail(
+            leader.log_file, 100000), 'the leader serving the request',
+            timeout=60)
+        self.assertLess(time.monotonic() - asked_at, self.interval / 10)
+        follower_log = servers.log_tail(follower.log_file, 100000)
+        self.assertIn('Image %s requested: the leading instance was told '
+                      'to serve it' % image_id, follower_log)
+        self.assertNotIn('fanned out', follower_log)
+        self.assertIn('Image %s requested on another instance: serving it'
+                      % image_id, servers.log_tail(leader.log_file, 100000))

@@ -45,3 +45,44 @@ class HostCountsTest(base.TestCase):
         for text in ('', 'many', '0', '-1,5'):
             self.assertRaises(argparse.ArgumentTypeError, bench.host_counts,
                               text)
+
+
+class FollowerReportTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(__import__('fixtures').MonkeyPatch(
+            'builtins.print', lambda *a: None))
+        self.args = argparse.Namespace(hosts=[10000], images=50, cycles=3,
+                                       follower_rate=40)
+
+    def test_a_follower_that_casts_fails_the_run(self):
+        rows = [('new image', 2000, 2000, [0.2, 0.3], [0.3, 0.4], 39.5)]
+        self.assertTrue(bench.report_follower(rows, 0, 'postgresql',
+                                              self.args))
+        self.assertFalse(bench.report_follower(rows, 1, 'postgresql',
+                                               self.args))
+
+    def test_unexpected_casts_fail_the_run(self):
+        rows = [('new image', 1999, 2000, [0.2], [0.3], 39.5)]
+        self.assertFalse(bench.report_follower(rows, 0, 'postgresql',
+                                               self.args))
+
+    def test_the_load_speaks_for_hosts_spread_over_the_fleet(self):
+        import follower
+        self.assertEqual([1, 11, 21], follower.hosts(3, 10000))
+        self.assertEqual([1, 11], follower.hosts(5, 20))
+
+
+class OutcomeTest(base.TestCase):
+
+    def test_exact_deferred_must_agree(self):
+        outcomes, deferred = bench._outcome([(5, '3', 0.1), (5, '3', 0.2)])
+        self.assertEqual(({(5, '3')}, '3'), (outcomes, deferred))
+        outcomes, _d = bench._outcome([(5, '3', 0.1), (5, '4', 0.2)])
+        self.assertEqual(2, len(outcomes))
+
+    def test_lower_bounds_agree_on_having_stopped(self):
+        outcomes, deferred = bench._outcome([(2000, '23+', 0.1),
+                                             (2000, '18+', 0.2)])
+        self.assertEqual(({(2000, '+')}, '18+'), (outcomes, deferred))

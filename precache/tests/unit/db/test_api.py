@@ -565,6 +565,31 @@ class LackingTests(object):
         self.beat('h3', at(10), inventory=['b'])
         self.assertEqual([('h3', 'a', False)], self.lacking(at(20)))
 
+    def test_only_the_given_hosts(self):
+        self.beat('h1', T0)
+        self.beat('h2', T0, inventory=['a'])
+        self.beat('h3', T0)
+        ids = self.host_ids()
+        self.assertEqual(
+            [(ids['h2'], 'b', False)],
+            self.db.lacking(['a', 'b'], T0, at(10), at(-600),
+                            host_ids=[ids['h2']]))
+        self.assertEqual([], self.db.lacking(['a', 'b'], T0, at(10),
+                                             at(-600), host_ids=[]))
+
+    def test_rows_carry_the_host_and_a_read_may_stop_early(self):
+        self.beat('h1', T0, labels=['gpu'])
+        self.beat('h2', T0)
+        with self.db.lacking_rows(['a', 'b'], T0, at(10),
+                                  at(-600)) as rows:
+            first = next(rows)
+        self.assertEqual(('a', False), (first.image_id, first.has_row))
+        self.assertIn((first.name, first.labels),
+                      [('h1', ['gpu']), ('h2', [])])
+        # The query left half read is over: the database goes on.
+        self.beat('h3', at(5), inventory=['a', 'b'])
+        self.assertEqual(4, len(self.lacking(at(10))))
+
     def test_down_host_rows_do_not_hide_a_live_host(self):
         self.beat('h1', T0, inventory=['a', 'b'])
         self.beat('h2', at(300))

@@ -1,5 +1,7 @@
 """Convergence: fanout rounds, targeted repairs, backoff, caps, targets."""
 
+import contextlib
+
 import fixtures
 
 from precache.db import api as db_api
@@ -98,7 +100,8 @@ class ReconcileTest(ReconcilerTestCase):
         self.beat('h3', at(5))
         self.assertEqual(1, self.reconcile(at(10))['casts'])
         self.assertEqual(['h3'], self.agent_api.hosts())
-        live_hosts.assert_called_once()
+        # The lacking rows carry their hosts' names and labels.
+        live_hosts.assert_not_called()
 
     def test_undesired_images_are_not_cast(self):
         self.add_image('a')
@@ -184,7 +187,10 @@ class ReconcileTest(ReconcilerTestCase):
         for host in ('h1', 'h2', 'h3'):
             self.beat(host, T0)
         result = self.reconcile(at(10))
-        self.assertEqual((3, 3), (result['casts'], result['deferred']))
+        # The pass stops reading at the first lacking row beyond the cap:
+        # "deferred" says at least one more waits.
+        self.assertEqual((3, 1, True), (result['casts'], result['deferred'],
+                                        result['stopped_at_caps']))
         self.assertEqual(3, len(self.agent_api.casts))
         result = self.reconcile(at(20))
         self.assertEqual((3, 0), (result['casts'], result['deferred']))
@@ -259,6 +265,110 @@ class ReconcileTest(ReconcilerTestCase):
         self.assertEqual(('a', 2, 1, ['h2']),
                          (end['image_id'], end['total'], end['answered'],
                           end['unanswered']))
+
+
+class BoundedReadTest(ReconcilerTestCase):
+    """A pass reads what is lacking only as far as its caps need."""
+
+    def setUp(self):
+        super().setUp()
+        self.read = []
+        lacking_rows = self.db.lacking_rows
+        read = self.read
+
+        @contextlib.contextmanager
+        def counting(*args, **kwargs):
+            with lacking_rows(*args, **kwargs) as rows:
+                yield (read.append(row) or row for row in rows)
+
+        self.useFixture(fixtures.MockPatchObject(
+            self.db, 'lacking_rows', side_effect=counting))
+
+    def four_by_four(self):
+        """4 images x 4 hosts lacking, 3 casts a pass."""
+        self.flags(group='service', max_casts_per_cycle=3)
+        for image_id in 'abcd':
+            self.add_image(image_id)
+        for host in ('h1', 'h2', 'h3', 'h4'):
+            self.beat(host, T0)
+
+    def pass_(self, now, hosts=None):
+        del self.read[:]
+        return self.reconcile(now, hosts=hosts)
+
+    def test_the_read_stops_at_the_caps(self):
+        # The pass reads the 3 it casts and one more, not the 16 rows.
+        self.four_by_four()
+        result = self.pass_(at(10))
+        self.assertEqual((3, 1, True), (result['casts'], result['deferred'],
+                                        result['stopped_at_caps']))
+        self.assertEqual(4, len(self.read))
+        # The first image's hosts come first, as they always did.
+        first = self.agent_api.casts[0][0]
+        self.assertEqual({first}, {c[0] for c in self.agent_api.casts})
+
+    def test_deferred_work_is_done_by_later_passes(self):
+        self.four_by_four()
+        sent = []
+        for second in range(10, 70, 10):
+            result = self.pass_(at(second))
+            sent.append(result['casts'])
+            self.assertLessEqual(len(self.read), 4)
+        self.assertEqual([3, 3, 3, 3, 3, 1], sent)
+        for image_id in 'abcd':
+            self.assertEqual({'h1', 'h2', 'h3', 'h4'},
+                             set(self.db.image_hosts(image_id)))
+        result = self.pass_(at(70))
+        self.assertEqual((0, 0, False), (result['casts'], result['deferred'],
+                                         result['stopped_at_caps']))
+
+    def test_per_host_cap_reads_on_to_fill_the_pass(self):
+        # Rows of a host at its cap are passed over, not an end: the
+        # pass reads on and casts to the other hosts.
+        self.flags(group='service', max_casts_per_cycle=3,
+                   max_casts_per_host=1)
+        for image_id in 'abc':
+            self.add_image(image_id)
+        self.beat('h1', T0)
+        self.beat('h2', T0)
+        result = self.pass_(at(10))
+        self.assertEqual((2, 4, False), (result['casts'], result['deferred'],
+                                         result['stopped_at_caps']))
+        self.assertEqual(['h1', 'h2'], self.agent_api.hosts())
+
+    def test_a_pass_for_one_host_reads_that_host_alone(self):
+        for image_id in 'ab':
+            self.add_image(image_id)
+        for host in ('h1', 'h2', 'h3'):
+            self.beat(host, T0)
+        result = self.pass_(at(10), hosts=['h2'])
+        self.assertEqual(2, result['casts'])
+        self.assertEqual(['h2', 'h2'], self.agent_api.hosts())
+        self.assertEqual({'h2'}, {row.name for row in self.read})
+        # Its rows to retry, too.
+        self.db.record_report('h2', 'a', states.FAILED, {}, now=at(20))
+        self.beat('h1', at(100))
+        self.beat('h2', at(100))
+        self.beat('h3', at(100))
+        result = self.pass_(at(100), hosts=['h2'])
+        self.assertEqual(['h2'], self.agent_api.hosts('a'))
+        self.assertEqual({'h2'}, {row.name for row in self.read})
+
+    def test_unknown_host_reads_nothing(self):
+        self.add_image('a')
+        self.beat('h1', T0)
+        result = self.pass_(at(10), hosts=['nobody'])
+        self.assertEqual((0, 0), (result['casts'], result['deferred']))
+        self.assertEqual([], self.read)
+
+    def test_many_hosts_are_filtered_as_they_are_read(self):
+        self.useFixture(fixtures.MockPatch(
+            'precache.service.convergence.HOST_FILTER_MAX', 1))
+        self.add_image('a')
+        for host in ('h1', 'h2', 'h3'):
+            self.beat(host, T0)
+        self.pass_(at(10), hosts=['h1', 'h3'])
+        self.assertEqual(['h1', 'h3'], self.agent_api.hosts())
 
 
 class DistributeTest(ReconcilerTestCase):

@@ -1,6 +1,8 @@
 """ServiceAPI over ``fake:/``: versions sent and the ``[upgrade_levels]``
 pin."""
 
+import queue
+
 import oslo_messaging as messaging
 
 from precache.common import exception
@@ -15,6 +17,16 @@ OPERATOR_CALLS = (('get_status', {}), ('list_hosts', {}),
                   ('release', {'image_id': 'i'}))
 
 
+class Recorder(object):
+    """A StateKeeper stand-in that records the requests it is told of."""
+
+    def __init__(self):
+        self.requests = queue.Queue()
+
+    def serve_request(self, context, image_id):
+        self.requests.put(image_id)
+
+
 class ServiceAPIVersionTest(base.TestCase):
 
     def setUp(self):
@@ -22,11 +34,11 @@ class ServiceAPIVersionTest(base.TestCase):
         self.fake_rpc()
         self.context = rpc.get_context()
 
-    def start_endpoint(self):
+    def start_endpoint(self, server_name='svc', state=None):
         server = rpc.get_server(
             messaging.Target(topic=self.conf.rpc.service_topic,
-                             server='svc'),
-            [manager.ServiceManager(self.conf)])
+                             server=server_name),
+            [manager.ServiceManager(self.conf, state)])
         server.start()
         self.addCleanup(server.wait)
         self.addCleanup(server.stop)
@@ -77,3 +89,19 @@ class ServiceAPIVersionTest(base.TestCase):
         api = rpcapi.ServiceAPI(self.conf)
         api.report(self.context, 'cmp-1', 'img', 'cached', {})
         api.heartbeat(self.context, 'cmp-1', {'inventory': []})
+
+    def test_serve_request_reaches_every_instance(self):
+        instances = {name: Recorder() for name in ('svc-a', 'svc-b')}
+        for name, recorder in instances.items():
+            self.start_endpoint(name, recorder)
+        api = rpcapi.ServiceAPI(self.conf)
+        api.serve_request(self.context, 'img')
+        for recorder in instances.values():
+            self.assertEqual('img', recorder.requests.get(timeout=10))
+
+    def test_client_pinned_to_1_1_does_not_send_serve_request(self):
+        self.flags(group='upgrade_levels', service='1.1')
+        api = rpcapi.ServiceAPI(self.conf)
+        exc = self.assertRaises(exception.RPCVersionPinned,
+                                api.serve_request, self.context, 'img')
+        self.assertEqual('1.2', exc.kwargs['version'])

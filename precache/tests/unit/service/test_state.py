@@ -2,6 +2,7 @@
 
 import calendar
 import queue
+from unittest import mock
 
 from oslo_utils import timeutils
 
@@ -211,6 +212,17 @@ class AgentsTest(StateKeeperTestCase):
         self.clock(3600)
         self.assertEqual([], desired())
         self.assertFalse(self.keeper.list_image('r')['desired'])
+
+    def test_a_request_recorded_elsewhere_is_served_by_the_leader(self):
+        leading = [True]
+        self.keeper.leadership = mock.Mock(
+            is_leader=lambda: leading[0])
+        self.keeper.serve_request(None, 'r')
+        self.assertEqual('r', self.requests.get_nowait())
+        # A follower (the sender among them) leaves it to the leader.
+        leading[0] = False
+        self.keeper.serve_request(None, 'r')
+        self.assertTrue(self.requests.empty())
 
     def test_request_without_pin_until_released(self):
         self.keeper.request_cache(None, 'r', [], [], None)
