@@ -56,7 +56,11 @@ def stale_sockets(pid):
 
 
 class DesiredSet(object):
-    """The service state's answer to ``desired``: what the test wants."""
+    """The service state's answer to ``desired``: what the test wants.
+
+    It keeps nothing else: the endpoint's listeners record the reports
+    and heartbeats.
+    """
 
     def __init__(self):
         self.metas = []
@@ -65,6 +69,12 @@ class DesiredSet(object):
     def desired(self, context, host, labels):
         self.asked += 1
         return list(self.metas)
+
+    def report(self, context, host, image_id, status, detail):
+        pass
+
+    def heartbeat(self, context, host, status):
+        pass
 
 
 class BrokerRestartsTest(test_distribution.OneImageTestCase):
