@@ -8,6 +8,7 @@ from oslo_service import service
 
 from precache.agent import manager
 from precache.agent import metrics
+from precache.common import amqp_reconnect
 from precache.common import rpc
 from precache.service import rpcapi as service_rpcapi
 
@@ -22,6 +23,9 @@ IDLE_TIMEOUT = 3
 #: broker (up to several seconds apart); the process exits right after,
 #: which closes the connections anyway.
 BROKER_TIMEOUT = 1
+#: Seconds between a reconnection to the broker and the request for the
+#: desired set: the driver declares the queues again meanwhile.
+RESYNC_DELAY = 2
 
 
 class AgentService(service.Service):
@@ -48,6 +52,7 @@ class AgentService(service.Service):
             self.metrics.watch_disk(self.manager.store)
         self.rpcserver = None
         self._stopped = threading.Event()
+        self._reconnected = threading.Event()
 
     def start(self):
         super().start()
@@ -75,12 +80,17 @@ class AgentService(service.Service):
                          args=(self._stopped,
                                self.conf.agent.desired_timeout),
                          name='desired-sync', daemon=True).start()
+        amqp_reconnect.add_reconnect_listener(self._reconnected.set)
+        threading.Thread(target=self._resync_after_reconnections,
+                         name='desired-resync', daemon=True).start()
         LOG.info('precache-agent started on %s (store %s)',
                  self.conf.host, self.conf.agent.store)
 
     def stop(self, graceful=False):
         LOG.info('precache-agent stopping')
         self._stopped.set()
+        amqp_reconnect.remove_reconnect_listener(self._reconnected.set)
+        self._reconnected.set()
         # Downloads end first, so that the RPC server's wait below (for
         # the calls in progress) is short.
         self.manager.cancel()
@@ -99,6 +109,23 @@ class AgentService(service.Service):
         _bounded(rpc.cleanup, BROKER_TIMEOUT,
                  'closing the connections to the broker')
         LOG.info('precache-agent stopped')
+
+    def _resync_after_reconnections(self):
+        """Ask for the desired set again after each broker reconnection.
+
+        The broker drops the casts sent while this agent's queues did not
+        exist (a broker restart): without this the service would cast
+        them again only after ``[service] report_timeout``.
+        """
+        while True:
+            self._reconnected.wait()
+            if self._stopped.wait(RESYNC_DELAY):
+                return
+            self._reconnected.clear()
+            LOG.info('Reconnected to the broker: asking the service for '
+                     'the desired images again')
+            self.manager.sync_desired_until_done(
+                self._stopped, self.conf.agent.desired_timeout)
 
     def _write_metrics(self):
         self.metrics.write(self.conf.metrics.textfile)

@@ -14,6 +14,7 @@ from oslo_context import context as oslo_context
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from precache.common import amqp_reconnect
 from precache.common import exception
 
 LOG = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def init(conf, url=None):
     """
     global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
     _name_stable_queues(conf)
+    amqp_reconnect.install()
     if TRANSPORT is None:
         TRANSPORT = messaging.get_rpc_transport(
             conf, url=url, allowed_remote_exmods=ALLOWED_EXMODS)

@@ -12,13 +12,17 @@ import signal
 import subprocess
 import time
 
+from precache.common import compression
 from precache.common import fileutils
 from precache.common import verify
 from precache.objects import image as image_mod
+from precache.service.servers import http
+from precache.tests.fixtures import images
 from precache.tests.functional import test_distribution
 
 #: Bytes per second the agents may download here: the image takes ~15 s.
 RATE = 256 * 1024
+MiB = 1024 * 1024
 #: Seconds a stopping agent may take.
 STOP_WITHIN = 5
 
@@ -65,14 +69,14 @@ def wait_for_temp_file(test, agent, timeout=60):
     test.fail('the agent never started writing: %s' % agent.log_tail())
 
 
-class AgentStopTest(test_distribution.OneImageTestCase):
-    """SIGTERM and kill -9 in the middle of a download."""
+class StopTestCase(test_distribution.OneImageTestCase):
+    """An agent stopped while it downloads at ``rate`` bytes/s."""
 
-    data_mib = 8
+    rate = RATE
 
     def start_slow_agent(self):
         agent, = self.start_agents(1, options={
-            'agent': {'bandwidth_limit': RATE}})
+            'agent': {'bandwidth_limit': self.rate}})
         return agent
 
     def wait_gone(self, pids):
@@ -83,8 +87,8 @@ class AgentStopTest(test_distribution.OneImageTestCase):
             time.sleep(0.1)
         return [pid for pid in pids if _alive(pid)]
 
-    def test_sigterm_abandons_the_download_and_cleans_up(self):
-        agent = self.start_slow_agent()
+    def check_sigterm_mid_download(self, agent):
+        """SIGTERM ``agent`` while it writes; check the clean stop."""
         workers = _children(agent.process.pid)
         self.cast(agent)
         wait_for_temp_file(self, agent)
@@ -98,6 +102,16 @@ class AgentStopTest(test_distribution.OneImageTestCase):
         self.assertEqual('failed', report['status'])
         self.assertEqual('interrupted', report['code'], report)
         self.assertNothingLanded(agent, self.image_id)
+        return report
+
+
+class AgentStopTest(StopTestCase):
+    """SIGTERM and kill -9 in the middle of a download."""
+
+    data_mib = 8
+
+    def test_sigterm_abandons_the_download_and_cleans_up(self):
+        self.check_sigterm_mid_download(self.start_slow_agent())
 
     def test_killed_launcher_leaves_no_orphan_and_restarts_cleanly(self):
         agent = self.start_slow_agent()
@@ -121,6 +135,38 @@ class AgentStopTest(test_distribution.OneImageTestCase):
                                           after=1)
         self.assertEqual('cached', report['status'], agent.log_tail())
         self.assertLanded(agent, self.image_id, self.raw)
+
+
+class LargeDownloadStopTest(StopTestCase):
+    """Issue 15's acceptance case: SIGTERM in a 200 MiB download at 1 MiB/s.
+
+    The image is 200 MiB of one repeated byte, every cluster allocated,
+    served uncompressed: 200 MiB go over the wire at the agent's 1 MiB/s,
+    and the agent is stopped a few seconds in.
+    """
+
+    data_mib = 1
+    rate = MiB
+    large_mib = 200
+
+    def configure_service(self):
+        super().configure_service()
+        self.flags(group=http.GROUP, compression=compression.NONE)
+
+    def setUp(self):
+        super().setUp()
+        # In place of the small image the test case made.
+        self.qcow2 = images.make_patterned_qcow2(
+            self.images_dir, self.image_id, self.large_mib)
+        self.record, = self.lister.list()
+
+    def test_sigterm_in_a_200_mib_download_at_1_mib_s(self):
+        source, = self.server.serve(self.record, self.qcow2)
+        self.assertGreaterEqual(source['size'], self.large_mib * MiB)
+        agent = self.start_slow_agent()
+        report = self.check_sigterm_mid_download(agent)
+        self.assertLess(report.get('bytes') or 0, source['size'] // 4,
+                        report)
 
 
 def _read_through(overlay, directory):
