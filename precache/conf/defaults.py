@@ -42,22 +42,43 @@ def set_defaults(conf=None):
     messaging.set_transport_defaults('precache')
     lockutils.set_defaults(LOCK_PATH)
     db_options.set_defaults(conf, connection=database.DEFAULT_CONNECTION)
-    for group, opts in messaging_opts.list_opts():
-        if group == RABBIT_GROUP:
-            _register(conf, opts, group)
-        elif group in (None, 'DEFAULT'):
-            _register(conf, [o for o in opts
-                             if o.name == 'executor_thread_pool_size'], None)
+    rabbit_opts, pool_opts = _messaging_opts()
+    _register(conf, rabbit_opts, RABBIT_GROUP)
+    _register(conf, pool_opts, None)
     for name, value in RABBIT_DEFAULTS.items():
         conf.set_default(name, value, group=RABBIT_GROUP)
     messaging_opts.set_defaults(
         conf, executor_thread_pool_size=EXECUTOR_THREAD_POOL_SIZE)
 
 
+def _messaging_opts():
+    """oslo.messaging's rabbit options and its executor pool's option.
+
+    The library's own objects where it has them: oslo.messaging registers
+    those objects again when it builds a transport or a server, and an
+    equal object (or the same one) is no duplicate. Copies (what
+    ``list_opts`` gives) stop being equal once
+    :func:`update_generator_defaults` changed the originals' defaults in
+    the same process.
+    """
+    try:
+        from oslo_messaging._drivers import impl_rabbit
+        from oslo_messaging import server
+        return impl_rabbit.rabbit_opts, server._pool_opts
+    except (ImportError, AttributeError):  # they moved: copies will do
+        rabbit, pool = [], []
+        for group, opts in messaging_opts.list_opts():
+            if group == RABBIT_GROUP:
+                rabbit.extend(opts)
+            elif group in (None, 'DEFAULT'):
+                pool.extend(o for o in opts
+                            if o.name == 'executor_thread_pool_size')
+        return rabbit, pool
+
+
 def _register(conf, opts, group):
-    # Registering equal copies is allowed; oslo.messaging registers its own
-    # objects again when it needs them. A second call finds them with
-    # precache's defaults already set.
+    # Registering an equal or the same object again is allowed; a second
+    # call finds them with precache's defaults already set.
     for opt in opts:
         try:
             conf.register_opt(opt, group=group)
@@ -71,11 +92,7 @@ def update_generator_defaults():
     lockutils.set_defaults(LOCK_PATH)
     cfg.set_defaults(db_options.database_opts,
                      connection=database.DEFAULT_CONNECTION)
-    try:
-        from oslo_messaging._drivers import impl_rabbit
-        from oslo_messaging import server
-    except ImportError:  # they moved: the sample keeps their defaults
-        return
-    cfg.set_defaults(impl_rabbit.rabbit_opts, **RABBIT_DEFAULTS)
-    cfg.set_defaults(server._pool_opts,
+    rabbit_opts, pool_opts = _messaging_opts()
+    cfg.set_defaults(rabbit_opts, **RABBIT_DEFAULTS)
+    cfg.set_defaults(pool_opts,
                      executor_thread_pool_size=EXECUTOR_THREAD_POOL_SIZE)
