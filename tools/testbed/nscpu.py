@@ -71,14 +71,16 @@ class NamespaceCpu(object):
 
     :param names: the network namespaces' names.
     :param interval: seconds between two samples.
+    :param inodes: further namespaces, by inode.
 
     Used as a context manager; afterwards :attr:`seconds` is the CPU time
     used in the window and :meth:`percent` that time as a share of the
     machine's capacity over the window.
     """
 
-    def __init__(self, names, interval=1.0):
+    def __init__(self, names, interval=1.0, inodes=()):
         self.names = list(names)
+        self.inodes = set(inodes)
         self.interval = interval
         self.seconds = 0.0
         self.wall = 0.0
@@ -95,7 +97,7 @@ class NamespaceCpu(object):
             self._last[key] = cpu
 
     def __enter__(self):
-        self._inodes = namespace_inodes(self.names)
+        self._inodes = self.inodes | namespace_inodes(self.names)
         self._start_tick = uptime_ticks()
         self._started = time.monotonic()
         self._sample()
