@@ -45,6 +45,9 @@ MiB = 1 << 20
 #: the sequential round's median, 0.14 s for the 61 MB qcow2 image
 #: (doc/distribution-testbed-result.json), one host at a time.
 LANDING_RATE = 432 * MB
+#: Seeds (band homes, first-copy agents, graphs) a measured round's
+#: model time is averaged over.
+SEEDS = 3
 #: Frames per flow searched between these when calibrating.
 FRAMES_RANGE = (0.0, 64.0)
 
@@ -77,12 +80,16 @@ def measured_rounds(documents):
     return sorted(rounds, key=lambda r: r['hosts'])
 
 
-def model_last(rnd, frames, seed=0):
-    """The model's time for a measured round: its last host, landed."""
+def model_last(rnd, frames, seeds=SEEDS):
+    """The model's time for a measured round: its last host, landed.
+
+    The mean over ``seeds`` runs of the model.
+    """
     swarm = piece_model.Swarm(rnd['hosts'], rnd['host_bps'],
                               rnd['origin_bps'], rnd['artifact_bytes'],
                               rnd['piece_bytes'], queue_frames=frames)
-    return piece_model.simulate(swarm, seed=seed).last + rnd['landing']
+    return statistics.mean(piece_model.simulate(swarm, seed=seed).last
+                           for seed in range(seeds)) + rnd['landing']
 
 
 def calibrate(rnd, tolerance=0.05):
@@ -126,8 +133,9 @@ def error_range(rounds, calibrated_n):
 
 
 def print_validation(rounds, calibrated_n, frames):
-    print('Validation against the testbed (the model\'s last host + the '
-          'round\'s measured landing p50; error = model / measured - 1)')
+    print('Validation against the testbed (the model\'s last host, mean of '
+          '%d seeds, + the round\'s measured landing p50; error = model / '
+          'measured - 1)' % SEEDS)
     print('queues: %.2f frames per flow%s' % (
         frames, '' if calibrated_n is None else
         ', calibrated at N=%d' % calibrated_n))
