@@ -128,17 +128,22 @@ def run(args, rates, script):
 
 
 def rows(sweep):
-    """Return one dict per (strategy, N) of a sweep's runs."""
+    """Return one dict per (strategy, N) of a sweep's runs.
+
+    A round in which no host cached the image has ``last`` and ``ratio``
+    None: it is shown, not left out.
+    """
     out = []
     for summary in sweep['runs']:
         bound = summary['bound_seconds']
         for r in summary['results']:
-            if r.get('skipped') or not r.get('last'):
+            if r.get('skipped'):
                 continue
             out.append({
                 'strategy': r['strategy'], 'hosts': summary['hosts'],
                 'host_rate': summary['host_rate'], 'bound': bound,
-                'last': r['last'], 'ratio': r['last'] / bound,
+                'last': r['last'],
+                'ratio': r['last'] / bound if r['last'] else None,
                 'origin_copies': r['origin_bytes'] /
                 summary['artifact_bytes'],
                 'cpu_average': r['cpu_average'], 'cpu_peak': r['cpu_peak'],
@@ -166,7 +171,8 @@ def print_sweep(sweep):
     for r in sorted(table, key=lambda r: (r['strategy'], r['hosts'])):
         lines.append((
             r['strategy'], str(r['hosts']), r['host_rate'], r['cached'],
-            '%.1f' % r['bound'], '%.1f' % r['last'], '%.2f' % r['ratio'],
+            '%.1f' % r['bound'], _fmt(r['last'], '%.1f'),
+            _fmt(r['ratio'], '%.2f'),
             '%.2f' % r['origin_copies'],
             '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak']),
             '-' if r['testbed_cpu'] is None else '%.0f' % r['testbed_cpu'],
@@ -175,3 +181,7 @@ def print_sweep(sweep):
     for line in lines:
         print('  '.join(c.rjust(w) if i else c.ljust(w)
                         for i, (c, w) in enumerate(zip(line, widths))))
+
+
+def _fmt(value, fmt):
+    return '-' if value is None else fmt % value

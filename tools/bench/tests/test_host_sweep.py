@@ -69,6 +69,16 @@ class TableTest(base.TestCase):
         self.assertEqual([True, False], [r['valid'] for r in rows])
         self.assertAlmostEqual(1.03, rows[0]['origin_copies'])
 
+    def test_a_round_where_no_host_cached_is_shown(self):
+        summary = _summary(48, None, 100.0, False)
+        summary['results'][0]['cached'] = 0
+        printed = []
+        self.useFixture(self._print_to(printed))
+        host_sweep.print_sweep({'cpu_ceiling': 70.0, 'runs': [summary]})
+        line = [x for x in printed if x.startswith('bittorrent')][0]
+        self.assertIn(' 0/48 ', line)
+        self.assertTrue(line.endswith('INVALID'))
+
     def test_the_table_marks_invalid_rounds(self):
         printed = []
         self.useFixture(self._print_to(printed))
