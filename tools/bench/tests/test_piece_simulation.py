@@ -30,6 +30,12 @@ class RoundsTest(base.TestCase):
         self.assertEqual(0.5, rounds[0]['landing'])
         self.assertEqual(64 * 1024, rounds[0]['piece_bytes'])
 
+    def test_a_round_from_before_validity_is_checked_here(self):
+        summary = _summary(24, 46.4)
+        del summary['results'][1]['valid']
+        summary['results'][1]['cpu_average'] = 71.0
+        self.assertFalse(psim.measured_rounds([summary])[0]['valid'])
+
     def test_rounds_with_failed_hosts_are_left_out(self):
         summary = _summary(4, 2.5)
         summary['results'][1]['cached'] = 3
