@@ -130,7 +130,8 @@ def validate(rounds, frames):
 def error_range(rounds, calibrated_n):
     """``(lowest, highest)`` error of the valid rounds not calibrated on.
 
-    Falls back to every round, then to (0, 0).
+    The range always holds 0 (the model itself); without such rounds it
+    is taken over every round.
     """
     errors = [r['error'] for r in rounds
               if r['valid'] and r['hosts'] != calibrated_n]
