@@ -79,6 +79,7 @@ def measured_rounds(documents):
                 'piece_bytes': summary['piece_size_kb'] * 1024,
                 'bound': summary['bound_seconds'],
                 'measured': r['last'],
+                'origin_copies': r['origin_bytes'] / summary['artifact_bytes'],
                 'landing': statistics.median(landing) if landing else 0.0,
                 'cpu_average': r.get('cpu_average'),
                 'valid': r['valid'] if 'valid' in r else cpu_ceiling.check(
@@ -146,17 +147,19 @@ def print_validation(rounds, calibrated_n, frames):
     print('queues: %.2f frames per flow%s' % (
         frames, '' if calibrated_n is None else
         ', calibrated at N=%d' % calibrated_n))
-    print('%4s %9s %8s %10s %8s %8s %10s %7s  %s' % (
-        'N', 'host', 'bound s', 'measured', 'ratio', 'model s', 'ratio',
-        'error', 'CPU avg %, validity'))
+    print('%4s %9s %8s %10s %8s %10s %8s %10s %7s  %s' % (
+        'N', 'host', 'bound s', 'measured', 'ratio', 'origin/S_c',
+        'model s', 'ratio', 'error', 'CPU avg %, validity'))
     for r in rounds:
-        print('%4d %9s %8.1f %10.1f %8.2f %8.1f %10.2f %+6.1f%%  %s %s%s' % (
-            r['hosts'], r['host_rate'], r['bound'], r['measured'],
-            r['measured'] / r['bound'], r['model'], r['model'] / r['bound'],
-            100 * r['error'],
-            '-' if r['cpu_average'] is None else '%.0f' % r['cpu_average'],
-            'valid' if r['valid'] else 'INVALID',
-            ' (calibration)' if r['hosts'] == calibrated_n else ''))
+        print('%4d %9s %8.1f %10.1f %8.2f %10.2f %8.1f %10.2f %+6.1f%%  %s '
+              '%s%s' % (
+                  r['hosts'], r['host_rate'], r['bound'], r['measured'],
+                  r['measured'] / r['bound'], r['origin_copies'], r['model'],
+                  r['model'] / r['bound'], 100 * r['error'],
+                  '-' if r['cpu_average'] is None
+                  else '%.0f' % r['cpu_average'],
+                  'valid' if r['valid'] else 'INVALID',
+                  ' (calibration)' if r['hosts'] == calibrated_n else ''))
 
 
 def extrapolate(args, hosts, frames, errors):
@@ -219,6 +222,9 @@ def main(argv=None):
     parser.add_argument('--queue-frames', type=float,
                         help='frames each flow keeps queued on a link; '
                              'default: fitted at the smallest N measured')
+    parser.add_argument('--calibrate-at', type=int, metavar='N',
+                        help='fit the queues at this N; default: the '
+                             'smallest N of a valid round')
     parser.add_argument('--hosts', type=int, nargs='+',
                         default=[1300, 10000])
     parser.add_argument('--host-gbps', type=float, default=1)
@@ -258,7 +264,12 @@ def main(argv=None):
         if not rounds:
             parser.error('give --testbed (a benchmark JSON) or '
                          '--queue-frames')
-        base = next((r for r in rounds if r['valid']), rounds[0])
+        base = next((r for r in rounds if r['hosts'] == args.calibrate_at),
+                    None) if args.calibrate_at else next(
+            (r for r in rounds if r['valid']), rounds[0])
+        if base is None:
+            parser.error('no BitTorrent round with N=%d measured'
+                         % args.calibrate_at)
         calibrated_n = base['hosts']
         frames = calibrate(base)
     errors = (0.0, 0.0)

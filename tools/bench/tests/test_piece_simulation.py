@@ -16,6 +16,7 @@ def _summary(hosts, last, valid=True, landing=(0.5, 0.5)):
                  'last': 99.0},
                 {'strategy': 'bittorrent', 'hosts': hosts, 'cached': hosts,
                  'last': last, 'landing': list(landing),
+                 'origin_bytes': 2.06 * MB,
                  'cpu_average': 50.0 if valid else 95.0, 'valid': valid}]}
 
 
