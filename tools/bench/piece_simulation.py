@@ -9,7 +9,9 @@ every link). This tool:
 2. fits the model's one free parameter, the frames each flow keeps
    queued on a link (which delays the ``have`` messages, requests and
    first-copy fetches: see :mod:`piece_model`), at the smallest N
-   measured, unless ``--queue-frames`` gives it; it carries over to
+   measured in a valid round whose origin sent about one copy (as
+   modelled), unless ``--calibrate-at`` or ``--queue-frames`` say
+   otherwise; it carries over to
    other rates and N, since a queue is counted in frames per flow;
 3. prints, for every measured N, the model against the measurement (the
    model's last host plus the landing time the round measured) and the
@@ -49,6 +51,8 @@ LANDING_RATE = 432 * MB
 #: Seeds (band homes, first-copy agents, graphs) a measured round's
 #: model time is averaged over.
 SEEDS = 3
+#: Origin copies up to which a round behaved as the model does.
+MODELLED_COPIES = 1.1
 #: Frames per flow searched between these when calibrating.
 FRAMES_RANGE = (0.0, 64.0)
 
@@ -97,6 +101,20 @@ def model_last(rnd, frames, seeds=SEEDS):
                               rnd['piece_bytes'], queue_frames=frames)
     return statistics.mean(piece_model.simulate(swarm, seed=seed).last
                            for seed in range(seeds)) + rnd['landing']
+
+
+def calibration_round(rounds):
+    """The round to fit the queues on: the smallest N that is valid and
+    behaved as modelled (the origin sent at most
+    :data:`MODELLED_COPIES` x S_c: first copies, no fallback to the
+    seed or http); failing that, the smallest valid N, or the smallest N.
+    """
+    for fits in (lambda r: r['valid'] and
+                 r['origin_copies'] <= MODELLED_COPIES,
+                 lambda r: r['valid'], lambda r: True):
+        for rnd in rounds:
+            if fits(rnd):
+                return rnd
 
 
 def calibrate(rnd, tolerance=0.05):
@@ -265,8 +283,7 @@ def main(argv=None):
             parser.error('give --testbed (a benchmark JSON) or '
                          '--queue-frames')
         base = next((r for r in rounds if r['hosts'] == args.calibrate_at),
-                    None) if args.calibrate_at else next(
-            (r for r in rounds if r['valid']), rounds[0])
+                    None) if args.calibrate_at else calibration_round(rounds)
         if base is None:
             parser.error('no BitTorrent round with N=%d measured'
                          % args.calibrate_at)

@@ -52,6 +52,17 @@ class ValidationTest(base.TestCase):
         error = psim.model_last(rnd, frames) / rnd['measured'] - 1
         self.assertLess(abs(error), 0.05)
 
+    def test_the_queues_are_fitted_on_a_round_that_behaved_as_modelled(self):
+        rounds = psim.measured_rounds([{'runs': [
+            _summary(4, 3.0, valid=False), _summary(8, 9.0),
+            _summary(16, 3.5)]}])
+        rounds[1]['origin_copies'] = 3.6   # fell back to the seed
+        self.assertEqual(16, psim.calibration_round(rounds)['hosts'])
+        rounds[2]['origin_copies'] = 3.6
+        self.assertEqual(8, psim.calibration_round(rounds)['hosts'])
+        rounds[1]['valid'] = rounds[2]['valid'] = False
+        self.assertEqual(4, psim.calibration_round(rounds)['hosts'])
+
     def test_a_round_faster_than_the_ideal_model_needs_no_queue(self):
         rnd = psim.measured_rounds([_summary(8, 1.0)])[0]
         self.assertEqual(0.0, psim.calibrate(rnd))
