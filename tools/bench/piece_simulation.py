@@ -104,10 +104,12 @@ def model_last(rnd, frames, seeds=SEEDS):
 
 
 def calibration_round(rounds):
-    """The round to fit the queues on: the smallest N that is valid and
-    behaved as modelled (the origin sent at most
-    :data:`MODELLED_COPIES` x S_c: first copies, no fallback to the
-    seed or http); failing that, the smallest valid N, or the smallest N.
+    """Return the round to fit the queues on.
+
+    The smallest N that is valid and behaved as modelled (the origin sent
+    at most :data:`MODELLED_COPIES` x S_c: first copies, no fallback to
+    the seed or http); failing that, the smallest valid N, or the
+    smallest N.
     """
     for fits in (lambda r: r['valid'] and
                  r['origin_copies'] <= MODELLED_COPIES,
