@@ -25,6 +25,8 @@ import urllib.parse
 import libtorrent as lt
 from oslo_log import log as logging
 import requests
+from requests import adapters
+from urllib3.util import retry as urllib3_retry
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +38,31 @@ TIMEOUT = 30.0
 #: Seconds :meth:`Injector.stop` waits for a request in flight; the
 #: thread ends by itself after it.
 STOP_WAIT = 1.0
+#: Times a GET is sent again when its connection failed or was closed.
+RETRIES = 2
+
+
+def http_session():
+    """Return the requests session of an injector.
+
+    Redirects are errors (their target would not be checked against
+    ``[agent] allowed_origins``). A GET whose connection broke is sent
+    again, up to :data:`RETRIES` times: the tracker closes a keep-alive
+    connection left idle beyond its head timeout (10 s), which a fetch
+    on a slow or busy link outlasts, and the next request on it would
+    otherwise end the first copies for good. Both requests are
+    idempotent (a piece taken twice is handed out again after its lease).
+    """
+    session = requests.Session()
+    session.max_redirects = 0
+    retries = urllib3_retry.Retry(
+        total=RETRIES, connect=RETRIES, read=RETRIES, status=0, other=0,
+        redirect=0, allowed_methods=frozenset(['GET']),
+        raise_on_status=False, raise_on_redirect=False)
+    adapter = adapters.HTTPAdapter(max_retries=retries)
+    session.mount('http://', adapter)
+    session.mount('https://', adapter)
+    return session
 
 
 class InjectError(Exception):
@@ -75,10 +102,7 @@ class Injector(object):
         #: Why injection stopped early, or None.
         self.error = None
         self._stop = threading.Event()
-        self._http = requests.Session()
-        # A redirect is an error: its target would not be checked against
-        # [agent] allowed_origins.
-        self._http.max_redirects = 0
+        self._http = http_session()
         self._thread = threading.Thread(
             target=self._run, name='precache-inject-%s' % key[:8],
             daemon=True)

@@ -26,6 +26,14 @@ raw, rename) and the machine's CPU utilisation (a figure near 100 % means
 the CPU, not the links, limited the run). ``--json`` writes everything,
 including the calibration figures ``flow_simulation.py`` reads.
 
+A round whose machine-wide CPU averaged above ``--cpu-ceiling`` (70 %)
+is marked INVALID in the table and the JSON (``cpu_ceiling.py``); the CPU
+the testbed's own processes used is given beside it (``nscpu.py``).
+``--hosts 8,16,24,48`` runs one benchmark per N, each in a process and on
+a testbed of its own, and prints the last host's ratio to the bound
+against N (``host_sweep.py``); the rates then take one value for all N or
+one per N (``--host-rate 12mbit,6mbit,4mbit,2mbit``).
+
 Needs root, squid, qemu-utils and rabbitmq-server. Every wait is bounded;
 the testbed is removed on exit, failure or Ctrl-C
 (``tools/testbed/testbed.py cleanup`` removes what a killed run left).
@@ -51,7 +59,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'testbed'))
 
+import cpu_ceiling  # noqa: E402
 import delta_round  # noqa: E402
+import host_sweep  # noqa: E402
 import imagegen  # noqa: E402
 import netns  # noqa: E402
 import scratch  # noqa: E402
@@ -154,12 +164,14 @@ class Benchmark(object):
             benchmark's image (the figures are relative to it).
         """
         import cluster as cluster_mod
+        import nscpu
         hosts = [n.short for n in self.cluster.testbed.hosts]
         rnd.expect(image_id)
         origin_before = self.cluster.testbed.origin.counters()[0]
         proxies_before = self.cluster.proxy_counters()
         deadline = time.monotonic() + self.timeout(size)
-        with cluster_mod.CpuMonitor() as cpu:
+        with cluster_mod.CpuMonitor() as cpu, nscpu.NamespaceCpu(
+                n.namespace for n in self.cluster.testbed.nodes) as own:
             start = time.monotonic()
             if sequential:
                 for host in hosts:
@@ -176,10 +188,10 @@ class Benchmark(object):
             proxies_before)
         return self._record(strategy, hosts, dict(rnd.arrivals), start,
                             origin_sent, proxies_sent, cpu,
-                            rnd.landing_seconds(image_id), size)
+                            rnd.landing_seconds(image_id), size, own)
 
     def _record(self, strategy, hosts, arrivals, start, origin_sent,
-                proxies_sent, cpu, landing, size=None):
+                proxies_sent, cpu, landing, size=None, own=None):
         done = {h: (t - start, report) for h, (t, report) in
                 arrivals.items()}
         cached = sorted(t for t, report in done.values()
@@ -207,14 +219,19 @@ class Benchmark(object):
                                        if r.get('bytes') is not None])}
         if size:
             result['artifact_bytes'] = size
+        if own is not None:
+            result['testbed_cpu_seconds'] = own.seconds
+            result['testbed_cpu_percent'] = own.percent()
+        cpu_ceiling.check(result, self.args.cpu_ceiling)
         self.results.append(result)
         self.on_result()
         print('  %s: %d/%d cached, last %.1fs, origin sent %.2f x S_c, '
-              'landing p50 %s s, CPU %.0f%% (peak %.0f%%)' % (
+              'landing p50 %s s, CPU %.0f%% (peak %.0f%%)%s' % (
                   strategy, len(cached), len(hosts), result['last'] or 0,
                   origin_sent / (size or self.size),
                   _fmt(_median(result['landing']), '%.2f'), cpu.average,
-                  cpu.peak),
+                  cpu.peak, '' if result['valid'] else
+                  ' INVALID: ' + result['invalid_reason']),
               flush=True)
         return result
 
@@ -232,12 +249,13 @@ def print_table(summary):
               summary['raw_bytes'] / 1e6, summary['transfer_seconds'],
               summary['decompress_seconds']))
     header = ('strategy', 'cached', 'last s', 'p50 s', 'last/bound',
-              'origin/S_c', 'landing p50 s', 'CPU avg/peak %')
+              'origin/S_c', 'landing p50 s', 'CPU avg/peak %',
+              'testbed CPU %', 'valid')
     rows = [header]
     for r in summary['results']:
         if r.get('skipped'):
-            rows.append((r['strategy'], '-', '-', '-', '-', '-', '-',
-                         'not run: ' + r['skipped']))
+            rows.append((r['strategy'], '-', '-', '-', '-', '-', '-', '-',
+                         '-', 'not run: ' + r['skipped']))
             continue
         # Another image (the delta round's): no bound of the same image.
         own = r.get('artifact_bytes')
@@ -248,12 +266,22 @@ def print_table(summary):
                  '%.2f'),
             '%.2f' % (r['origin_bytes'] / (own or size)),
             _fmt(_median(r.get('landing')), '%.2f'),
-            '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak'])))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(7)]
+            '%.0f/%.0f' % (r['cpu_average'], r['cpu_peak']),
+            _fmt(r.get('testbed_cpu_percent'), '%.0f'),
+            cpu_ceiling.label(r) or 'yes'))
+    columns = len(header) - 1
+    widths = [max(len(str(row[i])) for row in rows) for i in range(columns)]
     for row in rows:
         print('  '.join(str(c).rjust(w) if i else str(c).ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths))) +
-              '  ' + str(row[7]))
+              '  ' + str(row[columns]))
+    if summary.get('cpu_ceiling') is not None:
+        print('valid: the machine\'s CPU averaged at most %.0f %% over the '
+              'round (--cpu-ceiling); testbed CPU: what the testbed\'s own '
+              'processes used, of the whole machine' % summary['cpu_ceiling'])
+    for r in summary['results']:
+        if not r.get('valid', True):
+            print('%s: INVALID: %s' % (r['strategy'], r['invalid_reason']))
     if summary.get('delta'):
         delta_round.print_summary(summary['delta'])
     for r in summary['results']:
@@ -281,7 +309,8 @@ def _run_in(args, work_dir):
           flush=True)
     image_path = make_image(images_dir, args.image_mib)
     testbed = netns.Testbed(args.hosts, args.proxies, args.host_rate,
-                            args.origin_rate, args.proxy_rate)
+                            args.origin_rate, args.proxy_rate,
+                            name=args.testbed_name)
     print('Building testbed %s: %d hosts, %d proxies' % (
         testbed.name, args.hosts, args.proxies), flush=True)
     testbed.create()
@@ -321,7 +350,8 @@ def _run_strategies(args, cluster, image_path, work_dir):
         'jitter': args.jitter, 'piece_size_kb': args.piece_size_kb,
         'transfer_seconds': transfer, 'decompress_seconds': decompress,
         'bound_seconds': transfer + decompress,
-        'cpus': os.cpu_count(), 'results': bench.results}
+        'cpus': os.cpu_count(), 'cpu_ceiling': args.cpu_ceiling,
+        'results': bench.results}
     # Written after every strategy: a run cut short keeps what it measured.
     bench.on_result = lambda: _save(args.json, summary)
     no_proxy = {'agent': {'start_delay_window': 0,
@@ -378,13 +408,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--hosts', type=int, default=24)
+    parser.add_argument('--hosts', type=host_sweep.host_counts,
+                        default=[24],
+                        help='N, or N1,N2,...: one benchmark per N, '
+                             'each on a testbed of its own')
     parser.add_argument('--proxies', type=int, default=3,
                         help='Squid proxies of strategy squid')
     # Slow enough that 24 agents on 2 cores leave the CPU with room.
-    parser.add_argument('--host-rate', default='8mbit')
+    parser.add_argument('--host-rate', default='8mbit',
+                        help='a rate, or one per N of --hosts (comma '
+                             'separated); the same for the two below')
     parser.add_argument('--origin-rate', default='8mbit')
     parser.add_argument('--proxy-rate', default='8mbit')
+    parser.add_argument('--cpu-ceiling', default=cpu_ceiling.DEFAULT_CEILING,
+                        type=_ceiling, metavar='PERCENT',
+                        help='a round whose machine-wide CPU averaged above '
+                             'this is marked INVALID; "none" disables it')
+    parser.add_argument('--testbed-name', help=argparse.SUPPRESS)
     parser.add_argument('--image-mib', type=int, default=192,
                         help='virtual size of the generated image')
     parser.add_argument('--jitter', type=float, default=2.0,
@@ -412,8 +452,14 @@ def main(argv=None):
                         help='keep the new work directory')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)
-    for rate in (args.host_rate, args.origin_rate, args.proxy_rate):
-        rate_bps(rate)
+    try:
+        rates = host_sweep.rates_per_count(
+            args.hosts, args.host_rate, args.origin_rate, args.proxy_rate)
+        for per_n in rates:
+            for rate in per_n:
+                rate_bps(rate)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        parser.error(str(exc))
     unknown = set(args.strategies) - set(STRATEGIES + (DELTA,))
     if unknown:
         parser.error('unknown strategies: %s' % ', '.join(sorted(unknown)))
@@ -430,7 +476,18 @@ def main(argv=None):
     # has exited would die in its queue manager.
     from precache.common import process
     process.ensure_own_process_group()
+    if len(args.hosts) > 1:
+        return host_sweep.run(args, rates, __file__)
+    args.hosts = args.hosts[0]
+    args.host_rate, args.origin_rate, args.proxy_rate = rates[0]
     return run(args)
+
+
+def _ceiling(text):
+    try:
+        return cpu_ceiling.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
 
 
 if __name__ == '__main__':
