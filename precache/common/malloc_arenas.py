@@ -15,8 +15,9 @@ glibc (musl has no ``mallopt``) it does nothing.
 """
 
 import ctypes
-import ctypes.util
 import os
+
+from precache.common import libc
 
 #: Arenas a daemon may use; glibc's default is 8 per core.
 ARENAS = 2
@@ -34,11 +35,7 @@ def limit(arenas=ARENAS):
     """
     if os.environ.get(_ENV):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = libc.function('mallopt', (ctypes.c_int, ctypes.c_int))
+    if mallopt is None:
         return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
     return mallopt(_M_ARENA_MAX, arenas) == 1

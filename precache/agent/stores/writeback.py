@@ -30,6 +30,8 @@ import threading
 
 from oslo_log import log as logging
 
+from precache.common import libc
+
 LOG = logging.getLogger(__name__)
 
 #: Bytes written between two requests to start the writeback.
@@ -40,20 +42,10 @@ STEP = 32 * 1024 * 1024
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def _sync_file_range():
-    """Return libc's ``sync_file_range`` or None where there is none."""
-    try:
-        # The C library the interpreter is linked with (dlopen(NULL)).
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
-                         ctypes.c_uint)
-    function.restype = ctypes.c_int
-    return function
-
-
-_SYNC_FILE_RANGE = _sync_file_range()
+#: libc's ``sync_file_range``, or None where there is none.
+_SYNC_FILE_RANGE = libc.function(
+    'sync_file_range',
+    (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint))
 
 
 def start_writeback(fd, offset, length):

@@ -42,5 +42,5 @@ class LimitTest(base.TestCase):
         self.assertFalse(malloc_arenas.limit())
 
     @staticmethod
-    def _no_libc(name):
+    def _no_libc(name, **kwargs):
         raise OSError('%s: cannot open shared object file' % name)
