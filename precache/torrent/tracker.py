@@ -23,7 +23,7 @@ listed before those that are complete, which keep seeding for a while
 only.
 
 Every torrent has a secret, its **passkey** (random, made with the
-torrent; see :class:`precache.service.servers.bittorrent.Seeder`): it is
+torrent; see :class:`precache.service.servers.seeding.Seeder`): it is
 in the announce URL written into the torrent and in the first-copy URL,
 both inside the ``bittorrent`` source of the meta the service signs.
 Announces and first-copy requests without it get a failure reason, so

@@ -85,11 +85,11 @@ server.serve_forever()
 PRECACHE_SEED = """
 import json
 import sys
-from precache.service.servers import bittorrent
+from precache.service.servers import seeding
 from precache.torrent import metainfo
 from precache.torrent import session
 seed = session.Session(session.settings('127.0.0.1', 0), name='bench-seed')
-torrent, key, _passkey = bittorrent.Seeder(seed).seed(
+torrent, key, _passkey = seeding.Seeder(seed).seed(
     'bench-image', sys.argv[1], 'artifact', int(sys.argv[2]), sys.argv[3], [])
 print(json.dumps({'torrent': metainfo.encode(torrent), 'info_hash': key,
                   'peers': [metainfo.format_peer('127.0.0.1', seed.port)]}),
