@@ -60,8 +60,8 @@ from oslo_log import log as logging
 from precache.common import exception
 from precache.common import plugin
 from precache.common import webserver
+from precache.service.servers import artifacts
 from precache.service.servers import base
-from precache.service.servers import http
 from precache.torrent import metainfo
 from precache.torrent import registry
 from precache.torrent import session as session_mod
@@ -347,8 +347,9 @@ class BitTorrentServer(base.ImageServer):
 
     def _current(self, image):
         """Whether a seeded artifact belongs to the served version."""
-        prefix = http.Artifact(self.http.options.document_root, image,
-                               self.http.options.compression).version_prefix
+        prefix = artifacts.Artifact(
+            self.http.options.document_root, image,
+            self.http.options.compression).version_prefix
         return lambda name: name is None or name.startswith(prefix)
 
     def _seed(self, image, path, http_source, name=None):
