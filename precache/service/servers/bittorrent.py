@@ -55,8 +55,8 @@ from oslo_config import cfg
 from precache.common import exception
 from precache.common import plugin
 from precache.common import webserver
+from precache.service.servers import artifacts
 from precache.service.servers import base
-from precache.service.servers import http
 from precache.service.servers import seeding
 from precache.torrent import metainfo
 from precache.torrent import registry
@@ -341,8 +341,9 @@ class BitTorrentServer(base.ImageServer):
 
     def _current(self, image):
         """Whether a seeded artifact belongs to the served version."""
-        prefix = http.Artifact(self.http.options.document_root, image,
-                               self.http.options.compression).version_prefix
+        prefix = artifacts.Artifact(
+            self.http.options.document_root, image,
+            self.http.options.compression).version_prefix
         return lambda name: name is None or name.startswith(prefix)
 
     def _seed(self, image, path, http_source, name=None):

@@ -37,8 +37,8 @@ from swiftclient import exceptions as swift_exc
 
 from precache.common import exception
 from precache.common import plugin
+from precache.service.servers import artifacts
 from precache.service.servers import base
-from precache.service.servers import http
 from precache.service.servers import tempurl
 from precache.service import swiftauth
 
@@ -163,7 +163,7 @@ class SwiftServer(base.ImageServer):
         artifact, record = self.http.publish(image, path)
         return self._serve_object(
             image.id, artifact.name, artifact.path,
-            http.artifact_source(artifact, record), artifact.keeps,
+            artifacts.artifact_source(artifact, record), artifact.keeps,
             lambda: self.http.source(artifact, record))
 
     def extra_artifact_path(self, image, name):
@@ -180,7 +180,7 @@ class SwiftServer(base.ImageServer):
         """
         return self._serve_object(
             image.id, artifact.name, artifact.path,
-            http.extra_fields(artifact), None,
+            artifacts.extra_fields(artifact), None,
             lambda: self.http.extra_source(image, artifact))
 
     def _serve_object(self, image_id, artifact_name, path, fields, keeps,
