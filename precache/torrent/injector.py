@@ -12,6 +12,10 @@ and announces it to the other agents, who take it from this one. Each
 piece leaves the origin once, in order, and the swarm starts trading
 after the first piece.
 
+The tracker hands first copies only to peers of the swarm: the injector
+starts asking once the torrent's first announce was answered (asking
+before it was refused, and that agent took its pieces from the seed).
+
 The injector runs in a thread of its own. It stops when the tracker says
 every piece was confirmed, when the download ends, or on the first
 error, which it keeps in :attr:`Injector.error` for the download to fall
@@ -40,6 +44,8 @@ TIMEOUT = 30.0
 STOP_WAIT = 1.0
 #: Times a GET is sent again when its connection failed or was closed.
 RETRIES = 2
+#: Seconds between two looks at whether a tracker answered an announce.
+ANNOUNCE_POLL = 0.05
 
 
 def http_session():
@@ -128,6 +134,7 @@ class Injector(object):
     def _run(self):
         confirmed = []
         try:
+            self._wait_for_announce()
             confirmed = self._fetch_assigned()
             LOG.debug('Torrent %s: %d first cop%s fetched from the origin',
                       self.key, self.injected,
@@ -142,6 +149,19 @@ class Injector(object):
             if confirmed and self._complete():
                 self._confirm(confirmed)
             self._http.close()
+
+    def _wait_for_announce(self):
+        """Wait until a tracker answered the torrent's announce.
+
+        :raises InjectError: none did within :data:`TIMEOUT` seconds.
+        """
+        deadline = time.monotonic() + TIMEOUT
+        while not self.handle.status().current_tracker:
+            if time.monotonic() >= deadline:
+                raise InjectError('no tracker answered the torrent\'s '
+                                  'announce within %.0f s' % TIMEOUT)
+            if self._stop.wait(ANNOUNCE_POLL):
+                return
 
     def _complete(self):
         """Tell whether the torrent has every piece (it will seed them).

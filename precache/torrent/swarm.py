@@ -75,6 +75,9 @@ BAND_PRIORITIES = (6, 5, 4, 3)
 #: before the listed peers (the seed) are connected after all; the
 #: default of ``[bittorrent_source] seed_fallback_delay``.
 SEED_FALLBACK_DELAY = 5.0
+#: Seconds without any peer connected before the trackers are asked for
+#: peers again (and again at this interval while it lasts).
+REANNOUNCE_WHEN_ALONE = 10.0
 
 
 def home_priorities(num_pieces, home):
@@ -204,6 +207,31 @@ class Watchdog(object):
         return None
 
 
+class AloneTimer(object):
+    """Says when a download without any peer connected should act.
+
+    :param interval: seconds without a peer before :meth:`due` says so,
+        and between two times it says so while it lasts.
+    """
+
+    def __init__(self, interval):
+        self.interval = interval
+        self._since = None
+
+    def due(self, peers_connected, now):
+        """Note how many peers are connected; tell whether to act now."""
+        if peers_connected:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+            return False
+        if now - self._since >= self.interval:
+            self._since = now
+            return True
+        return False
+
+
 class Transfer(object):
     """Bytes received per kind of sender, from samples of the peer list.
 
@@ -287,6 +315,7 @@ class SwarmDownload(object):
         self._events = queue.Queue()
         self._hash_failures = 0
         self._next_status_log = 0
+        self._alone = AloneTimer(REANNOUNCE_WHEN_ALONE)
         #: Bytes yielded so far.
         self.passed_on = 0
         if handle is not None:
@@ -404,25 +433,29 @@ class SwarmDownload(object):
             # The seed does not announce to the built-in tracker: keep
             # asking for it until a connection holds.
             self._connect()
+        self._reannounce_when_alone(status, now)
         if now >= self._next_status_log:
             self._next_status_log = now + STATUS_LOG_INTERVAL
             LOG.debug('Torrent %s: %d of %d pieces, %d bytes passed on, '
                       'down %d B/s, up %d B/s, %d peer(s) (%d seed(s)), '
-                      '%d in the swarm per trackers', self.key,
+                      '%d in the swarm per trackers, %d known (%d to '
+                      'try)', self.key,
                       status.num_pieces, self.num_pieces,
                       self.passed_on, status.download_payload_rate,
                       status.upload_payload_rate, status.num_peers,
                       status.num_seeds, status.num_incomplete +
-                      status.num_complete)
+                      status.num_complete, status.list_peers,
+                      status.connect_candidates)
         progress = status.total_wanted_done + status.total_payload_download
         try:
             action = watchdog.observe(progress, time.monotonic())
         except SwarmError as exc:
             raise SwarmError(
-                '%s: %d of %d pieces, %d peer(s) connected (%d seed(s)), '
-                'initial peers %s, web seeds %s'
+                '%s: %d of %d pieces, %d peer(s) connected (%d seed(s)) of '
+                '%d known, initial peers %s, web seeds %s'
                 % (exc, status.num_pieces, self.num_pieces, status.num_peers,
-                   status.num_seeds, ', '.join(self.peers) or 'none',
+                   status.num_seeds, status.list_peers,
+                   ', '.join(self.peers) or 'none',
                    ', '.join(self._web_seeds) or 'none'))
         if action == watchdog.WEB_SEEDS and self._web_seeds:
             LOG.info('Torrent %s: adding web seed(s) %s after %.0f s '
@@ -432,6 +465,21 @@ class SwarmDownload(object):
                      self.num_pieces)
             for url in self._web_seeds:
                 self.handle.add_url_seed(url)
+
+    def _reannounce_when_alone(self, status, now):
+        """Ask the trackers for peers again while none is connected.
+
+        An agent whose connection attempts all failed (every peer busy,
+        links slow to answer) would otherwise wait for libtorrent to try
+        them again; a tracker's answer makes each peer it names a
+        candidate again.
+        """
+        if self._alone.due(status.num_peers, now):
+            LOG.info('Torrent %s: no peer connected for %.0f s (%d known, '
+                     '%d to try): asking the trackers for peers again',
+                     self.key, REANNOUNCE_WHEN_ALONE, status.list_peers,
+                     status.connect_candidates)
+            self.handle.force_reannounce()
 
     def _listed_connected(self, peers):
         """Tell whether a listed peer (or none is listed) is connected."""

@@ -2,7 +2,9 @@
 
 import http.server
 import threading
+import types
 
+import fixtures
 import requests
 
 from precache.tests import base
@@ -69,3 +71,45 @@ class HttpSessionTest(base.TestCase):
         session = injector.http_session()
         self.addCleanup(session.close)
         self.assertEqual(0, session.max_redirects)
+
+
+class _Handle(object):
+    """A torrent handle: its tracker answers after some looks."""
+
+    def __init__(self, answered_after):
+        self.looks = 0
+        self.answered_after = answered_after
+
+    def torrent_file(self):
+        return types.SimpleNamespace(piece_length=lambda: 65536,
+                                     total_size=lambda: 65536)
+
+    def status(self):
+        self.looks += 1
+        tracker = ('http://tracker/announce'
+                   if self.looks > self.answered_after else '')
+        return types.SimpleNamespace(current_tracker=tracker)
+
+
+class WaitForAnnounceTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MockPatchObject(injector, 'ANNOUNCE_POLL',
+                                                 0.001))
+
+    def injector(self, handle):
+        return injector.Injector(handle, 'http://tracker/inject',
+                                 'http://origin/artifact', 'ab' * 20)
+
+    def test_asks_only_once_the_announce_was_answered(self):
+        handle = _Handle(answered_after=3)
+        self.injector(handle)._wait_for_announce()
+        self.assertEqual(4, handle.looks)
+
+    def test_gives_up_when_no_tracker_answers(self):
+        self.useFixture(fixtures.MockPatchObject(injector, 'TIMEOUT', 0.05))
+        exc = self.assertRaises(injector.InjectError,
+                                self.injector(_Handle(10 ** 9))
+                                ._wait_for_announce)
+        self.assertIn('no tracker answered', str(exc))

@@ -95,6 +95,26 @@ class WatchdogTest(base.TestCase):
             self.assertIsNone(dog.observe(0, 9))
 
 
+class AloneTimerTest(base.TestCase):
+
+    def test_due_after_the_interval_alone_then_at_each_interval(self):
+        timer = swarm.AloneTimer(10)
+        self.assertFalse(timer.due(0, 100))
+        self.assertFalse(timer.due(0, 109))
+        self.assertTrue(timer.due(0, 110))
+        self.assertFalse(timer.due(0, 115))
+        self.assertTrue(timer.due(0, 120))
+
+    def test_a_connected_peer_resets_the_clock(self):
+        timer = swarm.AloneTimer(10)
+        self.assertFalse(timer.due(0, 0))
+        self.assertFalse(timer.due(2, 9))
+        self.assertFalse(timer.due(0, 12))
+        self.assertFalse(timer.due(0, 21))
+        self.assertTrue(timer.due(0, 22))
+        self.assertFalse(timer.due(1, 40))
+
+
 class TransferTest(base.TestCase):
 
     @staticmethod
