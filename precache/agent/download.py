@@ -218,7 +218,8 @@ class Downloader(object):
             # like the image's: only a weak image hash (md5) needs it.
             chunks = self._throttled(
                 source_plugin.stream(image, source,
-                                     check_hash=not verifier.strong),
+                                     check_hash=not verifier.strong,
+                                     progress=watchdog.ahead),
                 watchdog)
             with streams.Prefetcher(chunks, name='precache-read',
                                     cancel=pacer) as reader:

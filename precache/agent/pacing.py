@@ -79,7 +79,7 @@ class Pacer(object):
     def _rate(self):
         """Bytes/s over the last ``grace`` seconds; None until known."""
         now = self._watchdog.active_seconds()
-        received = self._watchdog.received
+        received = self._watchdog.delivered
         samples = self._samples
         if not samples or now - samples[-1][0] >= _SAMPLE_EVERY:
             samples.append((now, received))

@@ -6,6 +6,12 @@ timeout) or never end. :class:`Watchdog` bounds the whole download from
 one source by ``[agent] download_deadline`` and the bytes it delivers in
 each ``[agent] min_rate_window`` by ``min_download_rate``.
 
+What counts as delivered is what the stream yielded, or more when the
+source says it received bytes it cannot yield yet (:meth:`Watchdog.ahead`):
+a swarm receives pieces in any order and yields them in order, so a
+download whose in-order prefix waits for one piece while the rest pours
+in is not slow.
+
 It is the :class:`~precache.common.streams.Prefetcher`'s ``cancel``: the
 consumer polls :meth:`Watchdog.is_set` for every chunk and every
 :data:`~precache.common.streams.CANCEL_POLL` seconds while it waits, so a
@@ -47,13 +53,15 @@ class Watchdog(object):
         self._min_rate = min_rate or 0
         self._window = window
         self._window_start = now
-        self._window_bytes = 0
+        self._window_base = 0
         self._started = now
         self._paused_at = None
         self._pauses = 0
         self._paused_total = 0.0
-        #: Bytes counted so far.
+        #: Bytes counted so far (yielded by the stream).
         self.received = 0
+        #: Bytes the source said it received so far, yielded or not.
+        self._ahead = 0
         #: Why the download must end; None while it may go on.
         self.reason = None
 
@@ -68,7 +76,20 @@ class Watchdog(object):
         """Account for ``amount`` bytes received from the source."""
         with self._lock:
             self.received += amount
-            self._window_bytes += amount
+
+    def ahead(self, total):
+        """Note that the source received ``total`` bytes so far.
+
+        For sources that receive bytes before they can yield them (a
+        swarm's pieces out of order): they count as delivered.
+        """
+        with self._lock:
+            self._ahead = max(self._ahead, total)
+
+    @property
+    def delivered(self):
+        """Bytes delivered so far: yielded, or received ahead of that."""
+        return max(self.received, self._ahead)
 
     @contextlib.contextmanager
     def paused(self):
@@ -123,10 +144,12 @@ class Watchdog(object):
         elapsed = now - self._window_start
         if elapsed < self._window:
             return None
-        if self._window_bytes < self._min_rate * elapsed:
+        delivered = self.delivered
+        window_bytes = delivered - self._window_base
+        if window_bytes < self._min_rate * elapsed:
             return ('the source delivered %d bytes in %.1f s (%.0f bytes/s), '
                     'below [agent] min_download_rate of %d bytes/s'
-                    % (self._window_bytes, elapsed,
-                       self._window_bytes / elapsed, self._min_rate))
-        self._window_start, self._window_bytes = now, 0
+                    % (window_bytes, elapsed, window_bytes / elapsed,
+                       self._min_rate))
+        self._window_start, self._window_base = now, delivered
         return None

@@ -67,7 +67,8 @@ agent_opts = [
                     'over each min_rate_window; a slower (trickling or '
                     'stalled) source fails and the next source is tried. '
                     'Time spent waiting for bandwidth_limit does not '
-                    'count. 0 disables the check.'),
+                    'count. For BitTorrent every verified piece counts, '
+                    'received in order or not. 0 disables the check.'),
     cfg.IntOpt('min_rate_window',
                default=60, min=1, mutable=True,
                help='Seconds over which min_download_rate is averaged: a '

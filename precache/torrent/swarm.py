@@ -296,11 +296,14 @@ class SwarmDownload(object):
     :param seed_fallback_delay: seconds without progress once the first
         copies are no longer fetched before the listed peers are
         connected after all.
+    :param progress: None, or a function called every :data:`TICK` with
+        the bytes of verified pieces so far, passed on or not.
     """
 
     def __init__(self, session, params, save_path, peers, stall_timeout,
                  web_seed_delay, window, home=None, handle=None,
-                 inject_url=None, seed_fallback_delay=SEED_FALLBACK_DELAY):
+                 inject_url=None, seed_fallback_delay=SEED_FALLBACK_DELAY,
+                 progress=None):
         self.session = session
         self.key = session_mod.info_hash(params.ti)
         self.num_pieces = params.ti.num_pieces()
@@ -311,6 +314,7 @@ class SwarmDownload(object):
         self.web_seed_delay = web_seed_delay
         self.seed_fallback_delay = seed_fallback_delay
         self.window = window
+        self._progress = progress
         self._web_seeds = list(params.url_seeds)
         self._events = queue.Queue()
         self._hash_failures = 0
@@ -422,6 +426,8 @@ class SwarmDownload(object):
         status = self.handle.status()
         if status.errc.value():
             raise SwarmError('torrent error: %s' % status.errc.message())
+        if self._progress is not None:
+            self._progress(status.total_wanted_done)
         if status.is_seeding:
             return
         peers = self.handle.get_peer_info()

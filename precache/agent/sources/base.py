@@ -37,6 +37,14 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
     #: name).
     method = None
 
+    #: True when :meth:`iter_chunks` takes a ``progress`` keyword: a
+    #: function the plugin calls (from any thread, as often as it likes)
+    #: with the artifact's bytes it received so far, yielded or not. A
+    #: plugin that receives bytes out of order (a swarm's pieces) sets it,
+    #: so that the agent's ``[agent] min_download_rate`` counts what
+    #: arrives, not only the in-order prefix it can yield.
+    receives_ahead = False
+
     #: Set by the Downloader that loaded this plugin: a function that
     #: returns the Downloader's plugin of another method (or None when
     #: there is none). A plugin that downloads through another one's
@@ -100,7 +108,7 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
                                       locator=self.locator(source),
                                       reason=reason)
 
-    def stream(self, image, source, check_hash=True):
+    def stream(self, image, source, check_hash=True, progress=None):
         """Yield the artifact's bytes and check them against ``source``.
 
         Wraps :meth:`iter_chunks`: counts and hashes what travels and, at
@@ -113,6 +121,8 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
             own bytes are checked against a strong hash, which the
             artifact's hash, checked at the same moment (the end of the
             stream), would only repeat.
+        :param progress: passed on to :meth:`iter_chunks` when the plugin
+            :attr:`receives_ahead`; ignored otherwise.
         :raises SourceFailed: :meth:`iter_chunks` failed, or the bytes are
             not those the source announced.
         """
@@ -127,8 +137,12 @@ class ImageSource(plugin.Plugin, metaclass=abc.ABCMeta):
                 raise self.failed(image, source,
                                   'hash_algo %r is not supported' % algo)
         received = 0
+        if progress is not None and self.receives_ahead:
+            chunks = self.iter_chunks(image, source, progress=progress)
+        else:
+            chunks = self.iter_chunks(image, source)
         try:
-            for chunk in self.iter_chunks(image, source):
+            for chunk in chunks:
                 received += len(chunk)
                 if digest is not None:
                     digest.update(chunk)

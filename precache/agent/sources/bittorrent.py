@@ -198,7 +198,10 @@ class BitTorrentSource(base.ImageSource):
                     self._session, opts.seed_time, opts.seed_ratio)
             return self._session, self._seeding
 
-    def iter_chunks(self, image, source):
+    #: A swarm's pieces arrive in any order (see :mod:`swarm`).
+    receives_ahead = True
+
+    def iter_chunks(self, image, source, progress=None):
         params = self._params(image, source)
         self._check_origins(image, source, params)
         session, seeding_pool = self._swarm_parts()
@@ -217,7 +220,8 @@ class BitTorrentSource(base.ImageSource):
                 handle=earlier.handle if earlier else None,
                 inject_url=(source.get('inject_url')
                             if opts.first_copies else None),
-                seed_fallback_delay=opts.seed_fallback_delay)
+                seed_fallback_delay=opts.seed_fallback_delay,
+                progress=progress)
         except RuntimeError as exc:
             raise self.failed(image, source,
                               'libtorrent refused the torrent: %s' % exc)

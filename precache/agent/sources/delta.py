@@ -119,9 +119,16 @@ class DeltaSource(base_mod.ImageSource):
         where = found.locator(dict(source, method=method)) if found else '-'
         return '%s %s (base %s)' % (method, where, source['base']['id'])
 
-    def iter_chunks(self, image, source):
+    #: Passed on to a transport that receives ahead (BitTorrent).
+    receives_ahead = True
+
+    def iter_chunks(self, image, source, progress=None):
         transport, carried = self.transport(image, source)
-        yield from transport.iter_chunks(image, carried)
+        if progress is not None and transport.receives_ahead:
+            yield from transport.iter_chunks(image, carried,
+                                             progress=progress)
+        else:
+            yield from transport.iter_chunks(image, carried)
 
     def decoder(self, image, source, sink, write_size):
         base_id = source['base']['id']

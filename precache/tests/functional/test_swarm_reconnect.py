@@ -98,12 +98,18 @@ class ReconnectTest(base.TestCase):
                                       name='agent')
         self.addCleanup(session.close)
         params = metainfo.load(metainfo.encode(self.torrent))
+        progress = []
         download = swarm.SwarmDownload(
             session, params, os.path.join(self.tempdir, 'agent'), [],
-            STALL_TIMEOUT, -1, 0)
+            STALL_TIMEOUT, -1, 0, progress=progress.append)
         try:
             received = b''.join(download.pieces())
         finally:
             download.detach()
         with open(self.path, 'rb') as f:
             self.assertEqual(f.read(), received)
+        # What arrived was reported as it arrived (every half second).
+        self.assertEqual(sorted(progress), progress)
+        self.assertEqual(0, progress[0])
+        self.assertGreater(progress[-1], 0)
+        self.assertLessEqual(progress[-1], len(received))

@@ -582,6 +582,42 @@ class TestTimeBounds(DownloadTestCase):
         self.assertGreater(time.monotonic() - started, 1)
 
 
+class TestReceivedAhead(DownloadTestCase):
+    """A source that receives out of order is judged on what arrives."""
+
+    def swarm_like(self, receives_ahead):
+        """A plugin that yields nothing for 2.5 s while bytes pour in."""
+        artifact = _compress(self.data, 'none')
+
+        class OutOfOrder(base_source.ImageSource):
+            method = 'out-of-order'
+
+            def iter_chunks(self, image, source, progress=None):
+                for step in range(1, 11):
+                    time.sleep(0.25)
+                    if progress is not None:
+                        progress(step * 1024 * 1024)
+                yield artifact
+
+        plugin = OutOfOrder(self.conf)
+        plugin.receives_ahead = receives_ahead
+        self.downloader._plugins['out-of-order'] = plugin
+        return {'method': 'out-of-order', 'compression': 'none',
+                'size': len(artifact)}
+
+    def test_bytes_received_ahead_keep_the_download_going(self):
+        self.flags(group='agent', min_download_rate=64 * 1024,
+                   min_rate_window=1, max_parked_downloads=0)
+        result = self.download(self.swarm_like(receives_ahead=True))
+        self.assertEqual('out-of-order', result['method'])
+
+    def test_without_them_the_in_order_prefix_alone_counts(self):
+        self.flags(group='agent', min_download_rate=64 * 1024,
+                   min_rate_window=1, max_parked_downloads=0)
+        error = self.assertFails(self.swarm_like(receives_ahead=False))
+        self.assertIn('below [agent] min_download_rate', str(error))
+
+
 class TestWatchdog(base.TestCase):
 
     def setUp(self):
@@ -612,6 +648,20 @@ class TestWatchdog(base.TestCase):
         self.assertTrue(dog.is_set())
         self.assertIn('delivered 999 bytes in 10.0 s (100 bytes/s), below '
                       '[agent] min_download_rate of 100 bytes/s', dog.reason)
+
+    def test_bytes_received_ahead_of_the_stream_count(self):
+        # A swarm: pieces pour in out of order while the in-order prefix
+        # waits for one piece.
+        dog = self.make(min_rate=100, window=10)
+        dog.ahead(5000)
+        self.now += 10
+        self.assertFalse(dog.is_set())
+        dog.count(5000)  # the prefix catches up: nothing new delivered
+        dog.ahead(5000)
+        self.now += 10
+        self.assertTrue(dog.is_set())
+        self.assertIn('delivered 0 bytes in 10.0 s', dog.reason)
+        self.assertEqual(5000, dog.delivered)
 
     def test_paused_time_does_not_count(self):
         dog = self.make(min_rate=100, window=10)

@@ -43,6 +43,13 @@ class PacerTest(base.TestCase):
         self.assertFalse(self.tick(20, 1000))
         self.assertTrue(self.ticket.active)
 
+    def test_bytes_received_ahead_keep_the_slot(self):
+        for _ in range(80):
+            self.clock.now += 0.25
+            self.watchdog.ahead(int(self.clock.now * 1000))
+            self.assertFalse(self.pacer.is_set())
+        self.assertTrue(self.ticket.active)
+
     def test_a_slow_download_parks_then_resumes(self):
         self.assertFalse(self.tick(4, 10))
         self.assertTrue(self.ticket.active)  # within its grace
