@@ -3,10 +3,10 @@
 ::
 
     agent start ──► scan the store ─┐          (one thread, lowest CPU
-    image landed ──► its path ──────┴─► queue ─► priority, paused while
-    keep-alive ──► scan again ──────┘            a download runs)
-                                                   │ cut + hash each file
-                                                   ▼ (precache.objects.chunks)
+    image landed ──► its path ──────┤          priority, paused while
+    keep-alive ──► scan again ──────┼─► queue ─► a download runs)
+    delta names a new average ──────┘              │ cut + hash each file
+      (follow: scan again)                         ▼ (precache.objects.chunks)
                         ChunkIndex: sqlite in [chunk_index] directory
                                                    │
     Assembler (precache.agent.assembly): a chunk   │ find(digest)
@@ -26,6 +26,17 @@ go when it vanishes. Its mtime is recorded but does not invalidate it:
 the agent's keep-alive and nova-compute touch base files all the time
 without changing a byte. A file rewritten in place keeps its entries
 until it is indexed again; readers find its bytes no longer match.
+
+The index must cut files as the service cut the deltas' bases, or it
+finds none of their chunks (deltas still land, without its help). So,
+unless ``[chunk_index] average_chunk_size`` is set, it follows the
+deltas: each ``delta`` source names its average chunk size (meta 1.5,
+``chunking``); the last one named is kept in the database (16384 bytes,
+the service's default, until a delta names one) and a new one indexes
+the store again, in the background, file by file. Until a file is
+indexed again its entries are of another average and left out of
+lookups. A set ``average_chunk_size`` is the operator's choice and
+stays, with a warning when the deltas name another.
 """
 
 import os
@@ -48,6 +59,10 @@ DB_NAME = 'chunks.sqlite'
 BATCH = 4096
 #: Seconds between two looks at the agent's downloads while paused.
 PAUSE_POLL = 0.5
+#: Average chunk size until a delta names one: the service's default.
+DEFAULT_AVERAGE = 16384
+#: The ``settings`` row of the average chunk size the last delta named.
+NAMED_AVERAGE = 'named_average'
 
 _KEY = struct.Struct('>q')
 
@@ -62,6 +77,8 @@ _SCHEMA = (
     ' length INTEGER NOT NULL, key INTEGER NOT NULL,'
     ' PRIMARY KEY (file_id, offset)) WITHOUT ROWID',
     'CREATE INDEX IF NOT EXISTS chunks_key ON chunks (key)',
+    'CREATE TABLE IF NOT EXISTS settings ('
+    ' name TEXT PRIMARY KEY, value INTEGER NOT NULL)',
 )
 
 
@@ -83,17 +100,22 @@ class ChunkIndex(object):
     """The chunks of the files indexed so far, in a sqlite database.
 
     Safe to use from several threads (one connection per thread); one
-    thread writes (the :class:`Indexer`), the others read.
+    thread writes the chunks (the :class:`Indexer`), the others read.
+    Instances on the same directory share what :meth:`follow` learnt.
 
     :param directory: where the database lives (created if needed).
-    :param average: the average chunk size files are cut with; it must
-        be the service's ``[delta] average_chunk_size`` for the chunks
-        to match the deltas' copy records.
+    :param average: the average chunk size files are cut with, as the
+        operator set it; None (the default) follows the deltas (see
+        :meth:`follow`).
     """
 
-    def __init__(self, directory, average):
-        chunks.limits(average)  # Refuse an impossible size at once.
-        self.average = average
+    def __init__(self, directory, average=None):
+        if average is not None:
+            chunks.limits(average)  # Refuse an impossible size at once.
+        #: The average chunk size the operator set, or None.
+        self.configured = average
+        self._follow_lock = threading.Lock()
+        self._warned = set()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path = os.path.join(directory, DB_NAME)
         self._local = threading.local()
@@ -109,6 +131,65 @@ class ChunkIndex(object):
             conn.execute('PRAGMA synchronous=NORMAL')
             self._local.conn = conn
         return conn
+
+    # The average chunk size ---------------------------------------------
+
+    @property
+    def average(self):
+        """The average chunk size files are cut and looked up with.
+
+        The one the operator set, else the one the last delta named,
+        else :data:`DEFAULT_AVERAGE`. Read from the database each time:
+        the delta source's instance sees what the indexer's learnt.
+        """
+        if self.configured is not None:
+            return self.configured
+        return self.named_average() or DEFAULT_AVERAGE
+
+    def named_average(self):
+        """The average chunk size the last delta named, or None."""
+        row = self._connect().execute(
+            'SELECT value FROM settings WHERE name = ?',
+            (NAMED_AVERAGE,)).fetchone()
+        return row[0] if row else None
+
+    def follow(self, average):
+        """Take note that a delta was cut with ``average``.
+
+        It is kept as the average the deltas name, which the index uses
+        unless the operator set one: then a difference is logged as a
+        warning, once per value, and nothing changes.
+
+        :returns: True when the index switched to ``average``: its files
+            are to be indexed again.
+        """
+        chunks.limits(average)
+        with self._follow_lock:
+            before = self.average
+            if self.named_average() != average:
+                conn = self._connect()
+                with conn:
+                    conn.execute('INSERT OR REPLACE INTO settings (name, '
+                                 'value) VALUES (?, ?)',
+                                 (NAMED_AVERAGE, average))
+            if average == before:
+                return False
+            if self.configured is not None:
+                if average not in self._warned:
+                    self._warned.add(average)
+                    LOG.warning(
+                        'Chunk index: deltas are cut with an average chunk '
+                        'size of %(named)d bytes, the index with '
+                        '%(configured)d ([chunk_index] average_chunk_size): '
+                        'it finds none of their chunks. Unset [chunk_index] '
+                        'average_chunk_size to follow the deltas, or set it '
+                        'to %(named)d.',
+                        {'named': average, 'configured': self.configured})
+                return False
+            LOG.info('Chunk index: deltas are now cut with an average chunk '
+                     'size of %d bytes (was %d); the store is indexed again',
+                     average, before)
+            return True
 
     # Reading ------------------------------------------------------------
 
@@ -169,14 +250,17 @@ class ChunkIndex(object):
 
     # Writing (one thread) -------------------------------------------------
 
-    def add(self, path, pause=None):
+    def add(self, path, pause=None, average=None):
         """Cut and hash the file ``path``; replace its entries.
 
         :param pause: called between pieces of the file (it may wait).
+        :param average: the average chunk size to cut with; the index's
+            (:attr:`average`) by default.
         :returns: the number of chunks, or None if the file vanished.
         :raises Changed: the file changed while it was read.
         """
         started = time.monotonic()
+        average = average or self.average
         try:
             f = open(path, 'rb')
         except FileNotFoundError:
@@ -192,12 +276,12 @@ class ChunkIndex(object):
                 'INSERT INTO files (path, dev, ino, size, mtime_ns, average,'
                 ' chunks, seconds) VALUES (?, ?, ?, ?, ?, ?, 0, 0)',
                 (path,) + identity(before) +
-                (before.st_mtime_ns, self.average)).lastrowid
+                (before.st_mtime_ns, average)).lastrowid
             count = 0
             batch = []
             for offset, data in chunks.iter_chunks(
-                    _Paused(f, pause), self.average,
-                    chunks.small_read_size(self.average)):
+                    _Paused(f, pause), average,
+                    chunks.small_read_size(average)):
                 batch.append((file_id, offset, len(data),
                               key(chunks.digest(data))))
                 if len(batch) >= BATCH:
@@ -259,8 +343,10 @@ class Indexer(object):
     of the store not indexed yet at :meth:`start`, then each image
     :meth:`landed` reports, and reconciles the index with the store at
     each :meth:`rescan` (entries of vanished files go, changed files are
-    indexed again). It pauses while ``busy()`` is true: the agent's
-    downloads never share the CPU with it.
+    indexed again), and indexes the whole store again when the index
+    switches to the average chunk size a delta named (:meth:`follow`).
+    It pauses while ``busy()`` is true: the agent's downloads never
+    share the CPU with it.
 
     :param index: the :class:`ChunkIndex`.
     :param store: the agent's :class:`~precache.agent.stores.base.ImageStore`.
@@ -298,6 +384,23 @@ class Indexer(object):
         self._thread = threading.Thread(target=self._run,
                                         name='chunk-indexer', daemon=True)
         self._thread.start()
+
+    def follow(self, average):
+        """A delta was cut with ``average`` (None: it did not say).
+
+        When the index switches to it (see :meth:`ChunkIndex.follow`),
+        the store is indexed again, in the background.
+        """
+        if average is None:
+            return
+        try:
+            switched = self.index.follow(average)
+        except (ValueError, sqlite3.Error) as exc:
+            LOG.warning('Chunk index: cannot follow the average chunk size '
+                        '%s a delta names: %s', average, exc)
+            return
+        if switched:
+            self.rescan()
 
     def landed(self, path):
         """Index ``path`` (an image just landed there)."""
@@ -361,8 +464,9 @@ class Indexer(object):
             return
         if self.index.is_current(path, st):
             return
+        average = self.index.average
         try:
-            count = self.index.add(path, self._pause)
+            count = self.index.add(path, self._pause, average)
         except Changed:
             LOG.info('Chunk index: %s changed while it was indexed; it '
                      'will be indexed again', path)
@@ -372,7 +476,8 @@ class Indexer(object):
             LOG.warning('Chunk index: cannot index %s: %s', path, exc)
             return
         if count is not None:
-            LOG.info('Chunk index: indexed %s (%d chunks)', path, count)
+            LOG.info('Chunk index: indexed %s (%d chunks, average size %d)',
+                     path, count, average)
 
     def _pause(self):
         while self.busy():

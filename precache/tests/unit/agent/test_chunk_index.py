@@ -1,7 +1,10 @@
 """The agent's chunk index: what it records, when it forgets, the thread."""
 
+import logging
 import os
 import threading
+
+import fixtures
 
 from precache.agent import chunk_index
 from precache.common import exception
@@ -130,6 +133,68 @@ class TestChunkIndex(ChunkIndexTestCase):
                           self.tempdir, 100)
 
 
+def log_of(test):
+    """Capture the log, levels named: ``log_of(self).output``."""
+    return test.useFixture(fixtures.FakeLogger(
+        level=logging.INFO, format='%(levelname)s %(message)s'))
+
+
+class TestFollowingTheDeltas(ChunkIndexTestCase):
+    """Without ``average_chunk_size`` the index cuts as the deltas say."""
+
+    def following(self):
+        index = chunk_index.ChunkIndex(os.path.dirname(self.index.path))
+        self.addCleanup(index.close)
+        return index
+
+    def test_default_until_a_delta_names_an_average(self):
+        index = self.following()
+        self.assertEqual(chunk_index.DEFAULT_AVERAGE, index.average)
+        self.assertIsNone(index.named_average())
+
+    def test_switches_once_and_every_instance_sees_it(self):
+        log = log_of(self)
+        index = self.following()
+        self.assertTrue(index.follow(8192))
+        self.assertFalse(index.follow(8192))
+        self.assertEqual(8192, index.average)
+        # Kept in the database: the delta source's instance, and the
+        # agent after a restart, cut and look up alike.
+        self.assertEqual(8192, self.following().average)
+        self.assertEqual(1, log.output.count(
+            'INFO Chunk index: deltas are now cut with an average chunk '
+            'size of 8192 bytes (was 16384)'))
+
+    def test_entries_of_the_old_average_are_left_out(self):
+        index = self.following()
+        index.add(self.path)
+        offset, piece = [(o, bytes(p)) for o, p in chunks.iter_chunks(
+            _BytesFile(self.data), chunk_index.DEFAULT_AVERAGE)][0]
+        self.assertEqual([(self.path, offset)],
+                         index.find(chunks.digest(piece), len(piece)))
+        index.follow(AVERAGE)
+        self.assertFalse(index.is_current(self.path, os.stat(self.path)))
+        self.assertEqual([], index.find(chunks.digest(piece), len(piece)))
+
+    def test_a_set_average_is_kept_and_a_difference_warned_once(self):
+        log = log_of(self)
+        self.assertFalse(self.index.follow(AVERAGE))
+        for average in (8192, 8192, 16384):
+            self.assertFalse(self.index.follow(average))
+        self.assertEqual(AVERAGE, self.index.average)
+        warnings = [line for line in log.output.splitlines()
+                    if line.startswith('WARNING')]
+        self.assertEqual([
+            'WARNING Chunk index: deltas are cut with an average chunk size '
+            'of %d bytes, the index with %d ([chunk_index] '
+            'average_chunk_size): it finds none of their chunks. Unset '
+            '[chunk_index] average_chunk_size to follow the deltas, or set '
+            'it to %d.' % (average, AVERAGE, average)
+            for average in (8192, 16384)], warnings)
+        # What the deltas name is kept: unset, the option follows them.
+        self.assertEqual(16384, self.following().average)
+
+
 class TestIndexer(ChunkIndexTestCase):
 
     def indexer(self, busy=lambda: False):
@@ -170,6 +235,30 @@ class TestIndexer(ChunkIndexTestCase):
         busy.clear()
         self.assertTrue(indexer.wait_idle(10))
         self.assertEqual([self.path], list(self.index.files()))
+
+    def test_a_new_average_indexes_the_store_again(self):
+        self.index = chunk_index.ChunkIndex(
+            os.path.join(self.tempdir, 'following'))
+        self.addCleanup(self.index.close)
+        other = write(os.path.join(self.store_dir, 'b'), self.data[::-1])
+        indexer = self.indexer()
+        indexer.start()
+        self.assertTrue(indexer.wait_idle(10))
+        indexer.follow(None)  # A delta of meta 1.4: nothing changes.
+        indexer.follow(chunk_index.DEFAULT_AVERAGE)
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual({chunk_index.DEFAULT_AVERAGE},
+                         {f[3] for f in self.index.files().values()})
+
+        indexer.follow(AVERAGE)
+
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual({self.path: AVERAGE, other: AVERAGE},
+                         {path: f[3] for path, f in
+                          self.index.files().items()})
+        for offset, piece in self.cut(self.data):
+            self.assertIn((self.path, offset),
+                          self.index.find(chunks.digest(piece), len(piece)))
 
     def test_stop_abandons_the_file_being_indexed(self):
         indexer = self.indexer(busy=lambda: True)
