@@ -179,7 +179,7 @@ class TestFollowingTheDeltas(ChunkIndexTestCase):
     def test_a_set_average_is_kept_and_a_difference_warned_once(self):
         log = log_of(self)
         self.assertFalse(self.index.follow(AVERAGE))
-        for average in (8192, 8192, 16384):
+        for average in (8192, 8192, 32768):
             self.assertFalse(self.index.follow(average))
         self.assertEqual(AVERAGE, self.index.average)
         warnings = [line for line in log.output.splitlines()
@@ -190,9 +190,9 @@ class TestFollowingTheDeltas(ChunkIndexTestCase):
             'average_chunk_size): it finds none of their chunks. Unset '
             '[chunk_index] average_chunk_size to follow the deltas, or set '
             'it to %d.' % (average, AVERAGE, average)
-            for average in (8192, 16384)], warnings)
+            for average in (8192, 32768)], warnings)
         # What the deltas name is kept: unset, the option follows them.
-        self.assertEqual(16384, self.following().average)
+        self.assertEqual(32768, self.following().average)
 
 
 class TestIndexer(ChunkIndexTestCase):
