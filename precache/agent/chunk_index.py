@@ -100,13 +100,13 @@ class ChunkIndex(object):
     """The chunks of the files indexed so far, in a sqlite database.
 
     Safe to use from several threads (one connection per thread); one
-    thread writes the chunks (the :class:`Indexer`), the others read.
-    Instances on the same directory share what :meth:`follow` learnt.
+    thread writes (the :class:`Indexer`), the others read. Instances on
+    the same directory share the average chunk size the deltas named.
 
     :param directory: where the database lives (created if needed).
     :param average: the average chunk size files are cut with, as the
         operator set it; None (the default) follows the deltas (see
-        :meth:`follow`).
+        :meth:`Indexer.follow`).
     """
 
     def __init__(self, directory, average=None):
@@ -114,8 +114,6 @@ class ChunkIndex(object):
             chunks.limits(average)  # Refuse an impossible size at once.
         #: The average chunk size the operator set, or None.
         self.configured = average
-        self._follow_lock = threading.Lock()
-        self._warned = set()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path = os.path.join(directory, DB_NAME)
         self._local = threading.local()
@@ -139,8 +137,9 @@ class ChunkIndex(object):
         """The average chunk size files are cut and looked up with.
 
         The one the operator set, else the one the last delta named,
-        else :data:`DEFAULT_AVERAGE`. Read from the database each time:
-        the delta source's instance sees what the indexer's learnt.
+        else :data:`DEFAULT_AVERAGE`. Read from the database each time
+        (readers never wait for the writer): the delta source's instance
+        sees what the indexer's learnt.
         """
         if self.configured is not None:
             return self.configured
@@ -153,43 +152,18 @@ class ChunkIndex(object):
             (NAMED_AVERAGE,)).fetchone()
         return row[0] if row else None
 
-    def follow(self, average):
-        """Take note that a delta was cut with ``average``.
+    def set_named_average(self, average):
+        """Keep ``average`` as the one the last delta named.
 
-        It is kept as the average the deltas name, which the index uses
-        unless the operator set one: then a difference is logged as a
-        warning, once per value, and nothing changes.
-
-        :returns: True when the index switched to ``average``: its files
-            are to be indexed again.
+        A write: by the thread that writes the chunks (the
+        :class:`Indexer`'s), which may hold the database for as long as
+        a file takes to index.
         """
         chunks.limits(average)
-        with self._follow_lock:
-            before = self.average
-            if self.named_average() != average:
-                conn = self._connect()
-                with conn:
-                    conn.execute('INSERT OR REPLACE INTO settings (name, '
-                                 'value) VALUES (?, ?)',
-                                 (NAMED_AVERAGE, average))
-            if average == before:
-                return False
-            if self.configured is not None:
-                if average not in self._warned:
-                    self._warned.add(average)
-                    LOG.warning(
-                        'Chunk index: deltas are cut with an average chunk '
-                        'size of %(named)d bytes, the index with '
-                        '%(configured)d ([chunk_index] average_chunk_size): '
-                        'it finds none of their chunks. Unset [chunk_index] '
-                        'average_chunk_size to follow the deltas, or set it '
-                        'to %(named)d.',
-                        {'named': average, 'configured': self.configured})
-                return False
-            LOG.info('Chunk index: deltas are now cut with an average chunk '
-                     'size of %d bytes (was %d); the store is indexed again',
-                     average, before)
-            return True
+        conn = self._connect()
+        with conn:
+            conn.execute('INSERT OR REPLACE INTO settings (name, value) '
+                         'VALUES (?, ?)', (NAMED_AVERAGE, average))
 
     # Reading ------------------------------------------------------------
 
@@ -348,6 +322,11 @@ class Indexer(object):
     It pauses while ``busy()`` is true: the agent's downloads never
     share the CPU with it.
 
+    Its thread is the only writer of the database, even of the average
+    the deltas name: it holds the database while it indexes a file,
+    pauses included, so another thread's write would wait for the
+    download that paused it. A switch abandons the file being indexed.
+
     :param index: the :class:`ChunkIndex`.
     :param store: the agent's :class:`~precache.agent.stores.base.ImageStore`.
     :param busy: returns True while downloads are in progress.
@@ -355,6 +334,7 @@ class Indexer(object):
 
     _SCAN = object()
     _STOP = object()
+    _FOLLOW = object()
 
     def __init__(self, index, store, busy=lambda: False):
         self.index = index
@@ -363,6 +343,10 @@ class Indexer(object):
         self._queue = queue.Queue()
         self._stopping = threading.Event()
         self._thread = None
+        self._lock = threading.Lock()
+        #: The average a delta named, not yet taken by the thread.
+        self._named = None
+        self._warned = set()
 
     @classmethod
     def from_conf(cls, conf, store, busy=lambda: False):
@@ -386,21 +370,34 @@ class Indexer(object):
         self._thread.start()
 
     def follow(self, average):
-        """A delta was cut with ``average`` (None: it did not say).
+        """A delta about to be downloaded was cut with ``average``.
 
-        When the index switches to it (see :meth:`ChunkIndex.follow`),
-        the store is indexed again, in the background.
+        Without ``[chunk_index] average_chunk_size``, the thread switches
+        the index to it (logged at INFO) and indexes the store again.
+        With it set, an ``average`` other than the one set is logged as a
+        warning, once per value, and nothing else changes. Either way it
+        is kept as the average the deltas name.
+
+        :param average: the delta's average chunk size; None (a delta of
+            meta 1.4 names none) changes nothing.
         """
         if average is None:
             return
-        try:
-            switched = self.index.follow(average)
-        except (ValueError, sqlite3.Error) as exc:
-            LOG.warning('Chunk index: cannot follow the average chunk size '
-                        '%s a delta names: %s', average, exc)
-            return
-        if switched:
-            self.rescan()
+        configured = self.index.configured
+        with self._lock:
+            self._named = average
+            warn = (configured not in (None, average) and
+                    average not in self._warned)
+            self._warned.add(average)
+        if warn:
+            LOG.warning(
+                'Chunk index: deltas are cut with an average chunk size of '
+                '%(named)d bytes, the index with %(configured)d '
+                '([chunk_index] average_chunk_size): it finds none of their '
+                'chunks. Unset [chunk_index] average_chunk_size to follow '
+                'the deltas, or set it to %(named)d.',
+                {'named': average, 'configured': configured})
+        self._queue.put(self._FOLLOW)
 
     def landed(self, path):
         """Index ``path`` (an image just landed there)."""
@@ -432,18 +429,43 @@ class Indexer(object):
                 try:
                     if item is self._STOP:
                         break
+                    self._take_named()
                     if item is self._SCAN:
                         self._scan()
-                    else:
+                    elif item is not self._FOLLOW:
                         self._index(item)
                 except _Stopping:
                     break
+                except _Switching:
+                    pass  # The _FOLLOW queued with the average switches.
                 except Exception:
                     LOG.exception('Chunk index: %s failed', item)
                 finally:
                     self._queue.task_done()
         finally:
             self.index.close()
+
+    def _take_named(self):
+        """Keep the average a delta named; switch to it if it is new."""
+        with self._lock:
+            named, self._named = self._named, None
+        if named is None:
+            return
+        before = self.index.average
+        if self.index.named_average() != named:
+            self.index.set_named_average(named)
+        if self.index.average != before:
+            LOG.info('Chunk index: deltas are now cut with an average chunk '
+                     'size of %d bytes (was %d); the store is indexed again',
+                     named, before)
+            self.rescan()
+
+    def _switching(self):
+        """Whether a delta named an average the index is to switch to."""
+        with self._lock:
+            named = self._named
+        return (named is not None and self.index.configured is None and
+                named != self.index.average)
 
     def _scan(self):
         present = {}
@@ -480,15 +502,22 @@ class Indexer(object):
                      path, count, average)
 
     def _pause(self):
-        while self.busy():
-            if self._stopping.wait(PAUSE_POLL):
+        while True:
+            if self._stopping.is_set():
                 raise _Stopping()
-        if self._stopping.is_set():
-            raise _Stopping()
+            if self._switching():
+                raise _Switching()
+            if not self.busy():
+                return
+            self._stopping.wait(PAUSE_POLL)
 
 
 class _Stopping(Exception):
     """The indexer is stopping."""
+
+
+class _Switching(Exception):
+    """The index switches to another average: the file can wait."""
 
 
 def _lower_priority():

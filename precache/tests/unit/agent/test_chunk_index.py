@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+import time
 
 import fixtures
 
@@ -133,6 +134,16 @@ class TestChunkIndex(ChunkIndexTestCase):
                           self.tempdir, 100)
 
 
+def eventually(predicate, timeout=10):
+    """Whether ``predicate()`` came true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def log_of(test):
     """Capture the log, levels named: ``log_of(self).output``."""
     return test.useFixture(fixtures.FakeLogger(
@@ -147,6 +158,13 @@ class TestFollowingTheDeltas(ChunkIndexTestCase):
         self.addCleanup(index.close)
         return index
 
+    def indexer(self, index, busy=lambda: False):
+        indexer = chunk_index.Indexer(index, FakeStore(self.store_dir), busy)
+        self.addCleanup(indexer.stop)
+        indexer.start()
+        self.assertTrue(indexer.wait_idle(10))
+        return indexer
+
     def test_default_until_a_delta_names_an_average(self):
         index = self.following()
         self.assertEqual(chunk_index.DEFAULT_AVERAGE, index.average)
@@ -154,10 +172,10 @@ class TestFollowingTheDeltas(ChunkIndexTestCase):
 
     def test_switches_once_and_every_instance_sees_it(self):
         log = log_of(self)
-        index = self.following()
-        self.assertTrue(index.follow(8192))
-        self.assertFalse(index.follow(8192))
-        self.assertEqual(8192, index.average)
+        indexer = self.indexer(self.following())
+        indexer.follow(8192)
+        indexer.follow(8192)
+        self.assertTrue(indexer.wait_idle(10))
         # Kept in the database: the delta source's instance, and the
         # agent after a restart, cut and look up alike.
         self.assertEqual(8192, self.following().average)
@@ -172,15 +190,34 @@ class TestFollowingTheDeltas(ChunkIndexTestCase):
             _BytesFile(self.data), chunk_index.DEFAULT_AVERAGE)][0]
         self.assertEqual([(self.path, offset)],
                          index.find(chunks.digest(piece), len(piece)))
-        index.follow(AVERAGE)
+        index.set_named_average(AVERAGE)
         self.assertFalse(index.is_current(self.path, os.stat(self.path)))
         self.assertEqual([], index.find(chunks.digest(piece), len(piece)))
 
+    def test_switch_while_paused_in_a_file_is_prompt(self):
+        busy = threading.Event()
+        busy.set()
+        index = self.following()
+        indexer = chunk_index.Indexer(index, FakeStore(self.store_dir),
+                                      busy.is_set)
+        self.addCleanup(indexer.stop)
+        indexer.start()  # Paused in the store's file, holding sqlite.
+        self.assertFalse(indexer.wait_idle(2 * chunk_index.PAUSE_POLL))
+        indexer.follow(AVERAGE)  # From a download's thread: never waits.
+        # Switched while the download runs; the file waits for it.
+        self.assertTrue(eventually(lambda: index.average == AVERAGE))
+        self.assertEqual({}, index.files())
+        busy.clear()
+        self.assertTrue(indexer.wait_idle(10))
+        self.assertEqual({self.path: AVERAGE},
+                         {path: f[3] for path, f in index.files().items()})
+
     def test_a_set_average_is_kept_and_a_difference_warned_once(self):
         log = log_of(self)
-        self.assertFalse(self.index.follow(AVERAGE))
-        for average in (8192, 8192, 32768):
-            self.assertFalse(self.index.follow(average))
+        indexer = self.indexer(self.index)
+        for average in (AVERAGE, 8192, 8192, 32768):
+            indexer.follow(average)
+        self.assertTrue(indexer.wait_idle(10))
         self.assertEqual(AVERAGE, self.index.average)
         warnings = [line for line in log.output.splitlines()
                     if line.startswith('WARNING')]
@@ -191,6 +228,7 @@ class TestFollowingTheDeltas(ChunkIndexTestCase):
             '[chunk_index] average_chunk_size to follow the deltas, or set '
             'it to %d.' % (average, AVERAGE, average)
             for average in (8192, 32768)], warnings)
+        self.assertNotIn('deltas are now cut', log.output)
         # What the deltas name is kept: unset, the option follows them.
         self.assertEqual(32768, self.following().average)
 
