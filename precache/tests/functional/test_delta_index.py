@@ -104,7 +104,7 @@ class AgentChunkIndexTest(test_delta.DeltaTestCase):
         agent, = self.start_agents(1, prefix='following', options={
             'chunk_index': {'enabled': 'true'}})
         self.land_v1([agent])
-        self.wait_indexed(agent, V1_ID, average=16384)
+        self.wait_indexed(agent, V1_ID)
         # A first delta (the copy of v1, named like it: against v1)
         # names the service's chunking.
         self.copy.name = 'golden'
