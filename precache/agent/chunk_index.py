@@ -3,10 +3,10 @@
 ::
 
     agent start ──► scan the store ─┐          (one thread, lowest CPU
-    image landed ──► its path ──────┴─► queue ─► priority, paused while
-    keep-alive ──► scan again ──────┘            a download runs)
-                                                   │ cut + hash each file
-                                                   ▼ (precache.objects.chunks)
+    image landed ──► its path ──────┤          priority, paused while
+    keep-alive ──► scan again ──────┼─► queue ─► a download runs)
+    delta names a new average ──────┘              │ cut + hash each file
+      (follow: scan again)                         ▼ (precache.objects.chunks)
                         ChunkIndex: sqlite in [chunk_index] directory
                                                    │
     Assembler (precache.agent.assembly): a chunk   │ find(digest)
@@ -26,6 +26,17 @@ go when it vanishes. Its mtime is recorded but does not invalidate it:
 the agent's keep-alive and nova-compute touch base files all the time
 without changing a byte. A file rewritten in place keeps its entries
 until it is indexed again; readers find its bytes no longer match.
+
+The index must cut files as the service cut the deltas' bases, or it
+finds none of their chunks (deltas still land, without its help). So,
+unless ``[chunk_index] average_chunk_size`` is set, it follows the
+deltas: each ``delta`` source names its average chunk size (meta 1.5,
+``chunking``); the last one named is kept in the database (16384 bytes,
+the service's default, until a delta names one) and a new one indexes
+the store again, in the background, file by file. Until a file is
+indexed again its entries are of another average and left out of
+lookups. A set ``average_chunk_size`` is the operator's choice and
+stays, with a warning when the deltas name another.
 """
 
 import os
@@ -48,6 +59,10 @@ DB_NAME = 'chunks.sqlite'
 BATCH = 4096
 #: Seconds between two looks at the agent's downloads while paused.
 PAUSE_POLL = 0.5
+#: Average chunk size until a delta names one: the service's default.
+DEFAULT_AVERAGE = 16384
+#: The ``settings`` row of the average chunk size the last delta named.
+NAMED_AVERAGE = 'named_average'
 
 _KEY = struct.Struct('>q')
 
@@ -62,6 +77,8 @@ _SCHEMA = (
     ' length INTEGER NOT NULL, key INTEGER NOT NULL,'
     ' PRIMARY KEY (file_id, offset)) WITHOUT ROWID',
     'CREATE INDEX IF NOT EXISTS chunks_key ON chunks (key)',
+    'CREATE TABLE IF NOT EXISTS settings ('
+    ' name TEXT PRIMARY KEY, value INTEGER NOT NULL)',
 )
 
 
@@ -83,17 +100,20 @@ class ChunkIndex(object):
     """The chunks of the files indexed so far, in a sqlite database.
 
     Safe to use from several threads (one connection per thread); one
-    thread writes (the :class:`Indexer`), the others read.
+    thread writes (the :class:`Indexer`), the others read. Instances on
+    the same directory share the average chunk size the deltas named.
 
     :param directory: where the database lives (created if needed).
-    :param average: the average chunk size files are cut with; it must
-        be the service's ``[delta] average_chunk_size`` for the chunks
-        to match the deltas' copy records.
+    :param average: the average chunk size files are cut with, as the
+        operator set it; None (the default) follows the deltas (see
+        :meth:`Indexer.follow`).
     """
 
-    def __init__(self, directory, average):
-        chunks.limits(average)  # Refuse an impossible size at once.
-        self.average = average
+    def __init__(self, directory, average=None):
+        if average is not None:
+            chunks.limits(average)  # Refuse an impossible size at once.
+        #: The average chunk size the operator set, or None.
+        self.configured = average
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path = os.path.join(directory, DB_NAME)
         self._local = threading.local()
@@ -109,6 +129,41 @@ class ChunkIndex(object):
             conn.execute('PRAGMA synchronous=NORMAL')
             self._local.conn = conn
         return conn
+
+    # The average chunk size ---------------------------------------------
+
+    @property
+    def average(self):
+        """The average chunk size files are cut and looked up with.
+
+        The one the operator set, else the one the last delta named,
+        else :data:`DEFAULT_AVERAGE`. Read from the database each time
+        (readers never wait for the writer): the delta source's instance
+        sees what the indexer's learnt.
+        """
+        if self.configured is not None:
+            return self.configured
+        return self.named_average() or DEFAULT_AVERAGE
+
+    def named_average(self):
+        """The average chunk size the last delta named, or None."""
+        row = self._connect().execute(
+            'SELECT value FROM settings WHERE name = ?',
+            (NAMED_AVERAGE,)).fetchone()
+        return row[0] if row else None
+
+    def set_named_average(self, average):
+        """Keep ``average`` as the one the last delta named.
+
+        A write: by the thread that writes the chunks (the
+        :class:`Indexer`'s), which may hold the database for as long as
+        a file takes to index.
+        """
+        chunks.limits(average)
+        conn = self._connect()
+        with conn:
+            conn.execute('INSERT OR REPLACE INTO settings (name, value) '
+                         'VALUES (?, ?)', (NAMED_AVERAGE, average))
 
     # Reading ------------------------------------------------------------
 
@@ -169,14 +224,17 @@ class ChunkIndex(object):
 
     # Writing (one thread) -------------------------------------------------
 
-    def add(self, path, pause=None):
+    def add(self, path, pause=None, average=None):
         """Cut and hash the file ``path``; replace its entries.
 
         :param pause: called between pieces of the file (it may wait).
+        :param average: the average chunk size to cut with; the index's
+            (:attr:`average`) by default.
         :returns: the number of chunks, or None if the file vanished.
         :raises Changed: the file changed while it was read.
         """
         started = time.monotonic()
+        average = average or self.average
         try:
             f = open(path, 'rb')
         except FileNotFoundError:
@@ -192,12 +250,12 @@ class ChunkIndex(object):
                 'INSERT INTO files (path, dev, ino, size, mtime_ns, average,'
                 ' chunks, seconds) VALUES (?, ?, ?, ?, ?, ?, 0, 0)',
                 (path,) + identity(before) +
-                (before.st_mtime_ns, self.average)).lastrowid
+                (before.st_mtime_ns, average)).lastrowid
             count = 0
             batch = []
             for offset, data in chunks.iter_chunks(
-                    _Paused(f, pause), self.average,
-                    chunks.small_read_size(self.average)):
+                    _Paused(f, pause), average,
+                    chunks.small_read_size(average)):
                 batch.append((file_id, offset, len(data),
                               key(chunks.digest(data))))
                 if len(batch) >= BATCH:
@@ -259,8 +317,15 @@ class Indexer(object):
     of the store not indexed yet at :meth:`start`, then each image
     :meth:`landed` reports, and reconciles the index with the store at
     each :meth:`rescan` (entries of vanished files go, changed files are
-    indexed again). It pauses while ``busy()`` is true: the agent's
-    downloads never share the CPU with it.
+    indexed again), and indexes the whole store again when the index
+    switches to the average chunk size a delta named (:meth:`follow`).
+    It pauses while ``busy()`` is true: the agent's downloads never
+    share the CPU with it.
+
+    Its thread is the only writer of the database, even of the average
+    the deltas name: it holds the database while it indexes a file,
+    pauses included, so another thread's write would wait for the
+    download that paused it. A switch abandons the file being indexed.
 
     :param index: the :class:`ChunkIndex`.
     :param store: the agent's :class:`~precache.agent.stores.base.ImageStore`.
@@ -269,6 +334,7 @@ class Indexer(object):
 
     _SCAN = object()
     _STOP = object()
+    _FOLLOW = object()
 
     def __init__(self, index, store, busy=lambda: False):
         self.index = index
@@ -277,6 +343,10 @@ class Indexer(object):
         self._queue = queue.Queue()
         self._stopping = threading.Event()
         self._thread = None
+        self._lock = threading.Lock()
+        #: The average a delta named, not yet taken by the thread.
+        self._named = None
+        self._warned = set()
 
     @classmethod
     def from_conf(cls, conf, store, busy=lambda: False):
@@ -298,6 +368,36 @@ class Indexer(object):
         self._thread = threading.Thread(target=self._run,
                                         name='chunk-indexer', daemon=True)
         self._thread.start()
+
+    def follow(self, average):
+        """A delta about to be downloaded was cut with ``average``.
+
+        Without ``[chunk_index] average_chunk_size``, the thread switches
+        the index to it (logged at INFO) and indexes the store again.
+        With it set, an ``average`` other than the one set is logged as a
+        warning, once per value, and nothing else changes. Either way it
+        is kept as the average the deltas name.
+
+        :param average: the delta's average chunk size; None (a delta of
+            meta 1.4 names none) changes nothing.
+        """
+        if average is None:
+            return
+        configured = self.index.configured
+        with self._lock:
+            self._named = average
+            warn = (configured not in (None, average) and
+                    average not in self._warned)
+            self._warned.add(average)
+        if warn:
+            LOG.warning(
+                'Chunk index: deltas are cut with an average chunk size of '
+                '%(named)d bytes, the index with %(configured)d '
+                '([chunk_index] average_chunk_size): it finds none of their '
+                'chunks. Unset [chunk_index] average_chunk_size to follow '
+                'the deltas, or set it to %(named)d.',
+                {'named': average, 'configured': configured})
+        self._queue.put(self._FOLLOW)
 
     def landed(self, path):
         """Index ``path`` (an image just landed there)."""
@@ -329,18 +429,43 @@ class Indexer(object):
                 try:
                     if item is self._STOP:
                         break
+                    self._take_named()
                     if item is self._SCAN:
                         self._scan()
-                    else:
+                    elif item is not self._FOLLOW:
                         self._index(item)
                 except _Stopping:
                     break
+                except _Switching:
+                    pass  # The _FOLLOW queued with the average switches.
                 except Exception:
                     LOG.exception('Chunk index: %s failed', item)
                 finally:
                     self._queue.task_done()
         finally:
             self.index.close()
+
+    def _take_named(self):
+        """Keep the average a delta named; switch to it if it is new."""
+        with self._lock:
+            named, self._named = self._named, None
+        if named is None:
+            return
+        before = self.index.average
+        if self.index.named_average() != named:
+            self.index.set_named_average(named)
+        if self.index.average != before:
+            LOG.info('Chunk index: deltas are now cut with an average chunk '
+                     'size of %d bytes (was %d); the store is indexed again',
+                     named, before)
+            self.rescan()
+
+    def _switching(self):
+        """Whether a delta named an average the index is to switch to."""
+        with self._lock:
+            named = self._named
+        return (named is not None and self.index.configured is None and
+                named != self.index.average)
 
     def _scan(self):
         present = {}
@@ -361,8 +486,9 @@ class Indexer(object):
             return
         if self.index.is_current(path, st):
             return
+        average = self.index.average
         try:
-            count = self.index.add(path, self._pause)
+            count = self.index.add(path, self._pause, average)
         except Changed:
             LOG.info('Chunk index: %s changed while it was indexed; it '
                      'will be indexed again', path)
@@ -372,18 +498,26 @@ class Indexer(object):
             LOG.warning('Chunk index: cannot index %s: %s', path, exc)
             return
         if count is not None:
-            LOG.info('Chunk index: indexed %s (%d chunks)', path, count)
+            LOG.info('Chunk index: indexed %s (%d chunks, average size %d)',
+                     path, count, average)
 
     def _pause(self):
-        while self.busy():
-            if self._stopping.wait(PAUSE_POLL):
+        while True:
+            if self._stopping.is_set():
                 raise _Stopping()
-        if self._stopping.is_set():
-            raise _Stopping()
+            if self._switching():
+                raise _Switching()
+            if not self.busy():
+                return
+            self._stopping.wait(PAUSE_POLL)
 
 
 class _Stopping(Exception):
     """The indexer is stopping."""
+
+
+class _Switching(Exception):
+    """The index switches to another average: the file can wait."""
 
 
 def _lower_priority():

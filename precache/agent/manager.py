@@ -61,7 +61,8 @@ class AgentManager(object):
     :param verifier: the :class:`~precache.objects.signing.Verifier`; by
         default one built from ``[signing]``.
     :param indexer: the :class:`~precache.agent.chunk_index.Indexer` told
-        of each image landed; by default the one ``[chunk_index]`` asks
+        of each image landed and of the average chunk size of each delta
+        about to be downloaded; by default the one ``[chunk_index]`` asks
         for (None when disabled). It pauses while requests are in
         progress.
     :raises ConfigurationError: ``[signing]`` names no usable public key,
@@ -272,6 +273,9 @@ class AgentManager(object):
                 self._acquire(image, ticket)
                 self._report(image.id, states.DOWNLOADING,
                              generation=meta['generation'])
+                if self.indexer is not None:
+                    self.indexer.follow(meta_mod.delta_average(
+                        meta['sources']))
                 status = self._land(image, meta, result, ticket)
                 if status == states.CACHED and self.indexer is not None:
                     self.indexer.landed(self.store.path(image))

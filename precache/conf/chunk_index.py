@@ -26,10 +26,15 @@ chunk_index_opts = [
                     'bytes per chunk). Never inside the store: Nova\'s '
                     'image cache holds images only.'),
     cfg.IntOpt('average_chunk_size',
-               default=16384, min=4096, max=512 * 1024,
-               help='Average chunk size the images are cut with. Must be '
-                    'precache-service\'s [delta] average_chunk_size: '
-                    'otherwise the index finds no chunk of a delta (deltas '
+               min=4096, max=512 * 1024,
+               help='Average chunk size the images are cut with. Unset '
+                    '(the default), the index follows the deltas: each '
+                    'names the average chunk size precache-service cut it '
+                    'with ([delta] average_chunk_size), the index uses the '
+                    'last one named (16384 until then) and a new one '
+                    'indexes the store again, in the background. Set, it '
+                    'is kept, and a delta cut otherwise is logged as a '
+                    'warning: the index finds none of its chunks (deltas '
                     'still work, without it). A change indexes the store '
                     'again.'),
 ]

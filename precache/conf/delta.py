@@ -26,7 +26,10 @@ delta_opts = [
                     '(chunks are 1/4 to 8 times this). Smaller chunks '
                     'find more shared bytes at the cost of larger deltas '
                     'headers and indexes (32 bytes per chunk). A change '
-                    'applies to images indexed from then on.'),
+                    'applies to images indexed from then on. Each delta '
+                    'names the size its base was cut with: agents\' chunk '
+                    'indexes follow it (unless their [chunk_index] '
+                    'average_chunk_size is set).'),
     cfg.StrOpt('index_dir',
                default='/var/lib/precache/chunks',
                help='Directory of the chunk indexes of served images, one '

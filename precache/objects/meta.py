@@ -61,6 +61,13 @@ Version history:
   ``bittorrent`` one its ``torrent``, ``info_hash``, ``peers``,
   ``inject_url``). Every ``delta`` source keeps a ``url`` (for
   ``bittorrent``, the web seed's), so agents of 1.3 fetch it over HTTP.
+* 1.5 - ``delta`` sources name the ``chunking`` their delta was made
+  with: ``{"average": 16384}``, the average chunk size (bytes) the base
+  was cut with (see :mod:`precache.objects.chunks`). The agent's chunk
+  index cuts the store the same way (see
+  :mod:`precache.agent.chunk_index`); an agent of 1.4 or older ignores
+  the field, and a ``delta`` source without it is valid (a service of
+  1.4).
 """
 
 import time
@@ -69,9 +76,10 @@ import uuid
 import jsonschema
 
 from precache.common import exception
+from precache.objects import chunks
 from precache.objects import image as image_mod
 
-VERSION = '1.4'
+VERSION = '1.5'
 MAJOR_VERSION = 1
 
 METHODS = ('delta', 'http', 'glance', 'swift', 'bittorrent')
@@ -135,6 +143,15 @@ SOURCE_SCHEMA = {
                        'maxLength': image_mod.MAX_ID_LENGTH,
                        'pattern': image_mod.ID_PATTERN},
                 'os_hash_value': {'anyOf': [_HEX, {'type': 'null'}]},
+            },
+        },
+        'chunking': {
+            'type': 'object',
+            'required': ['average'],
+            'properties': {
+                'average': {'type': 'integer',
+                            'minimum': chunks.MIN_AVERAGE,
+                            'maximum': chunks.MAX_AVERAGE},
             },
         },
     },
@@ -241,6 +258,18 @@ def build(image, sources, targets=None, pin_until=None, generation=None,
         'pin_until': pin_until,
     }
     return validate(meta)
+
+
+def delta_average(sources):
+    """The average chunk size the first ``delta`` source names, or None.
+
+    None too for a meta older than 1.5 and for one without deltas: an
+    agent then keeps cutting its store as it did.
+    """
+    for source in sources:
+        if source.get('method') == 'delta':
+            return (source.get('chunking') or {}).get('average')
+    return None
 
 
 def validate(meta):

@@ -12,7 +12,8 @@
     server.serve_extra: its transports' sources (http, bittorrent + http,
          ▼              swift [+ http]), each made a delta source:
     {"method": "delta", "transport": "bittorrent", "base": {"id": ...},
-     <the transport's fields>} put before the full artifact's sources
+     "chunking": {"average": 16384}, <the transport's fields>}
+     put before the full artifact's sources
 
 The delta artifact (``<hash prefix>.delta-<base hash prefix>.zst``) is
 an extra artifact of the image (see
@@ -23,6 +24,11 @@ with the http web seed, the ``swift`` server's object and TempURL). A
 host that lacks the base, or whose copy changed, falls back to the next
 source: in the end the full artifact. A delta that would not be smaller
 than the full artifact is not offered.
+
+Each ``delta`` source names the average chunk size its copy records were
+cut with (the base's index's, ``chunking``, meta 1.5): agents cut their
+own chunk index of the store alike, so that no option has to be kept
+equal on both sides by hand.
 """
 
 import hashlib
@@ -142,7 +148,8 @@ class DeltaPublisher(object):
             name=name, path=final, compression='zstd', size=record['size'],
             hash_algo=HASH_ALGO, hash_value=record['hash_value'])
         return delta_sources(self.server.serve_extra(image, artifact),
-                             base_id, image.id)
+                             base_id, image.id,
+                             record.get('average', base_index.average))
 
     def _write(self, image, path, base_id, base_index, final):
         started = time.monotonic()
@@ -159,17 +166,19 @@ class DeltaPublisher(object):
                  time.monotonic() - started)
         return {'size': counted.size, 'hash_algo': HASH_ALGO,
                 'hash_value': counted.digest.hexdigest(), 'base': base_id,
+                'average': base_index.average,
                 'image_bytes': writer.size, 'copied_bytes': writer.copied}
 
 
-def delta_sources(transports, base_id, image_id=None):
+def delta_sources(transports, base_id, image_id=None, average=None):
     """Turn the sources of a delta artifact into ``delta`` sources.
 
     Each keeps its transport's fields, names the transport in
-    ``transport`` and the base in ``base``. A source without a ``url``
-    gets the first one another source has (the http web seed or
-    fallback): agents of meta 1.3 know ``delta`` over HTTP only and
-    need one. Without any URL there are no delta sources.
+    ``transport``, the base in ``base`` and, given ``average`` (the
+    average chunk size the delta was cut with), its ``chunking``. A
+    source without a ``url`` gets the first one another source has (the
+    http web seed or fallback): agents of meta 1.3 know ``delta`` over
+    HTTP only and need one. Without any URL there are no delta sources.
 
     :param transports: what :meth:`ImageServer.serve_extra` returned.
     :returns: the list of ``delta`` source dicts, in the same order.
@@ -184,6 +193,8 @@ def delta_sources(transports, base_id, image_id=None):
     for source in transports:
         made = dict(source, method=METHOD, transport=source['method'],
                     base={'id': base_id})
+        if average is not None:
+            made['chunking'] = {'average': average}
         made.setdefault('url', url)
         sources.append(made)
     return sources

@@ -1,7 +1,7 @@
 """The ``delta`` source: a new image from a base this host holds.
 
-A ``delta`` source (see :mod:`precache.objects.meta`, versions 1.3 and
-1.4) names a base image (``base``: its id) and a delta artifact
+A ``delta`` source (see :mod:`precache.objects.meta`, versions 1.3 to
+1.5) names a base image (``base``: its id) and a delta artifact
 (:mod:`precache.objects.delta`) made against that base, and the
 ``transport`` that carries the artifact: ``http`` (the default, as in
 meta 1.3), ``bittorrent`` or ``swift``, with that transport's fields
@@ -16,6 +16,10 @@ A host that does not hold the base fails this source at once, before
 any byte travels, and the Downloader tries the next source (the delta
 over another transport, in the end the full artifact). Agents older
 than meta 1.3 have no ``delta`` plugin and skip the source the same way.
+
+The source's ``chunking`` (meta 1.5) is not the transport's either: the
+agent's chunk index follows it (see :mod:`precache.agent.chunk_index`)
+before the download starts.
 """
 
 import os
@@ -36,7 +40,7 @@ LOG = logging.getLogger(__name__)
 #: The transport of a ``delta`` source that names none (meta 1.3).
 DEFAULT_TRANSPORT = 'http'
 #: Fields of a ``delta`` source that are not its transport's.
-_OWN_FIELDS = ('transport', 'base')
+_OWN_FIELDS = ('transport', 'base', 'chunking')
 
 
 class DeltaSource(base_mod.ImageSource):
@@ -66,7 +70,8 @@ class DeltaSource(base_mod.ImageSource):
         """The agent's chunk index (``[chunk_index]``), or None.
 
         An index that cannot be opened is logged and done without: the
-        base alone serves the delta.
+        base alone serves the delta. Like the indexer's, it looks chunks
+        up with the average chunk size set or the one the deltas named.
         """
         if self._index is None and self.conf.chunk_index.enabled:
             try:

@@ -4,10 +4,12 @@ As in :mod:`test_delta` (RabbitMQ, the http server, real
 ``precache-agent`` processes with Nova-style stores, qemu-img), with
 ``[chunk_index] enabled``: the agent indexes what lands, in its state
 directory, and completes a delta from any indexed image when its base
-changed.
+changed. Told no ``average_chunk_size``, it cuts its store as the deltas
+say they were cut.
 """
 
 import os
+import re
 import time
 
 from precache.common import plugin
@@ -40,20 +42,37 @@ class AgentChunkIndexTest(test_delta.DeltaTestCase):
             'chunk_index': {'enabled': 'true',
                             'average_chunk_size': 16384}})
 
-    def wait_indexed(self, agent, *image_ids):
+    def wait_indexed(self, agent, *image_ids, average=None):
+        """Wait until the images are indexed (cut with ``average``)."""
         for image_id in image_ids:
             path = os.path.join(agent.base_path,
                                 image_mod.nova_cache_name(image_id))
-            self.wait_for_log(agent, 'Chunk index: indexed %s' % path)
+            self.wait_for_log(agent, re.escape(
+                'Chunk index: indexed %s' % path) + (
+                    r' \(\d+ chunks, average size %d\)' % average
+                    if average else ''))
 
-    def wait_for_log(self, agent, text, timeout=60):
+    def wait_for_log(self, agent, pattern, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in agent.log_tail(100000):
+            if re.search(pattern, agent.log_tail(100000)):
                 return
             time.sleep(0.2)
         self.fail('%s not in the log of %s:\n%s'
-                  % (text, agent.host, agent.log_tail()))
+                  % (pattern, agent.host, agent.log_tail()))
+
+    def assertRelocated(self, agent):
+        """The agent found some of v2's bytes through its index."""
+        self.assertRegex(agent.log_tail(400),
+                         r'Image %s: \d+ bytes taken from local files '
+                         r'\(base %s\), [1-9]\d* of them found elsewhere'
+                         % (V2_ID, V1_ID))
+
+    def corrupt_base(self, agent):
+        with open(self.base_file(agent), 'r+b') as f:
+            for offset in range(0, os.path.getsize(f.name), MiB):
+                f.seek(offset)
+                f.write(b'\xde\xad\xbe\xef')
 
     def test_changed_base_completed_from_another_indexed_image(self):
         agent, = self.start_indexing_agents(1)
@@ -70,20 +89,41 @@ class AgentChunkIndexTest(test_delta.DeltaTestCase):
         self.assertTrue(os.path.exists(os.path.join(
             agent.base_dir, 'state', 'chunk-index', 'chunks.sqlite')))
         sources = self.serve_v2()
-        with open(self.base_file(agent), 'r+b') as f:
-            for offset in range(0, os.path.getsize(f.name), MiB):
-                f.seek(offset)
-                f.write(b'\xde\xad\xbe\xef')
+        self.corrupt_base(agent)
 
         self.cast(self.v2, sources, [agent])
 
         self.assertLandedV2(agent, 'delta', sources[0]['size'])
         self.assertEqual(V1_ID, self.endpoint.report_for(
             agent.host, V2_ID)['delta_base'])
-        self.assertRegex(agent.log_tail(400),
-                         r'Image %s: \d+ bytes taken from local files '
-                         r'\(base %s\), [1-9]\d* of them found elsewhere'
-                         % (V2_ID, V1_ID))
+        self.assertRelocated(agent)
+
+    def test_index_follows_the_chunking_the_deltas_name(self):
+        # The service cuts with 8 KiB; the agent is not told.
+        self.flags(group='delta', average_chunk_size=8192)
+        agent, = self.start_agents(1, prefix='following', options={
+            'chunk_index': {'enabled': 'true'}})
+        self.land_v1([agent])
+        self.wait_indexed(agent, V1_ID)
+        # A first delta (the copy of v1, named like it: against v1)
+        # names the service's chunking.
+        self.copy.name = 'golden'
+        sources = self.serve(self.copy, self.copy_qcow2)
+        self.assertEqual({'average': 8192}, sources[0]['chunking'])
+        self.cast(self.copy, sources, [agent])
+        self.assertEqual('delta', self.endpoint.report_for(
+            agent.host, COPY_ID)['source'])
+        self.wait_for_log(agent, re.escape(
+            'Chunk index: deltas are now cut with an average chunk size of '
+            '8192 bytes (was 16384)'))
+        self.wait_indexed(agent, V1_ID, COPY_ID, average=8192)
+        sources = self.serve_v2()
+        self.corrupt_base(agent)
+
+        self.cast(self.v2, sources, [agent])
+
+        self.assertLandedV2(agent, 'delta', sources[0]['size'])
+        self.assertRelocated(agent)
 
     def test_deleted_base_still_falls_back_to_the_full_artifact(self):
         agent, = self.start_indexing_agents(1)

@@ -74,6 +74,10 @@ class FakeIndexer(object):
     def __init__(self):
         self.landed_paths = []
         self.rescans = 0
+        self.followed = []
+
+    def follow(self, average):
+        self.followed.append(average)
 
     def landed(self, path):
         self.landed_paths.append(path)
@@ -169,6 +173,25 @@ class AgentManagerTest(base.TestCase):
         self.assertEqual(['/store/' + self.image.id], indexer.landed_paths)
         agent.keep_alive()
         self.assertEqual(1, indexer.rescans)
+
+    def test_chunk_index_follows_the_delta_before_downloading(self):
+        indexer = FakeIndexer()
+
+        class Downloader(FakeDownloader):
+            def download(self, *args, **kw):
+                self.followed = list(indexer.followed)
+                return super().download(*args, **kw)
+
+        agent = manager.AgentManager(self.conf, self.api, store=self.store,
+                                     downloader=Downloader(),
+                                     indexer=indexer)
+        delta_source = {'method': 'delta', 'url': 'http://127.0.0.1/d.zst',
+                        'compression': 'zstd', 'base': {'id': 'img-0'},
+                        'chunking': {'average': 8192}}
+        self.cache(agent, self.image.id, self.sign(meta_mod.build(
+            self.image, [delta_source] + SOURCES, epoch=base.EPOCH)))
+        self.assertEqual([8192], agent.downloader.followed)
+        self.assertEqual('cached', self.api.reports[0][2])
 
     def test_full_download_reports_no_base(self):
         agent = self.make()

@@ -37,7 +37,7 @@ class MetaTest(base.TestCase):
     def test_build_round_trips_through_validate(self):
         built = build(make_image(), [HTTP_SOURCE],
                       targets={'hosts': ['cmp-*']}, pin_until=12.5)
-        self.assertEqual('1.4', built['version'])
+        self.assertEqual('1.5', built['version'])
         self.assertEqual(base.EPOCH, built['epoch'])
         self.assertEqual(HASH, built['image']['os_hash_value'])
         self.assertIs(built, meta.validate(built))
@@ -186,3 +186,25 @@ class DeltaSourceSchemaTest(base.TestCase):
         exc = self.assertRaises(exception.InvalidMeta, self.delta,
                                 dict(HTTP_SOURCE, method='delta'))
         self.assertIn('sources/0/transport', str(exc))
+
+    def test_1_5_delta_names_its_chunking(self):
+        built = self.delta(HTTP_SOURCE, chunking={'average': 8192})
+        self.assertEqual('1.5', built['version'])
+        self.assertEqual(8192, meta.delta_average(built['sources']))
+
+    def test_1_4_delta_without_chunking_is_still_accepted(self):
+        built = self.delta(HTTP_SOURCE)
+        built['version'] = '1.4'
+        self.assertIs(built, meta.validate(built))
+        self.assertIsNone(meta.delta_average(built['sources']))
+
+    def test_no_delta_names_no_average(self):
+        built = build(make_image(), [HTTP_SOURCE])
+        self.assertIsNone(meta.delta_average(built['sources']))
+
+    def test_chunking_needs_a_possible_average(self):
+        for chunking in ({}, {'average': '8192'}, {'average': 100},
+                         {'average': 1024 * 1024}):
+            exc = self.assertRaises(exception.InvalidMeta, self.delta,
+                                    HTTP_SOURCE, chunking=chunking)
+            self.assertIn('sources/0/chunking', str(exc))

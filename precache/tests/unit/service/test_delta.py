@@ -130,6 +130,18 @@ class TestDeltaPublisher(DeltaTestCase):
         self.assertLess(sources[0]['size'], sources[1]['size'] / 4)
         meta_mod.build(self.image2, sources, epoch=base.EPOCH)
 
+    def test_delta_names_the_chunking_of_its_base(self):
+        self.flags(group='delta', average_chunk_size=8192)
+        sources = self.serve_both()
+        self.assertEqual({'average': 8192}, sources[0]['chunking'])
+        self.assertNotIn('chunking', sources[1])
+        # The base's index was cut with it, whatever the option says now.
+        self.flags(group='delta', average_chunk_size=32768)
+        again = self.serve(self.image2, self.v2)
+        self.assertEqual({'average': 8192}, again[0]['chunking'])
+        self.assertEqual(8192, meta_mod.delta_average(meta_mod.build(
+            self.image2, again, epoch=base.EPOCH)['sources']))
+
     def test_index_kept_out_of_document_root(self):
         self.serve_both()
         index_dir = os.path.join(self.tempdir, 'chunks', 'img-v1')
