@@ -87,7 +87,7 @@ class SignVerifyTest(SigningTestCase):
             lambda m: m.update(epoch=OTHER_EPOCH),
             lambda m: m.update(targets=None),
             lambda m: m.update(pin_until=10 ** 10),
-            lambda m: m.update(version='1.5'),
+            lambda m: m.update(version=m['version'] + '1'),
             lambda m: m.update(extra='added'),
             lambda m: m.pop('pin_until'),
         ]
