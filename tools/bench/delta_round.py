@@ -1,15 +1,17 @@
-"""The ``bittorrent-delta`` strategy of ``distribution_benchmark.py``.
+"""The delta strategies of ``distribution_benchmark.py``.
 
-A monthly refresh on the testbed, in one round of the same agents:
+A monthly refresh on the testbed, in one round of the same agents, by
+one data plane: ``bittorrent-delta`` (the ``bittorrent`` server, the
+agents in its swarm) or ``squid-delta`` (the ``http`` server, the agents
+behind the Squid proxies, as strategy ``squid``):
 
-1. the origin (``tools/testbed/origin.py``, ``bittorrent`` server,
-   ``[delta] enabled``) serves v1 of an image pair
-   (``tools/bench/image_pairs.py``); v1 is cast to every host and timed
-   until the last one reported: a full BitTorrent distribution, the
-   baseline;
+1. the origin (``tools/testbed/origin.py``, ``[delta] enabled``) serves
+   v1 of an image pair (``tools/bench/image_pairs.py``); v1 is cast to
+   every host and timed until the last one reported: a full
+   distribution by that data plane, the baseline;
 2. the origin is restarted with v2, whose meta lists first the delta
-   against v1 (its own torrent, then its http URL), then v2's full
-   torrent and http URL; v2 is cast to the same hosts, which hold v1,
+   against v1 (over BitTorrent: its own torrent, then its http URL),
+   then v2's full artifact; v2 is cast to the same hosts, which hold v1,
    and timed the same way.
 
 Preparing the artifacts (compression, chunk indexes, the delta, the
@@ -26,7 +28,9 @@ import uuid
 V1_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'precache:testbed-delta-v1'))
 V2_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'precache:testbed-delta-v2'))
 PAIR_FILES = ('v1.qcow2', 'v2.qcow2')
-SERVER = 'bittorrent'
+#: Each delta strategy's ImageServer, and what its phases are called.
+SERVERS = {'bittorrent-delta': ('bittorrent', 'BitTorrent'),
+           'squid-delta': ('http', 'Squid')}
 #: The goal: v2 by delta in at most this share of v1's full time.
 GOAL = 0.3
 
@@ -56,37 +60,46 @@ def _stage(pair_dir, work_dir):
     return dirs
 
 
-def run(bench, cluster, args, work_dir, agent_options):
-    """Run both phases in one round; return the summary dict."""
+def run(bench, cluster, args, work_dir, agent_options, strategy):
+    """Run both phases of ``strategy`` in one round; return its summary.
+
+    :param agent_options: the agents' options (``[agent] proxies`` for
+        ``squid-delta``).
+    """
     import cluster as cluster_mod
+    server, label = SERVERS[strategy]
     v1_dir, v2_dir = _stage(args.delta_pair, work_dir)
     options = {'delta': {'enabled': 'true',
                          'index_dir': os.path.join(work_dir, 'chunks')}}
 
     def serve(images_dir, image_id):
         metas = cluster.start_origin(
-            SERVER, args.extra_config, args.piece_size_kb,
-            images_dir=images_dir, name='delta-' + image_id[:8],
+            server, args.extra_config, args.piece_size_kb,
+            images_dir=images_dir,
+            name='%s-%s' % (strategy, image_id[:8]),
             options=options, origin_args=['--delta-base', V1_ID])
         return metas[image_id]
 
-    with cluster_mod.Round(cluster, 'bittorrent-delta', agent_options) as rnd:
+    name = label.lower()
+    with cluster_mod.Round(cluster, strategy, agent_options) as rnd:
         meta = serve(v1_dir, V1_ID)
         full_size = meta['sources'][0]['size']
-        full = bench.timed(rnd, 'bittorrent v1 full', V1_ID, meta,
+        full = bench.timed(rnd, '%s v1 full' % name, V1_ID, meta,
                            size=full_size)
         meta = serve(v2_dir, V2_ID)
         first = meta['sources'][0]
-        if (first['method'], first.get('transport')) != ('delta', SERVER):
+        transport = first.get('transport') or 'http'
+        if (first['method'], transport) != ('delta', server):
             raise RuntimeError('the origin offered no delta over %s for v2: '
                                'its sources are %s' % (
-                                   SERVER, [(s['method'], s.get('transport'))
+                                   server, [(s['method'], s.get('transport'))
                                             for s in meta['sources']]))
         v2_full = next(s['size'] for s in meta['sources']
-                       if s['method'] == SERVER)
-        delta = bench.timed(rnd, 'bittorrent v2 delta', V2_ID, meta,
+                       if s['method'] == server)
+        delta = bench.timed(rnd, '%s v2 delta' % name, V2_ID, meta,
                             size=first['size'])
-    return {'pair': args.delta_pair, 'v1_full_bytes': full_size,
+    return {'strategy': strategy, 'label': label,
+            'pair': args.delta_pair, 'v1_full_bytes': full_size,
             'v2_full_bytes': v2_full, 'delta_bytes': first['size'],
             'full': full, 'delta': delta,
             'ratio': (delta['last'] / full['last']
@@ -96,14 +109,16 @@ def run(bench, cluster, args, work_dir, agent_options):
 def print_summary(summary):
     """Print the delta round's figures."""
     full, delta = summary['full'], summary['delta']
+    label = summary.get('label', 'BitTorrent')
     print()
-    print('Delta round (pair %s): v1 full artifact %.1f MB, v2 full %.1f '
-          'MB, v2 delta %.1f MB (%.3f of v2 full)' % (
+    print('Delta round %s (pair %s): v1 full artifact %.1f MB, v2 full '
+          '%.1f MB, v2 delta %.1f MB (%.3f of v2 full)' % (
+              summary.get('strategy', 'bittorrent-delta'),
               summary['pair'], summary['v1_full_bytes'] / 1e6,
               summary['v2_full_bytes'] / 1e6, summary['delta_bytes'] / 1e6,
               summary['delta_bytes'] / summary['v2_full_bytes']))
-    for what, r in (('v1 in full by BitTorrent', full),
-                    ('v2 as a delta by BitTorrent', delta)):
+    for what, r in (('v1 in full by %s' % label, full),
+                    ('v2 as a delta by %s' % label, delta)):
         print('  %s: %d/%d cached (%s), last %s s, p50 %s s, bytes per '
               'host %s, landing p50 %s s, CPU avg/peak %.0f/%.0f %%' % (
                   what, r['cached'], r['hosts'], r.get('source_counts'),

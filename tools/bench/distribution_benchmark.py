@@ -13,9 +13,11 @@ c. ``squid``: every host at once through K cold Squid proxies configured
    by ``etc/squid/precache-squid.conf`` (``[agent] proxies``, consistent
    hashing, ``start_delay_window`` jitter);
 d. ``bittorrent``: the ``bittorrent`` ImageServer and ImageSource plugins;
-e. ``bittorrent-delta`` (only when named, with ``--delta-pair DIR``): v1
-   of an image pair in full by BitTorrent, then v2 as a delta to the
-   hosts holding v1, in the same round (see ``delta_round.py``).
+e. ``bittorrent-delta`` and ``squid-delta`` (only when named, with
+   ``--delta-pair DIR``): v1 of an image pair in full by BitTorrent (or
+   through the Squid proxies), then v2 as a delta to the hosts holding
+   v1, by the same data plane, in the same round (see
+   ``delta_round.py``).
 
 For each it prints the completion time of the last host and the median,
 their ratio to the bound S_c/B_host + decompression (S_c the compressed
@@ -68,7 +70,7 @@ import scratch  # noqa: E402
 
 STRATEGIES = ('sequential', 'parallel', 'squid', 'bittorrent')
 #: Run only when named in --strategies.
-DELTA = 'bittorrent-delta'
+DELTAS = tuple(sorted(delta_round.SERVERS))
 IMAGE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'precache:testbed-image'))
 BITTORRENT = 'bittorrent'
 MiB = 1024 * 1024
@@ -282,8 +284,8 @@ def print_table(summary):
     for r in summary['results']:
         if not r.get('valid', True):
             print('%s: INVALID: %s' % (r['strategy'], r['invalid_reason']))
-    if summary.get('delta'):
-        delta_round.print_summary(summary['delta'])
+    for delta in summary.get('deltas', {}).values():
+        delta_round.print_summary(delta)
     for r in summary['results']:
         for host, reason in sorted((r.get('failures') or {}).items()):
             print('%s: %s failed: %s' % (r['strategy'], host, reason))
@@ -381,16 +383,33 @@ def _run_strategies(args, cluster, image_path, work_dir):
             bench.results.append({
                 'strategy': BITTORRENT,
                 'skipped': 'the bittorrent plugins are not installed'})
-    if DELTA in wanted:
-        options = {'agent': dict(no_proxy['agent'])}
-        for (group, name), value in args.agent_option:
-            options.setdefault(group, {})[name] = value
-        summary['delta'] = delta_round.run(bench, cluster, args, work_dir,
-                                           options)
+    for strategy in DELTAS:
+        if strategy in wanted:
+            summary.setdefault('deltas', {})[strategy] = _delta_round(
+                args, bench, cluster, work_dir, strategy, no_proxy)
     _save(args.json, summary)
     print_table(summary)
     return 0 if all(r.get('skipped') or not r['failures']
                     for r in bench.results) else 1
+
+
+def _delta_round(args, bench, cluster, work_dir, strategy, no_proxy):
+    """Run one delta strategy; return its summary."""
+    options = {'agent': dict(no_proxy['agent'])}
+    if strategy == 'squid-delta':
+        options['agent'].update({
+            'proxies': cluster.start_squids(),
+            'start_delay_window': args.jitter,
+            'direct_after_proxies': 'true'})
+    else:
+        for (group, name), value in args.agent_option:
+            options.setdefault(group, {})[name] = value
+    try:
+        return delta_round.run(bench, cluster, args, work_dir, options,
+                               strategy)
+    finally:
+        if strategy == 'squid-delta':
+            cluster.stop_squids()
 
 
 def _save(path, summary):
@@ -443,8 +462,8 @@ def main(argv=None):
                              'stream_window=0); may be repeated')
     parser.add_argument('--delta-pair', metavar='DIR',
                         help='v1.qcow2 and v2.qcow2 of an image pair '
-                             '(tools/bench/image_pairs.py), for strategy '
-                             '%s' % DELTA)
+                             '(tools/bench/image_pairs.py), for strategies '
+                             '%s' % ', '.join(DELTAS))
     parser.add_argument('--work-dir',
                         help='kept afterwards; default: a new directory in '
                              '/var/tmp, removed at the end of the run')
@@ -460,12 +479,14 @@ def main(argv=None):
                 rate_bps(rate)
     except (ValueError, argparse.ArgumentTypeError) as exc:
         parser.error(str(exc))
-    unknown = set(args.strategies) - set(STRATEGIES + (DELTA,))
+    unknown = set(args.strategies) - set(STRATEGIES + DELTAS)
     if unknown:
         parser.error('unknown strategies: %s' % ', '.join(sorted(unknown)))
-    if DELTA in args.strategies:
+    deltas = set(args.strategies) & set(DELTAS)
+    if deltas:
         if not args.delta_pair:
-            parser.error('strategy %s needs --delta-pair' % DELTA)
+            parser.error('strategy %s needs --delta-pair'
+                         % ', '.join(sorted(deltas)))
         args.delta_pair = delta_round.check_pair(parser, args.delta_pair)
     if os.geteuid() != 0:
         parser.error('needs root (network namespaces, tc)')

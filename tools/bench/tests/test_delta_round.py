@@ -63,3 +63,33 @@ class DeltaRoundTest(base.TestCase):
         self.assertIn('v2-delta time / v1-full time: 0.200 (goal <= 0.3)',
                       out.getvalue())
         self.assertIn('bytes per host 5000000', out.getvalue())
+
+
+class DeltaStrategiesTest(base.TestCase):
+
+    def test_each_delta_strategy_has_its_server(self):
+        self.assertEqual({'bittorrent-delta': ('bittorrent', 'BitTorrent'),
+                          'squid-delta': ('http', 'Squid')},
+                         delta_round.SERVERS)
+
+    def test_a_delta_strategy_needs_the_pair(self):
+        import distribution_benchmark
+        for strategy in ('squid-delta', 'bittorrent-delta'):
+            with mock.patch('sys.stderr', io.StringIO()) as err:
+                self.assertRaises(SystemExit, distribution_benchmark.main,
+                                  ['--strategies', strategy])
+            self.assertIn('strategy %s needs --delta-pair' % strategy,
+                          err.getvalue())
+
+    def test_the_summary_names_the_data_plane(self):
+        phase = {'cached': 24, 'hosts': 24, 'last': 10.0, 'p50': 9.0,
+                 'source_counts': {}, 'bytes_per_host': 5,
+                 'landing': [2.0], 'cpu_average': 50.0, 'cpu_peak': 90.0}
+        summary = {'strategy': 'squid-delta', 'label': 'Squid',
+                   'pair': '/pair', 'v1_full_bytes': 10 ** 6,
+                   'v2_full_bytes': 10 ** 6, 'delta_bytes': 10 ** 5,
+                   'full': phase, 'delta': phase, 'ratio': 1.0}
+        with mock.patch('sys.stdout', io.StringIO()) as out:
+            delta_round.print_summary(summary)
+        self.assertIn('Delta round squid-delta', out.getvalue())
+        self.assertIn('v2 as a delta by Squid', out.getvalue())
