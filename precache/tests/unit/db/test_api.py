@@ -337,13 +337,14 @@ class ReportTests(object):
     def row_inserts(self):
         """How the next INSERTs into host_images reach the driver.
 
-        :returns: a list that gets ``'one'`` per statement sent alone
-            and ``'many'`` per executemany (psycopg2 sends one statement
-            per row of it; PyMySQL makes it multi-row statements).
+        :returns: ``(calls, batch)``: a list that gets ``'one'`` per
+            statement sent alone and ``'many'`` per executemany (psycopg2
+            sends one statement per row of it; PyMySQL makes it
+            multi-row statements), and how a batch of several rows is
+            to be sent.
         """
         calls = []
-        expected = 'many' if self.db.engine.dialect.name == 'mysql' else (
-            'one')
+        batch = 'many' if self.db.engine.dialect.name == 'mysql' else 'one'
 
         def listener(kind):
             def record(cursor, statement, parameters, context):
@@ -356,20 +357,20 @@ class ReportTests(object):
             fn = listener(kind)
             sa.event.listen(self.db.engine, event, fn)
             self.addCleanup(sa.event.remove, self.db.engine, event, fn)
-        return calls, expected
+        return calls, batch
 
     def test_a_round_inserts_its_new_rows_in_one_statement(self):
-        calls, expected = self.row_inserts()
+        calls, batch = self.row_inserts()
         self.open('h1', 'h2', 'h3')
-        self.assertEqual([expected], calls)
+        self.assertEqual([batch], calls)
         self.assertEqual({'h1', 'h2', 'h3'}, set(self.db.image_hosts('a')))
 
     def test_a_host_twice_in_a_round_is_inserted_then_updated(self):
         # As row by row: the second cast of h1 counts one more attempt
         # (one statement cannot upsert a row twice on PostgreSQL).
-        calls, expected = self.row_inserts()
+        calls, batch = self.row_inserts()
         self.open('h1', 'h2', 'h1')
-        self.assertEqual([expected, expected], calls)
+        self.assertEqual([batch, 'one'], calls)
         rows = self.db.image_hosts('a')
         self.assertEqual({'h1': 2, 'h2': 1},
                          {h: r['attempts'] for h, r in rows.items()})
