@@ -55,10 +55,11 @@ def insert_or_update(conn, table, rows, key, update=None):
     KEY UPDATE``): a row another transaction inserted after this one
     looked does not fail the insert with ``DBDuplicateEntry``.
 
-    A batch is one multi-row statement on every backend, so what it costs
-    follows its rows, not one round trip per row (see
-    :func:`_batched`). Rows are applied in their order: a key given twice
-    is inserted by the first row and updated by the next, as row by row.
+    A batch is one multi-row statement on PostgreSQL and MySQL (and on
+    sqlite >= 3.35), so what it costs follows its rows, not one round
+    trip per row (see :func:`_batched`). Rows are applied in their
+    order: a key given twice is inserted by the first row and updated by
+    the next, as row by row.
 
     :param rows: dicts with the same keys.
     :param key: the names of the unique columns.
@@ -94,7 +95,7 @@ def _batched(conn, stmt, table, key):
     """Make an ``INSERT ... ON CONFLICT`` executemany one statement per batch.
 
     SQLAlchemy sends an executemany INSERT as multi-row statements
-    ("insertmanyvalues"), but since 2.1 not one with an ON CONFLICT
+    ("insertmanyvalues"), but (2.1) not one with an ON CONFLICT
     clause unless it has RETURNING: without it, psycopg2 sent one
     statement, and one round trip, per row (a round's 2,000 new rows
     were 2,000 statements). ``RETURNING`` the key, which nobody reads,
