@@ -297,8 +297,12 @@ class Reconciler(object):
             return None
         host_ids = [t[0] for t in targets]
         attempts = self.db.attempts(image['id'], host_ids)
-        casts = [(host_id, host_id in attempts,
-                  now + _seconds(self.backoff(attempts.get(host_id, 0) + 1)))
+        # A backoff deadline per attempt count (a handful), not per host.
+        counts = {host_id: attempts.get(host_id, 0) + 1
+                  for host_id in host_ids}
+        deadlines = {count: now + _seconds(self.backoff(count))
+                     for count in set(counts.values())}
+        casts = [(host_id, host_id in attempts, deadlines[counts[host_id]])
                  for host_id in host_ids]
         round_id = self.db.open_round(image['id'], image['generation'],
                                       kind, casts, now)

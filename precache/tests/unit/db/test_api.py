@@ -334,6 +334,47 @@ class ReportTests(object):
                          (row['total'], row['answered'], row['kind'],
                           row['ended_at']))
 
+    def row_inserts(self):
+        """How the next INSERTs into host_images reach the driver.
+
+        :returns: ``(calls, batch)``: a list that gets ``'one'`` per
+            statement sent alone and ``'many'`` per executemany (psycopg2
+            sends one statement per row of it; PyMySQL makes it
+            multi-row statements), and how a batch of several rows is
+            to be sent.
+        """
+        calls = []
+        batch = 'many' if self.db.engine.dialect.name == 'mysql' else 'one'
+
+        def listener(kind):
+            def record(cursor, statement, parameters, context):
+                if statement.startswith('INSERT INTO host_images'):
+                    calls.append(kind)
+            return record
+
+        for event, kind in (('do_execute', 'one'),
+                            ('do_executemany', 'many')):
+            fn = listener(kind)
+            sa.event.listen(self.db.engine, event, fn)
+            self.addCleanup(sa.event.remove, self.db.engine, event, fn)
+        return calls, batch
+
+    def test_a_round_inserts_its_new_rows_in_one_statement(self):
+        calls, batch = self.row_inserts()
+        self.open('h1', 'h2', 'h3')
+        self.assertEqual([batch], calls)
+        self.assertEqual({'h1', 'h2', 'h3'}, set(self.db.image_hosts('a')))
+
+    def test_a_host_twice_in_a_round_is_inserted_then_updated(self):
+        # As row by row: the second cast of h1 counts one more attempt
+        # (one statement cannot upsert a row twice on PostgreSQL).
+        calls, batch = self.row_inserts()
+        self.open('h1', 'h2', 'h1')
+        self.assertEqual([batch, 'one'], calls)
+        rows = self.db.image_hosts('a')
+        self.assertEqual({'h1': 2, 'h2': 1},
+                         {h: r['attempts'] for h, r in rows.items()})
+
     def test_second_round_counts_attempts(self):
         self.open('h1')
         self.report('h1', states.FAILED, at(5), reason='no space')
