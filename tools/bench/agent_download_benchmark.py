@@ -52,6 +52,7 @@ import configparser
 import hashlib
 import json
 import os
+import random
 import resource
 import shutil
 import socket
@@ -305,11 +306,19 @@ class Bench(object):
         """Run each method ``--repeat`` times; return each one's median.
 
         The runs are interleaved so that a burst of load on the machine
-        hits every method alike.
+        hits every method alike, in a new order each round (seeded): on
+        one machine whichever precache run came first after the shell
+        pipes took 0.8 s and 1.5 CPU-seconds more for 1 GiB, whatever
+        its method, and a fixed order gave that to ``(c)`` every time.
+        Every run starts with no dirty page left by the one before
+        (``sync``).
         """
         runs = {name: [] for name, _run in methods}
-        for _ in range(self.args.repeat):
-            for name, run in methods:
+        for repeat in range(self.args.repeat):
+            order = list(methods)
+            random.Random(repeat).shuffle(order)
+            for name, run in order:
+                os.sync()
                 runs[name].append(run())
         medians = {}
         for name, _run in methods:

@@ -401,9 +401,8 @@ def _delta_round(args, bench, cluster, work_dir, strategy, no_proxy):
             'proxies': cluster.start_squids(),
             'start_delay_window': args.jitter,
             'direct_after_proxies': 'true'})
-    else:
-        for (group, name), value in args.agent_option:
-            options.setdefault(group, {})[name] = value
+    for (group, name), value in args.agent_option:
+        options.setdefault(group, {})[name] = value
     try:
         return delta_round.run(bench, cluster, args, work_dir, options,
                                strategy)
@@ -458,7 +457,7 @@ def main(argv=None):
     parser.add_argument('--agent-option', action='append', default=[],
                         type=option_setting, metavar='GROUP.NAME=VALUE',
                         help='an option of the agents in the bittorrent '
-                             'strategy (e.g. bittorrent_source.'
+                             'and delta strategies (e.g. bittorrent_source.'
                              'stream_window=0); may be repeated')
     parser.add_argument('--delta-pair', metavar='DIR',
                         help='v1.qcow2 and v2.qcow2 of an image pair '
