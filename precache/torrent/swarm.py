@@ -47,7 +47,6 @@ seconds without progress from peers, so the origin's web server only
 feeds a swarm that cannot feed itself.
 """
 
-import collections
 import queue
 import time
 
@@ -56,9 +55,14 @@ from oslo_log import log as logging
 
 from precache.torrent import injector as injector_mod
 from precache.torrent import metainfo
+from precache.torrent import pieces as pieces_mod
+from precache.torrent import progress as progress_mod
 from precache.torrent import session as session_mod
 
 LOG = logging.getLogger(__name__)
+
+#: Raised when the swarm cannot deliver (:mod:`precache.torrent.progress`).
+SwarmError = progress_mod.SwarmError
 
 #: Top piece priority, for the window ahead of the in-order prefix.
 TOP_PRIORITY = 7
@@ -68,9 +72,6 @@ TICK = 0.5
 STATUS_LOG_INTERVAL = 2.0
 #: Pieces failing their hash check before the download gives up.
 MAX_HASH_FAILURES = 10
-#: Priorities of the bands of :func:`home_priorities`, the agent's own
-#: band first.
-BAND_PRIORITIES = (6, 5, 4, 3)
 #: Seconds without progress, once first copies are no longer fetched,
 #: before the listed peers (the seed) are connected after all; the
 #: default of ``[bittorrent_source] seed_fallback_delay``.
@@ -78,200 +79,6 @@ SEED_FALLBACK_DELAY = 5.0
 #: Seconds without any peer connected before the trackers are asked for
 #: peers again (and again at this interval while it lasts).
 REANNOUNCE_WHEN_ALONE = 10.0
-
-
-def home_priorities(num_pieces, home):
-    """Return piece priorities preferring a band that starts at ``home``.
-
-    The torrent is cut into len(:data:`BAND_PRIORITIES`) bands, the first
-    starting at piece ``home * num_pieces``; each band gets the next
-    lower priority. Agents with different homes (derived from their
-    host names) ask the seed for different pieces first, so the seed
-    sends pieces nobody has yet instead of the same rarest pieces to
-    everyone, and the agents then have something to trade.
-
-    :param home: a number in [0, 1).
-    """
-    first = int(home * num_pieces) % num_pieces if num_pieces else 0
-    bands = len(BAND_PRIORITIES)
-    return [BAND_PRIORITIES[((i - first) % num_pieces) * bands //
-                            num_pieces] for i in range(num_pieces)]
-
-
-_WEB_SEED_TYPES = (lt.peer_info.web_seed, lt.peer_info.http_seed)
-
-
-class SwarmError(Exception):
-    """The swarm cannot deliver the torrent; the message says why."""
-
-
-class PieceCursor(object):
-    """Tracks which piece is next in order among pieces done in any order.
-
-    :param num_pieces: pieces in the torrent.
-    :param window: pieces ahead of the next one to prefer.
-    """
-
-    def __init__(self, num_pieces, window):
-        self.num_pieces = num_pieces
-        self.window = window
-        #: The next piece to pass on.
-        self.next = 0
-        self._done = set()
-        self._reading = False
-        self._boosted = set()
-
-    @property
-    def complete(self):
-        """True when every piece was passed on."""
-        return self.next >= self.num_pieces
-
-    def finished(self, piece):
-        """Record that ``piece`` passed its hash check."""
-        if piece >= self.next:
-            self._done.add(piece)
-
-    def take(self):
-        """Return the next piece to read when it is done, else None.
-
-        A piece is returned once; the next one only after :meth:`read`.
-        """
-        if self._reading or self.next not in self._done:
-            return None
-        self._reading = True
-        return self.next
-
-    def read(self, piece):
-        """Record that ``piece``, from :meth:`take`, was passed on.
-
-        :raises ValueError: it is not the piece being read.
-        """
-        if not self._reading or piece != self.next:
-            raise ValueError('piece %d was read, piece %d was expected'
-                             % (piece, self.next))
-        self._reading = False
-        self._done.discard(piece)
-        self._boosted.discard(piece)
-        self.next += 1
-
-    def to_boost(self):
-        """Return the window's pieces to boost, and mark them boosted.
-
-        Those not done and not boosted yet.
-        """
-        end = min(self.num_pieces, self.next + self.window)
-        pieces = [p for p in range(self.next, end)
-                  if p not in self._done and p not in self._boosted]
-        self._boosted.update(pieces)
-        return pieces
-
-
-class Watchdog(object):
-    """Decides when to call the web seeds and when to give up.
-
-    :param stall_timeout: seconds without progress before giving up.
-    :param web_seed_delay: seconds without progress before the web seeds
-        are added; negative means never, 0 at once.
-    :param now: the current monotonic time.
-    """
-
-    WEB_SEEDS = 'web_seeds'
-
-    def __init__(self, stall_timeout, web_seed_delay, now):
-        self.stall_timeout = stall_timeout
-        self.web_seed_delay = web_seed_delay
-        self._web_seeds_due = web_seed_delay > 0
-        self._progress = None
-        self._since = now
-
-    def idle(self, now):
-        """Return the seconds since the last progress observed."""
-        return now - self._since
-
-    def observe(self, progress, now):
-        """Note the download's ``progress`` (any growing number).
-
-        :returns: :attr:`WEB_SEEDS` once when the web seeds are due, else
-            None.
-        :raises SwarmError: no progress for ``stall_timeout`` seconds.
-        """
-        if progress != self._progress:
-            self._progress = progress
-            self._since = now
-        idle = now - self._since
-        if idle >= self.stall_timeout:
-            raise SwarmError('no progress for %.0f s' % idle)
-        if self._web_seeds_due and idle >= self.web_seed_delay:
-            self._web_seeds_due = False
-            return self.WEB_SEEDS
-        return None
-
-
-class AloneTimer(object):
-    """Says when a download without any peer connected should act.
-
-    :param interval: seconds without a peer before :meth:`due` says so,
-        and between two times it says so while it lasts.
-    """
-
-    def __init__(self, interval):
-        self.interval = interval
-        self._since = None
-
-    def due(self, peers_connected, now):
-        """Note how many peers are connected; tell whether to act now."""
-        if peers_connected:
-            self._since = None
-            return False
-        if self._since is None:
-            self._since = now
-            return False
-        if now - self._since >= self.interval:
-            self._since = now
-            return True
-        return False
-
-
-class Transfer(object):
-    """Bytes received per kind of sender, from samples of the peer list.
-
-    Kinds: the peers listed in the source (the seed), the other peers
-    (agents found through peer exchange or a tracker), and web seeds.
-    libtorrent counts per connection: what a connection received after
-    the last sample and before it closed cannot be told apart, and is
-    reported as :attr:`UNKNOWN` (the torrent's total less the rest). The
-    figures are for logs.
-
-    :param listed: ``(ip, port)`` endpoints of the listed peers.
-    """
-
-    LISTED, OTHERS, WEB_SEEDS, UNKNOWN = ('listed', 'others', 'web seeds',
-                                          'unknown')
-
-    def __init__(self, listed=()):
-        self._listed = set(listed)
-        self._seen = collections.defaultdict(int)
-        #: The torrent's payload bytes received, set by the owner.
-        self.total = 0
-
-    def sample(self, peers):
-        for peer in peers:
-            endpoint = tuple(peer.ip)
-            if peer.connection_type in _WEB_SEED_TYPES:
-                kind = self.WEB_SEEDS
-            elif endpoint in self._listed:
-                kind = self.LISTED
-            else:
-                kind = self.OTHERS
-            key = (kind, endpoint)
-            self._seen[key] = max(self._seen[key], peer.total_download)
-
-    def received(self, kind):
-        """Return the bytes received from senders of ``kind``."""
-        if kind == self.UNKNOWN:
-            known = sum(self._seen.values())
-            return max(0, self.total - known)
-        return sum(v for (k, _e), v in self._seen.items() if k == kind)
 
 
 class SwarmDownload(object):
@@ -319,7 +126,7 @@ class SwarmDownload(object):
         self._events = queue.Queue()
         self._hash_failures = 0
         self._next_status_log = 0
-        self._alone = AloneTimer(REANNOUNCE_WHEN_ALONE)
+        self._alone = progress_mod.AloneTimer(REANNOUNCE_WHEN_ALONE)
         #: Bytes yielded so far.
         self.passed_on = 0
         if handle is not None:
@@ -328,15 +135,15 @@ class SwarmDownload(object):
         else:
             params.save_path = save_path
             if home is not None:
-                params.piece_priorities = home_priorities(self.num_pieces,
-                                                          home)
+                params.piece_priorities = pieces_mod.home_priorities(
+                    self.num_pieces, home)
             if web_seed_delay != 0:
                 # Replaced by this empty list; added back when due.
                 params.url_seeds = []
                 params.flags |= lt.torrent_flags.override_web_seeds
             self.handle = session.add_torrent(params, self._events)
         self._endpoints = self._resolve(self.peers)
-        self.transfer = Transfer(self._endpoints)
+        self.transfer = progress_mod.Transfer(self._endpoints)
         self.injector = None
         if inject_url and self._web_seeds and handle is None:
             self.injector = injector_mod.Injector(
@@ -368,12 +175,12 @@ class SwarmDownload(object):
 
         :raises SwarmError: the swarm cannot deliver (see the module).
         """
-        cursor = PieceCursor(self.num_pieces, self.window)
+        cursor = pieces_mod.PieceCursor(self.num_pieces, self.window)
         for piece in range(self.num_pieces):
             if self.handle.have_piece(piece):
                 cursor.finished(piece)
-        watchdog = Watchdog(self.stall_timeout, self.web_seed_delay,
-                            time.monotonic())
+        watchdog = progress_mod.Watchdog(self.stall_timeout,
+                                         self.web_seed_delay, time.monotonic())
         if self.injector is not None:
             self.injector.start()
         next_look = 0

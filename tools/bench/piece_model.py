@@ -26,7 +26,7 @@ The swarm as precache runs it (``precache/torrent/``,
   model's one parameter fitted to the testbed (``piece_simulation.py``).
 * **piece choice**: libtorrent's picker, ``(availability + 1) x
   (8 - priority)`` smallest first, with the priorities of the agent's
-  four bands (:func:`precache.torrent.swarm.home_priorities`, a home
+  four bands (:func:`precache.torrent.pieces.home_priorities`, a home
   drawn at random per agent); availability is counted over the whole
   swarm (the same as over an agent's peers in a full mesh).
 * **links**: every host has an uplink and a downlink, the origin an

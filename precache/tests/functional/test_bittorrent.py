@@ -77,7 +77,7 @@ class SwarmTestCase(test_distribution.DistributionTestCase):
 
         ``(outcome, bytes from the seed, from other agents, from web
         seeds, unattributed)`` per download (see
-        :class:`precache.torrent.swarm.Transfer`).
+        :class:`precache.torrent.progress.Transfer`).
         """
         with open(agent.log_file) as f:
             found = _TRANSFER.findall(f.read())

@@ -6,13 +6,15 @@ import libtorrent as lt
 
 from precache.tests import base
 from precache.torrent import injector
+from precache.torrent import pieces
+from precache.torrent import progress
 from precache.torrent import swarm
 
 
 class PieceCursorTest(base.TestCase):
 
     def test_pieces_finishing_out_of_order_are_read_in_order(self):
-        cursor = swarm.PieceCursor(5, window=2)
+        cursor = pieces.PieceCursor(5, window=2)
         read = []
         for finished in (3, 1, 4, 0, 2):
             cursor.finished(finished)
@@ -26,7 +28,7 @@ class PieceCursorTest(base.TestCase):
         self.assertTrue(cursor.complete)
 
     def test_one_read_at_a_time(self):
-        cursor = swarm.PieceCursor(3, window=0)
+        cursor = pieces.PieceCursor(3, window=0)
         cursor.finished(0)
         cursor.finished(1)
         self.assertEqual(0, cursor.take())
@@ -36,14 +38,14 @@ class PieceCursorTest(base.TestCase):
         self.assertFalse(cursor.complete)
 
     def test_reading_another_piece_than_taken_is_an_error(self):
-        cursor = swarm.PieceCursor(3, window=0)
+        cursor = pieces.PieceCursor(3, window=0)
         self.assertRaises(ValueError, cursor.read, 0)  # nothing taken
         cursor.finished(0)
         cursor.take()
         self.assertRaises(ValueError, cursor.read, 1)
 
     def test_window_boosts_the_next_pieces_once(self):
-        cursor = swarm.PieceCursor(10, window=3)
+        cursor = pieces.PieceCursor(10, window=3)
         self.assertEqual([0, 1, 2], cursor.to_boost())
         self.assertEqual([], cursor.to_boost())
         cursor.finished(0)
@@ -56,15 +58,15 @@ class PieceCursorTest(base.TestCase):
         self.assertEqual([], cursor.to_boost())  # 2, 3 boosted, 4 done
 
     def test_window_stops_at_the_last_piece(self):
-        cursor = swarm.PieceCursor(2, window=8)
+        cursor = pieces.PieceCursor(2, window=8)
         self.assertEqual([0, 1], cursor.to_boost())
 
     def test_zero_window_boosts_nothing(self):
-        cursor = swarm.PieceCursor(4, window=0)
+        cursor = pieces.PieceCursor(4, window=0)
         self.assertEqual([], cursor.to_boost())
 
     def test_finished_pieces_already_passed_on_are_ignored(self):
-        cursor = swarm.PieceCursor(2, window=0)
+        cursor = pieces.PieceCursor(2, window=0)
         cursor.finished(0)
         cursor.read(cursor.take())
         cursor.finished(0)  # e.g. a late duplicate alert
@@ -74,7 +76,7 @@ class PieceCursorTest(base.TestCase):
 class WatchdogTest(base.TestCase):
 
     def test_web_seeds_after_delay_then_stall(self):
-        dog = swarm.Watchdog(stall_timeout=30, web_seed_delay=10, now=100)
+        dog = progress.Watchdog(stall_timeout=30, web_seed_delay=10, now=100)
         self.assertIsNone(dog.observe(0, 100))
         self.assertIsNone(dog.observe(5, 105))    # progress
         self.assertIsNone(dog.observe(5, 114))    # idle 9 s
@@ -84,21 +86,21 @@ class WatchdogTest(base.TestCase):
         self.assertIn('no progress for 30 s', str(exc))
 
     def test_progress_resets_the_stall_clock(self):
-        dog = swarm.Watchdog(stall_timeout=10, web_seed_delay=-1, now=0)
+        dog = progress.Watchdog(stall_timeout=10, web_seed_delay=-1, now=0)
         for t in range(0, 100, 5):
             self.assertIsNone(dog.observe(t, t))
 
     def test_no_web_seeds_when_delay_is_not_positive(self):
         for delay in (0, -1):
-            dog = swarm.Watchdog(stall_timeout=10, web_seed_delay=delay,
-                                 now=0)
+            dog = progress.Watchdog(stall_timeout=10,
+                                    web_seed_delay=delay, now=0)
             self.assertIsNone(dog.observe(0, 9))
 
 
 class AloneTimerTest(base.TestCase):
 
     def test_due_after_the_interval_alone_then_at_each_interval(self):
-        timer = swarm.AloneTimer(10)
+        timer = progress.AloneTimer(10)
         self.assertFalse(timer.due(0, 100))
         self.assertFalse(timer.due(0, 109))
         self.assertTrue(timer.due(0, 110))
@@ -106,7 +108,7 @@ class AloneTimerTest(base.TestCase):
         self.assertTrue(timer.due(0, 120))
 
     def test_a_connected_peer_resets_the_clock(self):
-        timer = swarm.AloneTimer(10)
+        timer = progress.AloneTimer(10)
         self.assertFalse(timer.due(0, 0))
         self.assertFalse(timer.due(2, 9))
         self.assertFalse(timer.due(0, 12))
@@ -124,7 +126,7 @@ class TransferTest(base.TestCase):
 
     def test_bytes_per_kind_of_sender(self):
         seed = ('198.18.0.1', 6881)
-        transfer = swarm.Transfer([seed])
+        transfer = progress.Transfer([seed])
         transfer.sample([self.peer(seed, 10),
                          self.peer(('198.18.0.2', 6881), 5)])
         transfer.sample([self.peer(seed, 30),
@@ -143,26 +145,26 @@ class HomePrioritiesTest(base.TestCase):
 
     def test_bands_start_at_home_and_wrap(self):
         self.assertEqual([6, 6, 5, 5, 4, 4, 3, 3],
-                         swarm.home_priorities(8, 0.0))
+                         pieces.home_priorities(8, 0.0))
         self.assertEqual([4, 3, 3, 6, 6, 5, 5, 4],
-                         swarm.home_priorities(8, 3 / 8))
+                         pieces.home_priorities(8, 3 / 8))
 
     def test_every_piece_wanted_and_bands_even(self):
-        priorities = swarm.home_priorities(137, 0.61)
+        priorities = pieces.home_priorities(137, 0.61)
         self.assertEqual(137, len(priorities))
-        counts = [priorities.count(p) for p in swarm.BAND_PRIORITIES]
+        counts = [priorities.count(p) for p in pieces.BAND_PRIORITIES]
         self.assertLessEqual(max(counts) - min(counts), 1)
         self.assertEqual(6, priorities[int(0.61 * 137)])
 
     def test_different_homes_start_with_different_pieces(self):
-        first = swarm.home_priorities(64, 0.1)
-        second = swarm.home_priorities(64, 0.6)
+        first = pieces.home_priorities(64, 0.1)
+        second = pieces.home_priorities(64, 0.6)
         top_first = {i for i, p in enumerate(first) if p == 6}
         top_second = {i for i, p in enumerate(second) if p == 6}
         self.assertEqual(set(), top_first & top_second)
 
     def test_single_piece(self):
-        self.assertEqual([6], swarm.home_priorities(1, 0.9))
+        self.assertEqual([6], pieces.home_priorities(1, 0.9))
 
 
 class ByteRangeTest(base.TestCase):
