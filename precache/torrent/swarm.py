@@ -104,7 +104,8 @@ class SwarmDownload(object):
         copies are no longer fetched before the listed peers are
         connected after all.
     :param progress: None, or a function called every :data:`TICK` with
-        the bytes of verified pieces so far, passed on or not.
+        the bytes of verified pieces so far, passed on or not, and once
+        more when every piece is in.
     """
 
     def __init__(self, session, params, save_path, peers, stall_timeout,
@@ -202,6 +203,9 @@ class SwarmDownload(object):
             if time.monotonic() >= next_look:
                 next_look = time.monotonic() + TICK
                 self._look(watchdog)
+        if self._progress is not None:
+            # However fast the download was, its last report is the whole.
+            self._progress(self.handle.status().total_wanted_done)
 
     def _handle(self, event, cursor):
         """Act on one event; return the bytes of a piece read, if any."""
