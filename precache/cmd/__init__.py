@@ -24,7 +24,7 @@ except backend.exceptions.BackendAlreadySelected:
     pass
 
 from precache.common import exception  # noqa: E402
-from precache.common import malloc_arenas  # noqa: E402
+from precache.common import malloc_tuning  # noqa: E402
 from precache.common import process  # noqa: E402
 from precache import conf as precache_conf  # noqa: E402
 from precache.conf import defaults as conf_defaults  # noqa: E402
@@ -63,7 +63,7 @@ def run_service(make_service, argv, description):
     from oslo_service import service
 
     new_group = process.ensure_own_process_group()
-    malloc_arenas.limit()
+    malloc_tuning.tune()
     conf = prepare(argv, description)
     if new_group:
         LOG.info('Leading process group %d of its own: %s', os.getpgrp(),

@@ -3,7 +3,7 @@
 Why this module exists: precache calls two C library functions that
 neither the standard library nor a maintained package binds:
 ``sync_file_range(2)`` (:mod:`precache.agent.stores.writeback`) and
-``mallopt(3)`` (:mod:`precache.common.malloc_arenas`). Both are taken
+``mallopt(3)`` (:mod:`precache.common.malloc_tuning`). Both are taken
 from the C library already loaded into the interpreter (``dlopen(NULL)``),
 which needs no ``ldconfig`` or compiler to find it.
 """

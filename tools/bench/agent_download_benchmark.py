@@ -25,6 +25,9 @@ else ``python3 -m http.server``):
     the store started it early): what the early writeback buys;
 (c1) the same with the source's sha256 of the artifact checked as well
     (as before the image's sha512 sufficed): what hashing once buys;
+(c2) the same with glibc's malloc defaults (the daemons tune them:
+    :mod:`precache.common.malloc_tuning`): what reusing freed chunks
+    buys;
 (t) (c) from a BitTorrent source: the artifact seeded on 127.0.0.1 by
     the bittorrent server's Seeder in a process of its own, fetched by
     the agent's libtorrent session (its CPU counts for the agent), one
@@ -277,17 +280,20 @@ class Bench(object):
     def run_precache_fsync_at_end(self):
         return self.run_precache(writeback=False)
 
+    def run_precache_malloc_defaults(self):
+        return self.run_precache(malloc_tuning=False)
+
     def run_precache_bittorrent(self):
         return self.run_precache(bittorrent=self.torrent)
 
     def run_precache(self, hash_artifact=False, writeback=True,
-                     bittorrent=None):
+                     bittorrent=None, malloc_tuning=True):
         request = {'url': self.url, 'size': self.size, 'sha512': self.sha512,
                    'artifact_size': self.artifact_size,
                    'artifact_sha256': self.artifact_sha256,
                    'hash_artifact': hash_artifact,
                    'base': self.base, 'writeback': writeback,
-                   'bittorrent': bittorrent,
+                   'bittorrent': bittorrent, 'malloc_tuning': malloc_tuning,
                    'torrents': os.path.join(self.workdir, 'torrents')}
         env = dict(os.environ)
         paths = [REPO, _entry_points_path(self.workdir),
@@ -350,6 +356,8 @@ class Bench(object):
              self.run_precache_fsync_at_end),
             ('(c1) precache, artifact hashed too',
              self.run_precache_hash_twice),
+            ('(c2) precache, glibc malloc defaults',
+             self.run_precache_malloc_defaults),
             (BITTORRENT, self.run_precache_bittorrent)])
         print('Load average after: %s' % ' '.join(
             '%.2f' % x for x in os.getloadavg()))
@@ -441,6 +449,10 @@ def child(request):
     from precache.conf import CONF
     from precache.objects import image as image_mod
 
+    if request.get('malloc_tuning', True):
+        # As precache-agent does at its start (precache.cmd).
+        from precache.common import malloc_tuning
+        malloc_tuning.tune()
     CONF([], project='precache', default_config_files=[])
     image = image_mod.ImageRecord(
         id='bench-image', disk_format='raw', size=request['size'],

@@ -66,13 +66,45 @@ class CliTestMixin(object):
         return self.service.log_tail()
 
     def precache(self, *args, timeout=120):
-        """Run the ``precache`` CLI; return (exit status, stdout+stderr)."""
-        result = subprocess.run(
-            [sys.executable, '-m', 'precache.cli.app', '--config-file',
-             self.cli_config, '--rpc-timeout', '20'] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            timeout=timeout, text=True)
+        """Run the ``precache`` CLI; return (exit status, stdout+stderr).
+
+        A CLI still running after ``timeout`` seconds fails the test with
+        what it printed so far and the service's log.
+        """
+        try:
+            result = subprocess.run(
+                [sys.executable, '-m', 'precache.cli.app', '--config-file',
+                 self.cli_config, '--rpc-timeout', '20'] + list(args),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                timeout=timeout, text=True)
+        except subprocess.TimeoutExpired as exc:
+            self.fail('precache %s still ran after %s s; it printed:\n%s\n'
+                      'service log:\n%s' % (' '.join(args), timeout,
+                                            exc.output, self.service_log()))
         return result.returncode, result.stdout
+
+    def watch(self, image_id, timeout=120):
+        """Run ``precache watch``; return (exit status, output).
+
+        ``timeout`` is the watch's own ``--timeout``. The CLI gets time
+        beyond it to report (its last poll may wait for the RPC timeout),
+        so a watch that times out says which hosts were not done instead
+        of being killed.
+        """
+        return self.precache('watch', image_id, '--interval', '0.5',
+                             '--timeout', str(timeout),
+                             timeout=timeout + 60)
+
+    def explain(self, output, agents=None):
+        """Return a failure's message.
+
+        The CLI's output, the service's log and the log of each agent
+        fixture in ``agents`` (by host).
+        """
+        parts = [output, 'service log:', self.service_log()]
+        for host, agent in sorted((agents or {}).items()):
+            parts += ['log of %s:' % host, agent.log_tail()]
+        return '\n'.join(parts)
 
     def precache_json(self, *args):
         status, output = self.precache(*(args + ('-f', 'json')))
@@ -157,9 +189,8 @@ class ConvergenceTest(ServiceProcessTestCase):
             i['Image ID'] for i in self.precache_json('status')},
             'the image listed by the service')
 
-        status, output = self.precache('watch', IMAGE_ID, '--interval',
-                                       '0.5', '--timeout', '120')
-        self.assertEqual(1, status, output)
+        status, output = self.watch(IMAGE_ID)
+        self.assertEqual(1, status, self.explain(output, agents))
         self.assertIn(BROKEN_HOST, output)
         self.assertIn('free', output)
         statuses = self.host_statuses()
@@ -204,9 +235,8 @@ class ConvergenceTest(ServiceProcessTestCase):
         agents[BROKEN_HOST].reconfigure({'agent': {'disk_reserve_mb': 0}})
         self.wait_until(lambda: self.host_statuses().get(BROKEN_HOST) ==
                         'cached', 'cmp-4 cached after its repair')
-        status, output = self.precache('watch', IMAGE_ID, '--interval',
-                                       '0.5', '--timeout', '120')
-        self.assertEqual(0, status, output)
+        status, output = self.watch(IMAGE_ID)
+        self.assertEqual(0, status, self.explain(output, agents))
         self.assert_landed(agents[BROKEN_HOST], raw_sha512)
         statuses = self.host_statuses()
         self.assertEqual({h: 'cached' for h in HOSTS},

@@ -169,9 +169,8 @@ class ServiceHATest(TwoInstancesTestCase):
         took_over = time.monotonic() - killed_at
         self.assertLess(took_over, 2 * INTERVAL, follower.log_tail())
 
-        status, output = self.precache('watch', IMAGE_ID, '--interval',
-                                       '0.5', '--timeout', '120')
-        self.assertEqual(0, status, output + self.service_log())
+        status, output = self.watch(IMAGE_ID)
+        self.assertEqual(0, status, self.explain(output, agents))
         stop_asking.set()
         asker.join(120)
         self.assertEqual([], failures)
