@@ -99,10 +99,13 @@ def child(request):
     """One agent phase in this process; print a JSON result line."""
     from precache.agent import chunk_index
     from precache.agent import download
+    from precache.common import malloc_tuning
     from precache.common import plugin
     from precache.conf import CONF
     from precache.objects import image as image_mod
 
+    # As precache-agent does at its start (precache.cmd).
+    malloc_tuning.tune()
     CONF([], project='precache', default_config_files=[])
     CONF.set_override('store', 'directory', group='agent')
     CONF.set_override('allowed_origins', [request['origin']], group='agent')
