@@ -93,7 +93,10 @@ convergence_opts = [
                default=60, min=1, mutable=True,
                help='Seconds before an image is cast again to a host '
                     'where it failed or went missing; doubled after each '
-                    'further attempt, up to retry_backoff_max.'),
+                    'further attempt, up to retry_backoff_max. It runs '
+                    'from each cast, so it also delays the next cast of '
+                    'an unanswered one when it is longer than '
+                    'report_timeout.'),
     cfg.IntOpt('retry_backoff_max',
                default=3600, min=1, mutable=True,
                help='Upper bound (seconds) of the backoff between two casts '
@@ -110,7 +113,10 @@ convergence_opts = [
                default=3600, min=1, mutable=True,
                help='Seconds after a cast without any answer from the host '
                     'after which the image is cast again (the cast was '
-                    'lost, or the agent died while downloading).'),
+                    'lost, or the agent died while downloading). Each '
+                    'cast also starts the host\'s retry_backoff for the '
+                    'image, so an unanswered cast is sent again after '
+                    'the longer of the two.'),
     cfg.IntOpt('max_casts_per_cycle',
                default=2000, min=1, mutable=True,
                help='Targeted casts sent by one convergence pass at most; '
