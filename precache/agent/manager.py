@@ -7,7 +7,7 @@ import time
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
-from precache.agent import chunk_index
+from precache.agent import chunk_indexer
 from precache.agent import download
 from precache.agent import rpcapi
 from precache.agent import slots as slots_mod
@@ -60,7 +60,7 @@ class AgentManager(object):
     :param host: this agent's host name; ``[DEFAULT] host`` by default.
     :param verifier: the :class:`~precache.objects.signing.Verifier`; by
         default one built from ``[signing]``.
-    :param indexer: the :class:`~precache.agent.chunk_index.Indexer` told
+    :param indexer: the :class:`~precache.agent.chunk_indexer.Indexer` told
         of each image landed and of the average chunk size of each delta
         about to be downloaded; by default the one ``[chunk_index]`` asks
         for (None when disabled). It pauses while requests are in
@@ -87,7 +87,7 @@ class AgentManager(object):
         self._inflight = set()
         #: Set when the agent stops: downloads in progress are abandoned.
         self.stopping = threading.Event()
-        self.indexer = indexer or chunk_index.Indexer.from_conf(
+        self.indexer = indexer or chunk_indexer.Indexer.from_conf(
             conf, self.store, busy=self.busy)
 
     def busy(self):
