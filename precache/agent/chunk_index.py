@@ -12,6 +12,9 @@
     Assembler (precache.agent.assembly): a chunk   │ find(digest)
     no longer where the delta says ────────────────┘ pieces(base, range)
 
+This module is the index (:class:`ChunkIndex`); the thread above, which
+decides when a file is indexed, is :mod:`precache.agent.chunk_indexer`.
+
 The index lives in the agent's state directory, never in the store: a
 file in Nova's ``_base`` is an image, nothing else. Per chunk it keeps
 the file, the offset, the length and the first 8 bytes of the chunk's
